@@ -1,0 +1,340 @@
+"""The public Python API: encode, decode, info, and a streaming decoder."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .bitstream import (
+    MAX_DIMENSION,
+    SEG_END,
+    SEG_EXIF,
+    SEG_ICC,
+    SEG_Y,
+    SEG_Z1,
+    SEG_Z2,
+    Header,
+    Segment,
+    StreamParser,
+    parse_band,
+)
+from .codec import Codec, Hyper, get_codec, pick_device, to_uint8
+from .errors import (
+    C2FError,
+    InvalidArgumentError,
+    TruncatedStreamError,
+    UnsupportedImageError,
+)
+
+DEFAULT_MAX_PIXELS = 1 << 28  # 268 million pixels; pass max_pixels=None to lift it
+# Modes converted without loss before encoding; everything else is refused.
+_LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB"}
+
+ImageLike = Image.Image | np.ndarray
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    try:
+        return pick_device(device)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
+def _image_to_rgb(image: ImageLike) -> tuple[np.ndarray, str]:
+    """(uint8 [H, W, 3], "RGB" or "L") from a PIL image or an array."""
+    if isinstance(image, Image.Image):
+        mode = image.mode
+        if mode == "P" and (
+            "transparency" in image.info or image.palette is None or image.palette.mode != "RGB"
+        ):
+            raise UnsupportedImageError(
+                "palette image with transparency or a non-RGB palette: convert it to RGB "
+                "(dropping alpha) or L yourself"
+            )
+        if mode in _LOSSLESS_CONVERSIONS:
+            image = image.convert(_LOSSLESS_CONVERSIONS[mode])
+            mode = image.mode
+        if mode not in ("RGB", "L"):
+            raise UnsupportedImageError(
+                f"image mode {mode!r} is not supported: c2f encodes RGB and L "
+                "(and converts 1 and P losslessly); convert explicitly, e.g. "
+                "image.convert('RGB'), accepting what that drops"
+            )
+        arr = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype != np.uint8:
+            raise UnsupportedImageError(f"array dtype {arr.dtype} is not supported: use uint8")
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim == 2:
+            mode = "L"
+        elif arr.ndim == 3 and arr.shape[2] == 3:
+            mode = "RGB"
+        else:
+            raise UnsupportedImageError(
+                f"array shape {arr.shape} is not supported: use HxW (L) or HxWx3 (RGB)"
+            )
+    else:
+        raise UnsupportedImageError(
+            f"cannot encode a {type(image).__name__}: pass a PIL image or a uint8 array"
+        )
+    height, width = arr.shape[:2]
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise UnsupportedImageError(
+            f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side"
+        )
+    if mode == "L":
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(arr), mode
+
+
+def _check_quality(quality: object) -> int:
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
+        raise InvalidArgumentError(f"quality must be an integer 1..100, not {quality!r}")
+    if not 1 <= int(quality) <= 100:
+        raise InvalidArgumentError(f"quality must be 1..100, got {quality}")
+    return int(quality)
+
+
+def encode(image: ImageLike, quality: int = 75, device: str | torch.device | None = None) -> bytes:
+    """Compress a PIL image or a uint8 array (HxW or HxWx3) into a .c2f stream.
+
+    `quality` 1..100 trades size for fidelity as in JPEG. `device` ("cpu", "cuda", ...)
+    defaults to $C2F_DEVICE, else CUDA when present, else CPU; the stream is the same
+    kind of stream either way and decodes on any device.
+    """
+    q = _check_quality(quality)
+    rgb, mode = _image_to_rgb(image)
+    return get_codec(_device(device)).encode(rgb, mode, q)
+
+
+def _rgb_to_image(rgb: np.ndarray, mode: str) -> Image.Image:
+    im = Image.fromarray(rgb, "RGB")
+    return im.convert("L") if mode == "L" else im
+
+
+@dataclass
+class StreamDecoder:
+    """Decode a stream as its bytes arrive.
+
+        dec = StreamDecoder()
+        for chunk in chunks:
+            dec.feed(chunk)
+            if dec.preview_ready:
+                show(dec.preview())        # from the hyper segments alone
+        final = dec.image()
+
+    Each segment is decoded as soon as it is complete and its CRC checked. `image()`
+    on an incomplete stream raises `TruncatedStreamError` unless `partial=True`, which
+    fills the latent rows not yet received with their predicted means.
+    """
+
+    device: str | torch.device | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    metadata: dict[str, bytes] = field(default_factory=dict)
+    _parser: StreamParser = field(init=False)
+    _codec: Codec | None = field(init=False, default=None)
+    _hyper: Hyper | None = field(init=False, default=None)
+    _h1: torch.Tensor | None = field(init=False, default=None)
+    _mu2: torch.Tensor | None = field(init=False, default=None)
+    _idx2: torch.Tensor | None = field(init=False, default=None)
+    _y: torch.Tensor | None = field(init=False, default=None)
+    _rows: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._parser = StreamParser(max_pixels=self.max_pixels)
+        self._dev = _device(self.device)
+
+    @property
+    def header(self) -> Header | None:
+        return self._parser.header
+
+    @property
+    def bytes_received(self) -> int:
+        return self._parser.bytes_received
+
+    @property
+    def preview_ready(self) -> bool:
+        return self._hyper is not None
+
+    @property
+    def rows_received(self) -> int:
+        """Latent rows of y decoded so far (each is 16 pixel rows)."""
+        return self._rows
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.finished
+
+    def feed(self, data: bytes) -> list[Segment]:
+        """Add bytes; decode every segment they complete; return those segments."""
+        header_known = self.header is not None
+        segments = self._parser.feed(bytes(data))
+        if not header_known and self.header is not None:
+            self._codec = get_codec(self._dev, self.header.model_id)
+        for seg in segments:
+            self._apply(seg)
+        return segments
+
+    def _apply(self, seg: Segment) -> None:
+        codec, header = self._codec, self.header
+        assert codec is not None and header is not None
+        if seg.kind == SEG_EXIF:
+            self.metadata["exif"] = seg.payload
+        elif seg.kind == SEG_ICC:
+            self.metadata["icc_profile"] = seg.payload
+        elif seg.kind == SEG_Z1:
+            with torch.inference_mode():
+                z1 = codec.decode_z1(header, seg.payload)
+                self._h1, self._mu2, self._idx2 = codec.hyper_from_z1(z1)
+        elif seg.kind == SEG_Z2:
+            assert self._mu2 is not None and self._idx2 is not None and self._h1 is not None
+            with torch.inference_mode():
+                z2 = codec.decode_z2(seg.payload, self._mu2, self._idx2)
+                h2, mu3, idx3 = codec.hyper_from_z2(z2)
+            self._hyper = Hyper(self._h1, h2, mu3, idx3)
+            self._y = torch.zeros_like(mu3)
+        elif seg.kind == SEG_Y:
+            assert self._hyper is not None and self._y is not None
+            row, count, coded = parse_band(seg.payload)
+            with torch.inference_mode():
+                sym = codec.decode_band(coded, self._hyper.idx3[:, :, row : row + count])
+            self._y[:, :, row : row + count] = sym
+            self._rows = row + count
+
+    def preview(self) -> Image.Image:
+        """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers."""
+        if self._hyper is None or self._codec is None or self.header is None:
+            raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
+        with torch.inference_mode():
+            x = self._codec.render_preview(self._hyper)
+        h, w = -(-self.header.height // 8), -(-self.header.width // 8)
+        return _rgb_to_image(to_uint8(x, h, w), self.header.mode)
+
+    def image(self, partial: bool = False) -> Image.Image:
+        """The decoded image; see the class docstring for `partial`."""
+        header = self.header
+        if not self.complete and not partial:
+            raise TruncatedStreamError(self._missing())
+        if self._hyper is None or self._codec is None or header is None or self._y is None:
+            raise TruncatedStreamError(self._missing())
+        with torch.inference_mode():
+            x = self._codec.synthesize(self._y, self._hyper, header.quality)
+        return _rgb_to_image(to_uint8(x, header.height, header.width), header.mode)
+
+    def _missing(self) -> str:
+        if self.header is None:
+            return f"stream ends inside the header ({self.bytes_received} bytes)"
+        if self._hyper is None:
+            return (
+                f"stream ends before the hyper segments are complete ({self.bytes_received} bytes)"
+            )
+        rows = self.header.latent_size[0]
+        return f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    device: str | torch.device | None = None,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    allow_truncated: bool = False,
+) -> Image.Image:
+    """Decode a complete .c2f stream into a PIL image (mode RGB or L).
+
+    With `allow_truncated=True`, a stream cut inside y decodes with the missing rows
+    predicted (a `UserWarning` says so); a stream cut before y cannot be decoded.
+    Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"decode() takes bytes, not {type(data).__name__}")
+    dec = StreamDecoder(device=device, max_pixels=max_pixels)
+    dec.feed(bytes(data))
+    if not dec.complete and allow_truncated and dec.preview_ready:
+        warnings.warn(f"c2f: {dec._missing()}; missing rows predicted", stacklevel=2)
+        return dec.image(partial=True)
+    return dec.image()
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    header: Header
+    segments: list[tuple[str, int, int]]  # (type, offset, payload length)
+    complete: bool
+    size: int
+    notes: dict[int, str] = field(default_factory=dict)  # offset -> what the segment holds
+
+    def as_dict(self) -> dict[str, Any]:
+        h = self.header
+        return {
+            "version": f"{h.version[0]}.{h.version[1]}",
+            "width": h.width,
+            "height": h.height,
+            "mode": h.mode,
+            "quality": h.quality,
+            "model_id": h.model_id.hex(),
+            "latent_rows": h.latent_size[0],
+            "complete": self.complete,
+            "bytes": self.size,
+            "segments": [{"type": t, "offset": o, "length": n} for t, o, n in self.segments],
+        }
+
+    def __str__(self) -> str:
+        h = self.header
+        lines = [
+            f"c2f {h.version[0]}.{h.version[1]}  {h.width}x{h.height} {h.mode}  "
+            f"quality {h.quality}  model {h.model_id.hex()}",
+            f"{self.size} bytes, {self.size * 8 / (h.width * h.height):.4f} bpp"
+            + ("" if self.complete else "  (INCOMPLETE)"),
+            f"{'type':<6}{'offset':>10}{'length':>10}  note",
+        ]
+        for kind, offset, length in self.segments:
+            note = self.notes.get(offset, "")
+            lines.append(f"{kind:<6}{offset:>10}{length:>10}  {note}".rstrip())
+        return "\n".join(lines)
+
+
+def info(data: bytes | bytearray | memoryview) -> StreamInfo:
+    """Header and segment table of a stream, without decoding any image data.
+
+    A truncated stream is reported with `complete=False`; a corrupt one raises.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"info() takes bytes, not {type(data).__name__}")
+    parser = StreamParser(max_pixels=None)
+    segments = parser.feed(bytes(data))
+    if parser.header is None:
+        raise TruncatedStreamError(f"stream ends inside the header ({len(data)} bytes)")
+    notes = {}
+    for s in segments:
+        if s.kind == SEG_Y:
+            row, count, _ = parse_band(s.payload)
+            notes[s.offset] = f"latent rows {row}..{row + count - 1}"
+        elif s.kind in (SEG_Z1, SEG_Z2):
+            notes[s.offset] = "hyper layer " + ("z1 (1/64)" if s.kind == SEG_Z1 else "z2 (1/32)")
+        elif s.kind == SEG_END:
+            notes[s.offset] = "end"
+    return StreamInfo(
+        parser.header,
+        [(s.kind.decode("ascii"), s.offset, len(s.payload)) for s in segments],
+        parser.finished,
+        len(data),
+        notes,
+    )
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "C2FError",
+    "StreamDecoder",
+    "StreamInfo",
+    "decode",
+    "encode",
+    "info",
+]

@@ -1,0 +1,266 @@
+"""Bitstream v1 container: header and CRC-checked segments (spec/bitstream-v1.md).
+
+This module knows bytes, not images: it packs and parses the container, validating
+every field before anything is allocated from it. `StreamParser` accepts bytes in any
+pieces and reports each segment the moment its CRC has been checked, which is what a
+progressive decoder needs.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .errors import (
+    CorruptStreamError,
+    ImageTooLargeError,
+    NotC2FError,
+    TruncatedStreamError,
+    UnsupportedVersionError,
+)
+
+MAGIC = b"\x89c2f\r\n\x1a\n"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+MAX_DIMENSION = 1 << 16  # width and height are at most 65536
+MODE_L = 1
+MODE_RGB = 3
+MODES = {MODE_L: "L", MODE_RGB: "RGB"}
+MODEL_ID_SIZE = 16
+PAD_MULTIPLE = 64  # the model works on images padded to a multiple of this
+LATENT_FACTOR = 16  # y is at 1/16 of the padded size
+
+# magic, major, minor, width, height, mode, quality, model id
+_HEADER = struct.Struct(">8sBBIIBB16s")
+HEADER_SIZE = _HEADER.size + 4  # + CRC-32
+_SEG_HEAD = struct.Struct(">4sI")
+SEGMENT_OVERHEAD = _SEG_HEAD.size + 4
+MAX_SEGMENT_LENGTH = (1 << 31) - 1
+_BAND = struct.Struct(">HH")
+
+SEG_Z1 = b"HYP1"
+SEG_Z2 = b"HYP2"
+SEG_Y = b"YBND"
+SEG_END = b"IEND"
+SEG_EXIF = b"eXIf"
+SEG_ICC = b"iCCP"
+CRITICAL_TYPES = (SEG_Z1, SEG_Z2, SEG_Y, SEG_END)
+
+
+@dataclass(frozen=True)
+class Header:
+    width: int
+    height: int
+    mode: str  # "RGB" or "L"
+    quality: int
+    model_id: bytes
+    version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        """(height, width) rounded up to the model's multiple."""
+        return (_round_up(self.height), _round_up(self.width))
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(rows, columns) of y."""
+        h, w = self.padded_size
+        return (h // LATENT_FACTOR, w // LATENT_FACTOR)
+
+    def pack(self) -> bytes:
+        mode = {v: k for k, v in MODES.items()}[self.mode]
+        body = _HEADER.pack(
+            MAGIC,
+            self.version[0],
+            self.version[1],
+            self.width,
+            self.height,
+            mode,
+            self.quality,
+            self.model_id,
+        )
+        return body + struct.pack(">I", zlib.crc32(body))
+
+
+def _round_up(n: int) -> int:
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def parse_header(data: bytes, max_pixels: int | None = None) -> Header:
+    """Validate and decode the fixed-size header at the start of `data`."""
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        if MAGIC.startswith(bytes(data[: len(MAGIC)])):
+            raise TruncatedStreamError(f"stream ends inside the magic ({len(data)} bytes)")
+        raise NotC2FError("not a c2f stream (magic bytes do not match)")
+    if len(data) < HEADER_SIZE:
+        raise TruncatedStreamError(
+            f"stream ends inside the header ({len(data)} of {HEADER_SIZE} bytes)"
+        )
+    body = bytes(data[: _HEADER.size])
+    _, major, minor, width, height, mode, quality, model_id = _HEADER.unpack(body)
+    (crc,) = struct.unpack(">I", data[_HEADER.size : HEADER_SIZE])
+    if major != VERSION_MAJOR:
+        raise UnsupportedVersionError(
+            f"c2f version {major}.{minor} is not supported (this decoder reads {VERSION_MAJOR}.x)"
+        )
+    if crc != zlib.crc32(body):
+        raise CorruptStreamError("header CRC mismatch")
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise ImageTooLargeError(
+            f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side"
+        )
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image size {width}x{height} ({width * height} pixels) exceeds the limit of "
+            f"{max_pixels} pixels"
+        )
+    if mode not in MODES:
+        raise CorruptStreamError(f"unknown colour mode {mode}")
+    if not 1 <= quality <= 100:
+        raise CorruptStreamError(f"quality {quality} is outside 1..100")
+    return Header(width, height, MODES[mode], quality, bytes(model_id), (major, minor))
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: bytes
+    offset: int  # where the segment starts in the stream
+    payload: bytes
+
+    @property
+    def size(self) -> int:
+        return SEGMENT_OVERHEAD + len(self.payload)
+
+
+def pack_segment(kind: bytes, payload: bytes) -> bytes:
+    if len(kind) != 4:
+        raise ValueError("segment type must be 4 bytes")
+    head = _SEG_HEAD.pack(kind, len(payload))
+    return head + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
+
+
+def pack_band(row: int, rows: int, coded: bytes) -> bytes:
+    return pack_segment(SEG_Y, _BAND.pack(row, rows) + coded)
+
+
+def parse_band(payload: bytes) -> tuple[int, int, bytes]:
+    if len(payload) < _BAND.size:
+        raise CorruptStreamError("YBND segment is shorter than its band header")
+    row, rows = _BAND.unpack_from(payload)
+    return row, rows, payload[_BAND.size :]
+
+
+def _type_name(kind: bytes) -> str:
+    return kind.decode("ascii", "backslashreplace")
+
+
+@dataclass
+class StreamParser:
+    """Incremental parser: `feed()` bytes in any pieces, get checked segments back.
+
+    Enforces segment order (ancillary segments, then HYP1, HYP2, one or more YBND
+    covering y's rows in order, then IEND) and each segment's CRC.
+    """
+
+    max_pixels: int | None = None
+    header: Header | None = None
+    segments: list[Segment] = field(default_factory=list)
+    finished: bool = False
+    _buffer: bytearray = field(default_factory=bytearray)
+    _offset: int = 0  # stream offset of _buffer[0]
+    _rows_seen: int = 0
+
+    @property
+    def bytes_received(self) -> int:
+        return self._offset + len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Segment]:
+        """Add bytes; return the segments completed by them."""
+        if self.finished:
+            return []
+        self._buffer += data
+        done: list[Segment] = []
+        if self.header is None:
+            if len(self._buffer) < HEADER_SIZE:
+                if not MAGIC.startswith(bytes(self._buffer[: len(MAGIC)])):
+                    parse_header(bytes(self._buffer))  # raises NotC2FError
+                return done
+            self.header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_pixels)
+            self._consume(HEADER_SIZE)
+        while not self.finished and len(self._buffer) >= _SEG_HEAD.size:
+            kind, length = _SEG_HEAD.unpack_from(self._buffer)
+            self._check_type(kind, length)
+            total = SEGMENT_OVERHEAD + length
+            if len(self._buffer) < total:
+                break
+            payload = bytes(self._buffer[_SEG_HEAD.size : _SEG_HEAD.size + length])
+            (crc,) = struct.unpack_from(">I", self._buffer, _SEG_HEAD.size + length)
+            if crc != zlib.crc32(payload, zlib.crc32(kind)):
+                raise CorruptStreamError(
+                    f"CRC mismatch in {_type_name(kind)} segment at offset {self._offset}"
+                )
+            seg = Segment(kind, self._offset, payload)
+            self._check_order(seg)
+            self._consume(total)
+            self.segments.append(seg)
+            done.append(seg)
+            if kind == SEG_END:
+                self.finished = True
+        return done
+
+    def _consume(self, n: int) -> None:
+        del self._buffer[:n]
+        self._offset += n
+
+    def _kinds(self) -> list[bytes]:
+        return [s.kind for s in self.segments if s.kind in CRITICAL_TYPES]
+
+    def _check_type(self, kind: bytes, length: int) -> None:
+        if not (kind[:1].isalpha() and kind.isalnum() and kind.isascii()):
+            raise CorruptStreamError(f"invalid segment type {kind!r} at offset {self._offset}")
+        if length > MAX_SEGMENT_LENGTH:
+            raise CorruptStreamError(
+                f"segment length {length} at offset {self._offset} is too large"
+            )
+        critical = 65 <= kind[0] <= 90
+        if critical and kind not in CRITICAL_TYPES:
+            raise CorruptStreamError(
+                f"unknown critical segment {_type_name(kind)} at offset {self._offset}"
+            )
+
+    def _check_order(self, seg: Segment) -> None:
+        assert self.header is not None
+        seen = self._kinds()
+        expected = {0: SEG_Z1, 1: SEG_Z2}.get(len(seen))
+        if seg.kind not in CRITICAL_TYPES:
+            if seen:
+                # ancillary data is allowed only before the hyper segments
+                raise CorruptStreamError(
+                    f"{_type_name(seg.kind)} segment after {_type_name(seen[-1])}"
+                )
+            return
+        in_order = seg.kind == expected if expected else seg.kind in (SEG_Y, SEG_END)
+        if not in_order:
+            after = _type_name(seen[-1]) if seen else "the header"
+            raise CorruptStreamError(f"{_type_name(seg.kind)} segment out of order (after {after})")
+        rows = self.header.latent_size[0]
+        if seg.kind == SEG_Y:
+            row, count, _ = parse_band(seg.payload)
+            if row != self._rows_seen or count < 1 or row + count > rows:
+                raise CorruptStreamError(
+                    f"YBND segment covers latent rows {row}..{row + count - 1}, "
+                    f"expected a band starting at row {self._rows_seen} within {rows} rows"
+                )
+            self._rows_seen += count
+        elif seg.kind == SEG_END:
+            if self._rows_seen != rows:
+                raise CorruptStreamError(f"IEND after {self._rows_seen} of {rows} latent rows")
+            if seg.payload:
+                raise CorruptStreamError("IEND segment must be empty")
+
+
+def iter_segments(data: bytes, max_pixels: int | None = None) -> Iterator[Segment]:
+    parser = StreamParser(max_pixels=max_pixels)
+    yield from parser.feed(data)

@@ -1,0 +1,115 @@
+"""The `c2f` command: encode, decode, info.
+
+    c2f encode photo.png --quality 75            # -> photo.c2f
+    c2f encode *.png -o out/ --quality 60        # several files, progress bar
+    c2f decode photo.c2f -o photo.png
+    c2f info photo.c2f [--json]
+
+Errors print one line and exit with status 1 (2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from . import __version__
+from .api import decode, encode, info
+from .errors import C2FError
+from .progress import progress
+
+
+def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]:
+    if output is None:
+        return [p.with_suffix(suffix) for p in inputs]
+    if len(inputs) == 1 and not output.is_dir() and output.suffix:
+        return [output]
+    output.mkdir(parents=True, exist_ok=True)
+    return [output / p.with_suffix(suffix).name for p in inputs]
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    pairs = list(zip(args.inputs, _outputs(args.inputs, args.output, ".c2f"), strict=True))
+    for src, dst in progress(pairs, len(pairs), "encode") if len(pairs) > 1 else pairs:
+        try:
+            with Image.open(src) as im:
+                im.load()
+                data = encode(im, quality=args.quality, device=args.device)
+        except UnidentifiedImageError:
+            raise C2FError(f"{src}: not an image Pillow can read") from None
+        except C2FError as exc:
+            raise C2FError(f"{src}: {exc}") from None
+        dst.write_bytes(data)
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    suffix = "." + args.format.lower().lstrip(".")
+    pairs = list(zip(args.inputs, _outputs(args.inputs, args.output, suffix), strict=True))
+    for src, dst in progress(pairs, len(pairs), "decode") if len(pairs) > 1 else pairs:
+        try:
+            image = decode(src.read_bytes(), device=args.device)
+        except C2FError as exc:
+            raise C2FError(f"{src}: {exc}") from None
+        image.save(dst)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    for src in args.inputs:
+        try:
+            result = info(src.read_bytes())
+        except C2FError as exc:
+            raise C2FError(f"{src}: {exc}") from None
+        if args.json:
+            print(json.dumps({"file": str(src), **result.as_dict()}, indent=2))
+        else:
+            if len(args.inputs) > 1:
+                print(f"{src}:")
+            print(result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="c2f", description="c2f learned image format")
+    ap.add_argument("--version", action="version", version=f"c2f {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="compress images to .c2f")
+    enc.add_argument("inputs", nargs="+", type=Path)
+    enc.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
+    enc.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
+    enc.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: $C2F_DEVICE or auto)")
+    enc.set_defaults(run=cmd_encode)
+
+    dec = sub.add_parser("decode", help="decompress .c2f files")
+    dec.add_argument("inputs", nargs="+", type=Path)
+    dec.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
+    dec.add_argument("--format", default="png", help="output format by extension (png)")
+    dec.add_argument("--device")
+    dec.set_defaults(run=cmd_decode)
+
+    inf = sub.add_parser("info", help="print header and segment table")
+    inf.add_argument("inputs", nargs="+", type=Path)
+    inf.add_argument("--json", action="store_true")
+    inf.set_defaults(run=cmd_info)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (C2FError, OSError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
+        print(f"c2f: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The codec engine: images to symbols to bytes and back, with the shipped model.
+
+The exact path (`Codec.hyper_from_z1`, `Codec.hyper_from_z2`) runs only integer layers,
+so the encoder and every decoder derive the same means and table indices from the same
+symbols. The float path (analysis, synthesis, preview) only shapes pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import entropy
+from .bitstream import (
+    LATENT_FACTOR,
+    SEG_END,
+    SEG_Z1,
+    SEG_Z2,
+    Header,
+    pack_band,
+    pack_segment,
+)
+from .errors import UnknownModelError, WeightsError
+from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from .weights import LoadedModel, load_weights
+
+BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
+SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
+STEPS_PER_MEAN = round(1 / MEAN_STEP)
+
+
+def weights_dir() -> Path:
+    """The folder of weights: $C2F_WEIGHTS_DIR, else the installed package data, else
+    the checkout's `weights/`."""
+    override = os.environ.get("C2F_WEIGHTS_DIR")
+    if override:
+        return Path(override)
+    try:
+        installed = Path(str(resources.files("c2f_format._weights")))
+        if (installed / "index.json").is_file():
+            return installed
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def weights_index() -> dict[str, str]:
+    """Model id (hex) -> weights file name, newest model first."""
+    folder = weights_dir()
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"no weights index in {folder}") from None
+    except ValueError as exc:
+        raise WeightsError(f"weights index in {folder} is malformed: {exc}") from None
+    return {entry["model_id"]: entry["file"] for entry in index["models"]}
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """`device`, else $C2F_DEVICE, else CUDA when present, else CPU."""
+    choice = device if device is not None else os.environ.get("C2F_DEVICE") or None
+    if choice is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(choice)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {choice!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {choice!r} requested but CUDA is not available")
+    return dev
+
+
+def quality_to_level(quality: float, levels: int) -> float:
+    """quality 1..100 -> continuous model level 0..levels-1 (monotone)."""
+    return (float(quality) - 1.0) / 99.0 * (levels - 1)
+
+
+@dataclass
+class Hyper:
+    """What the exact path yields for one image: representations and y's entropy params."""
+
+    h1: torch.Tensor  # int64 [1, h1, H/32, W/32]
+    h2: torch.Tensor  # int64 [1, h2, H/16, W/16]
+    mu3: torch.Tensor  # int64 [1, m, H/16, W/16], units of MEAN_STEP
+    idx3: torch.Tensor  # int64, scale indices
+
+
+class Codec:
+    """One loaded model on one device. Thread-safe: it holds no per-call state."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device) -> None:
+        self.loaded = loaded
+        self.device = device
+        self.net = loaded.net.to(device)
+        self.layers = {
+            name: type(p)(
+                p.weight.to(device),
+                p.bias.to(device),
+                p.multiplier.to(device),
+                p.shift.to(device),
+                p.out_min,
+                p.out_max,
+            )
+            for name, p in loaded.layers.items()
+        }
+        self.tables = loaded.tables
+        self.model_id = loaded.model_id
+        self.levels = len(self.net.config.lambdas)
+
+    # ---- exact path ---------------------------------------------------------------
+
+    def _synth(self, prefix: str, z: torch.Tensor) -> torch.Tensor:
+        h = depth_to_space(exact_conv(z, self.layers[f"{prefix}.expand"]))
+        return exact_conv(h, self.layers[f"{prefix}.mix"])
+
+    def _predict(self, prefix: str, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = exact_conv(h, self.layers[f"{prefix}.body"])
+        return exact_conv(f, self.layers[f"{prefix}.mean"]), exact_conv(
+            f, self.layers[f"{prefix}.scale"]
+        )
+
+    def z1_params(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1, 1, 1)
+        mean = self.loaded.z1_mean.to(self.device).view(shape).expand(1, -1, rows, cols)
+        idx = self.loaded.z1_scale.to(self.device).view(shape).expand(1, -1, rows, cols)
+        return mean, idx
+
+    def hyper_from_z1(self, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z1 (units of MEAN_STEP) -> h1, mean and scale index of z2."""
+        h1 = self._synth("h_s1", z1)
+        mu2, idx2 = self._predict("p2", h1)
+        return h1, mu2, idx2
+
+    def hyper_from_z2(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z2 (units of MEAN_STEP) -> h2, mean and scale index of y."""
+        h2 = self._synth("h_s2", z2)
+        mu3, idx3 = self._predict("p3", h2)
+        return h2, mu3, idx3
+
+    # ---- float path ---------------------------------------------------------------
+
+    def _float(self, h: torch.Tensor) -> torch.Tensor:
+        return h.to(torch.float32) * HIDDEN_STEP
+
+    def synthesize(self, symbols_y: torch.Tensor, hyper: Hyper, quality: int) -> torch.Tensor:
+        """y residuals + hyper -> float image [1, 3, H, W] in [0, 1] (padded size)."""
+        y_hat = symbols_y.to(torch.float32) + hyper.mu3.to(torch.float32) * MEAN_STEP
+        _, inv = self.net.gains(quality_to_level(quality, self.levels))
+        return self.net.synthesis(
+            y_hat, inv.to(self.device), self._float(hyper.h2), self._float(hyper.h1)
+        )
+
+    def render_preview(self, hyper: Hyper) -> torch.Tensor:
+        return self.net.preview(self._float(hyper.h2), self._float(hyper.h1))
+
+    # ---- whole images -------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, rgb: np.ndarray, mode: str, quality: int) -> bytes:
+        """`rgb`: uint8 [H, W, 3]. Returns the complete stream."""
+        height, width = rgb.shape[:2]
+        header = Header(width, height, mode, quality, self.model_id)
+        ph, pw = header.padded_size
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C")).to(self.device)
+        x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
+        x = F.pad(x, (0, pw - width, 0, ph - height), mode="replicate")
+        gain, _ = self.net.gains(quality_to_level(quality, self.levels))
+        y, z2, z1 = self.net.analysis(x, gain.to(self.device))
+
+        mean1, idx1 = self.z1_params(z1.shape[2], z1.shape[3])
+        s1 = _residual(z1, mean1)
+        _, mu2, idx2 = self.hyper_from_z1(s1 * STEPS_PER_MEAN + mean1)
+        s2 = _residual(z2, mu2)
+        _, mu3, idx3 = self.hyper_from_z2(s2 * STEPS_PER_MEAN + mu2)
+        s3 = _residual(y, mu3)
+
+        out = [header.pack()]
+        out.append(pack_segment(SEG_Z1, entropy.encode(_np(s1), _np(idx1), self.tables)))
+        out.append(pack_segment(SEG_Z2, entropy.encode(_np(s2), _np(idx2), self.tables)))
+        rows = header.latent_size[0]
+        s3n, idx3n = _np(s3), _np(idx3)
+        for row in range(0, rows, BAND_ROWS):
+            end = min(rows, row + BAND_ROWS)
+            coded = entropy.encode(s3n[:, :, row:end], idx3n[:, :, row:end], self.tables)
+            out.append(pack_band(row, end - row, coded))
+        out.append(pack_segment(SEG_END, b""))
+        return b"".join(out)
+
+    def latent_shapes(self, header: Header) -> dict[str, tuple[int, int, int, int]]:
+        cfg = self.net.config
+        rows, cols = header.latent_size
+        return {
+            "z1": (1, cfg.c1, rows // 4, cols // 4),
+            "z2": (1, cfg.c2, rows // 2, cols // 2),
+            "y": (1, cfg.m, rows, cols),
+        }
+
+    def decode_z1(self, header: Header, payload: bytes) -> torch.Tensor:
+        shape = self.latent_shapes(header)["z1"]
+        mean1, idx1 = self.z1_params(shape[2], shape[3])
+        s1 = self._decode(payload, idx1)
+        return s1 * STEPS_PER_MEAN + mean1
+
+    def decode_z2(self, payload: bytes, mu2: torch.Tensor, idx2: torch.Tensor) -> torch.Tensor:
+        return self._decode(payload, idx2) * STEPS_PER_MEAN + mu2
+
+    def decode_band(self, coded: bytes, idx3_rows: torch.Tensor) -> torch.Tensor:
+        return self._decode(coded, idx3_rows)
+
+    def _decode(self, payload: bytes, idx: torch.Tensor) -> torch.Tensor:
+        sym = entropy.decode(payload, _np(idx), self.tables)
+        return torch.from_numpy(sym).to(self.device)
+
+
+def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:
+    """Integer symbols round(value - mean), clamped to the escape range (encoder only)."""
+    r = torch.round(value.to(torch.float64) - mean_steps.to(torch.float64) * MEAN_STEP)
+    return r.clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def to_uint8(x: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """[1, 3, H', W'] float in [0, 1] -> uint8 [height, width, 3]."""
+    img = x[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
+    return img.permute(1, 2, 0).cpu().numpy()
+
+
+_CACHE: dict[tuple[str, str], Codec] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_codec(device: torch.device, model_id: bytes | None = None) -> Codec:
+    """The shared codec for `model_id` (default: the newest shipped model) on `device`.
+
+    Loaded once per process and reused; the file's hash is checked against its id.
+    """
+    index = weights_index()
+    key_hex = model_id.hex() if model_id is not None else next(iter(index))
+    if key_hex not in index:
+        raise UnknownModelError(
+            f"stream was made with model {key_hex}, which is not installed "
+            f"(installed: {', '.join(index) or 'none'})"
+        )
+    key = (key_hex, str(device))
+    with _CACHE_LOCK:
+        codec = _CACHE.get(key)
+        if codec is None:
+            loaded = load_weights(weights_dir() / index[key_hex])
+            if loaded.model_id.hex() != key_hex:
+                raise WeightsError(
+                    f"weights file {loaded.path} hashes to {loaded.model_id.hex()}, "
+                    f"but the index says {key_hex}"
+                )
+            codec = Codec(loaded, device)
+            _CACHE[key] = codec
+    return codec
+
+
+__all__ = ["BAND_ROWS", "LATENT_FACTOR", "Codec", "Hyper", "get_codec", "pick_device"]

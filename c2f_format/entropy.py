@@ -1,0 +1,138 @@
+"""Entropy coding with constriction's rANS coder, driven only by integer tables.
+
+Each of the 64 scale levels has an integer frequency table over the residuals
+-R..R plus one escape entry; frequencies are positive and sum to 2**24, the coder's
+precision. constriction's `Categorical(perfect=False)` quantises a float table `p` by
+`left_cumulative[i] = floor(cumsum(p)[i] * (2**24 - n) / sum(p)) + i`; handing it
+`p = freq - 1` (exact small integers in float64, summing to 2**24 - n) makes that map the
+identity, so the coder codes with exactly our integers on every platform.
+
+Symbol order within one coded unit (spec, "Entropy coding"): groups by ascending scale
+index; within a group, raster order of the flattened (channel, row, column) array; a
+group's escape payloads follow the group's table symbols.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import constriction
+import numpy as np
+
+from .errors import CorruptStreamError
+
+PRECISION = 24
+TOTAL = 1 << PRECISION
+TAIL_SIGMAS = 6.0
+ESCAPE_LIMIT = 32767  # escaped residuals lie in [-ESCAPE_LIMIT, ESCAPE_LIMIT]
+ESCAPE_ALPHABET = 2 * ESCAPE_LIMIT + 1
+
+
+def gaussian_frequency_table(scale: float) -> np.ndarray:
+    """Integer frequencies of the unit-binned N(0, scale^2) over -R..R, then escape."""
+    radius = max(1, math.ceil(TAIL_SIGMAS * scale))
+    values = np.arange(-radius, radius + 1, dtype=np.float64)
+    cdf = np.vectorize(lambda v: 0.5 * math.erfc(-v / (scale * math.sqrt(2.0))))
+    mass = cdf(values + 0.5) - cdf(values - 0.5)
+    escape = max(2.0 * (1.0 - float(cdf(radius + 0.5))), 0.0)
+    probs = np.append(mass, escape)
+    n = probs.size
+    free = TOTAL - n
+    freq = 1 + np.floor(probs / probs.sum() * free).astype(np.int64)
+    freq[radius] += TOTAL - int(freq.sum())  # the centre absorbs the rounding remainder
+    return freq
+
+
+def build_tables(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency tables for every scale level, padded into one int32 array, and radii."""
+    tables = [gaussian_frequency_table(float(s)) for s in scales]
+    width = max(t.size for t in tables)
+    packed = np.zeros((len(tables), width), dtype=np.int32)
+    radii = np.zeros(len(tables), dtype=np.int32)
+    for i, t in enumerate(tables):
+        packed[i, : t.size] = t
+        radii[i] = (t.size - 2) // 2
+    return packed, radii
+
+
+class EntropyTables:
+    """The shipped integer tables, with constriction models built lazily and cached."""
+
+    def __init__(self, freqs: np.ndarray, radii: np.ndarray) -> None:
+        self.freqs = freqs
+        self.radii = radii
+        for i, r in enumerate(radii):
+            row = freqs[i, : 2 * int(r) + 2]
+            if row.min() < 1 or int(row.astype(np.int64).sum()) != TOTAL:
+                raise ValueError(f"entropy table {i} does not sum to 2**{PRECISION}")
+        self._model = lru_cache(maxsize=None)(self._build_model)
+
+    @property
+    def levels(self) -> int:
+        return len(self.radii)
+
+    def _build_model(self, level: int) -> constriction.stream.model.Categorical:
+        r = int(self.radii[level])
+        row = self.freqs[level, : 2 * r + 2].astype(np.float64) - 1.0
+        return constriction.stream.model.Categorical(row, perfect=False)
+
+    def model(self, level: int) -> constriction.stream.model.Categorical:
+        return self._model(level)
+
+
+_ESCAPE_MODEL = constriction.stream.model.Uniform(ESCAPE_ALPHABET)
+
+
+def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> bytes:
+    """Code integer residuals `symbols`, each with the table at `levels` (same shape)."""
+    sym = np.clip(symbols.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT)
+    lvl = levels.reshape(-1).astype(np.int64)
+    coder = constriction.stream.stack.AnsCoder()
+    order = np.argsort(lvl, kind="stable")
+    bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
+    for level in range(tables.levels - 1, -1, -1):
+        group = sym[order[bounds[level] : bounds[level + 1]]]
+        if group.size == 0:
+            continue
+        r = int(tables.radii[level])
+        escaped = np.abs(group) > r
+        if escaped.any():
+            payload = (group[escaped] + ESCAPE_LIMIT).astype(np.int32)
+            coder.encode_reverse(payload, _ESCAPE_MODEL)
+        idx = np.where(escaped, 2 * r + 1, group + r).astype(np.int32)
+        coder.encode_reverse(idx, tables.model(level))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, levels: np.ndarray, tables: EntropyTables) -> np.ndarray:
+    """Inverse of `encode`: residuals with the shape of `levels`.
+
+    Raises CorruptStreamError when the data cannot be a valid coded unit (its length is
+    not a whole number of 32-bit words, or the coder rejects it).
+    """
+    if len(data) % 4:
+        raise CorruptStreamError("entropy-coded data is not a whole number of 32-bit words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    lvl = levels.reshape(-1).astype(np.int64)
+    out = np.zeros(lvl.size, dtype=np.int64)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        order = np.argsort(lvl, kind="stable")
+        bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
+        for level in range(tables.levels):
+            pos = order[bounds[level] : bounds[level + 1]]
+            if pos.size == 0:
+                continue
+            r = int(tables.radii[level])
+            idx = coder.decode(tables.model(level), pos.size).astype(np.int64)
+            values = idx - r
+            escaped = idx == 2 * r + 1
+            n_esc = int(escaped.sum())
+            if n_esc:
+                payload = coder.decode(_ESCAPE_MODEL, n_esc).astype(np.int64)
+                values[escaped] = payload - ESCAPE_LIMIT
+            out[pos] = values
+    except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
+        raise CorruptStreamError(f"entropy decoder rejected the data: {exc}") from None
+    return out.reshape(levels.shape)

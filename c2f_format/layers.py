@@ -1,0 +1,181 @@
+"""Network building blocks: GDN, lossless resampling, and integer convolutions.
+
+`IntConv` is the piece that makes streams portable. It trains as an ordinary float
+convolution (optionally fake-quantised, straight-through) and deploys as integer
+arithmetic: integer weights and activations, an integer bias, and requantisation by an
+integer multiplier and a right shift. The deployed form is evaluated with float64
+products and sums of integers whose magnitudes are bounded well below 2**53 (see
+spec/bitstream-v1.md, "Integer networks"), so every CPU and GPU gets the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+WEIGHT_MAX = 2047  # integer weights are 12-bit signed
+HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...
+HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
+MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
+MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
+MULT_BITS = 16  # requantisation multipliers lie in [2**15, 2**16)
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """Round in the forward pass, identity in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def space_to_depth(x: Tensor, factor: int = 2) -> Tensor:
+    """Lossless downsampling: each factor x factor block becomes channels."""
+    return F.pixel_unshuffle(x, factor)
+
+
+def depth_to_space(x: Tensor, factor: int = 2) -> Tensor:
+    """Inverse of `space_to_depth`."""
+    return F.pixel_shuffle(x, factor)
+
+
+class GDN(nn.Module):
+    """Simplified generalized divisive normalisation (L1 form, Johnston et al. 2019).
+
+    `inverse=True` gives IGDN for the synthesis transform.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels).view(channels, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        beta = self.beta.abs() + 1e-6
+        gamma = self.gamma.abs()
+        norm = F.conv2d(x.abs(), gamma, beta)
+        return x * norm if self.inverse else x / norm
+
+
+def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+@dataclass(frozen=True)
+class IntegerConvParams:
+    """Deployed form of one `IntConv`: everything an exact decoder needs."""
+
+    weight: Tensor  # int64 [cout, cin, k, k], |w| <= WEIGHT_MAX
+    bias: Tensor  # int64 [cout], in accumulator units
+    multiplier: Tensor  # int64 [cout], in [2**15, 2**16)
+    shift: Tensor  # int64 [cout], >= 1
+    out_min: int
+    out_max: int
+
+
+class IntConv(nn.Module):
+    """A convolution that deploys as an integer network layer.
+
+    The layer maps inputs on the grid `in_step` to outputs on the grid `out_step`,
+    clamped to [out_min, out_max] integer steps. In float training the clamp is the only
+    non-linearity (a bounded ReLU for hidden layers); `fake_quant=True` additionally
+    rounds weights, bias and outputs to what the integer form will compute.
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        in_step: float,
+        out_step: float,
+        out_min: int,
+        out_max: int,
+    ) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.in_step = in_step
+        self.out_step = out_step
+        self.out_min = out_min
+        self.out_max = out_max
+        self.weight = nn.Parameter(torch.empty(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        self.fake_quant = False
+
+    def _weight_scale(self) -> Tensor:
+        return self.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / WEIGHT_MAX
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.weight, self.bias
+        if self.fake_quant:
+            sw = self._weight_scale()
+            weight = ste_round(weight / sw.view(-1, 1, 1, 1)) * sw.view(-1, 1, 1, 1)
+            acc_step = sw * self.in_step
+            bias = ste_round(bias / acc_step) * acc_step
+        out = F.conv2d(x, weight, bias, padding=self.kernel // 2) / self.out_step
+        if self.fake_quant:
+            out = ste_round(out)
+        lo, hi = float(self.out_min), float(self.out_max)
+        # Clamp with a straight-through gradient at the ends for the head layers
+        # (so means and scale indices can come back into range); hidden layers
+        # (out_min == 0) keep the true gradient of a bounded ReLU.
+        if self.out_min == 0 and self.out_max == HIDDEN_MAX:
+            out = out.clamp(lo, hi)
+        else:
+            out = out + (out.clamp(lo, hi) - out).detach()
+        return out * self.out_step
+
+    @torch.no_grad()
+    def export(self) -> IntegerConvParams:
+        """The integer form of this layer (see spec, "Integer networks")."""
+        sw = self._weight_scale().double()
+        w = self.weight.double()
+        w_int = torch.round(w / sw.view(-1, 1, 1, 1)).clamp(-WEIGHT_MAX, WEIGHT_MAX)
+        b_int = torch.round(self.bias.double() / (sw * self.in_step))
+        ratio = sw * self.in_step / self.out_step
+        shift = torch.floor(torch.log2(float(2 ** (MULT_BITS - 1)) / ratio)).clamp_min(1)
+        mult = torch.round(ratio * torch.pow(2.0, shift))
+        # Guard against log2 rounding at the edges of the interval.
+        too_big = mult >= 2**MULT_BITS
+        mult = torch.where(too_big, torch.round(mult / 2), mult)
+        shift = torch.where(too_big, shift - 1, shift)
+        return IntegerConvParams(
+            weight=w_int.long(),
+            bias=b_int.long(),
+            multiplier=mult.long(),
+            shift=shift.long(),
+            out_min=self.out_min,
+            out_max=self.out_max,
+        )
+
+
+def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
+    """Integer convolution with requantisation, bit-exact on every device.
+
+    `x` holds integers (int64). The products and sums run in float64 through a plain
+    matrix product (never a Winograd or FFT algorithm), which is exact because every
+    partial sum is an integer below 2**53; requantisation then runs in int64.
+    """
+    cout, cin, k, _ = p.weight.shape
+    n, _, h, w = x.shape
+    xf = x.to(torch.float64)
+    wf = p.weight.to(device=x.device, dtype=torch.float64).view(cout, cin * k * k)
+    if k == 1:
+        cols = xf.reshape(n, cin, h * w)
+    else:
+        cols = F.unfold(xf, k, padding=k // 2)
+    acc = torch.matmul(wf, cols).round().to(torch.int64).view(n, cout, h, w)
+    bias = p.bias.to(x.device).view(1, -1, 1, 1)
+    mult = p.multiplier.to(x.device).view(1, -1, 1, 1)
+    shift = p.shift.to(x.device).view(1, -1, 1, 1)
+    rounding = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
+    out = torch.bitwise_right_shift((acc + bias) * mult + rounding, shift)
+    return out.clamp(p.out_min, p.out_max)

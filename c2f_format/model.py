@@ -1,0 +1,250 @@
+"""The coarse-to-fine hyper-prior model (Hu, Yang, Liu, AAAI 2020), sized for our compute.
+
+    x --g_a--> y (1/16) --h_a2--> z2 (1/32) --h_a1--> z1 (1/64)
+    z1       : factorized per-channel Gaussian (learned mean and scale per channel)
+    z2 | z1  : Gaussian, (mu2, sigma2) = P2(h1),  h1 = h_s1(z1_hat)
+    y  | z2  : Gaussian, (mu3, sigma3) = P3(h2),  h2 = h_s2(z2_hat)
+    x_hat    = g_s(y_hat, h2, h1)   (aggregation at 1/8 resolution)
+    preview  = V(h2, h1)            (1/8 resolution, needs no byte of y)
+
+h_s1, P2, h_s2 and P3 are `IntConv` stacks: they decide every probability table and
+every mean, so they must agree bit for bit between encoder and decoder. The hyper
+analysis transforms are space-to-depth followed by 1x1 convolutions (signal-preserving),
+and one network covers all rates through per-channel gain units (Cui et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import (
+    GDN,
+    HIDDEN_MAX,
+    HIDDEN_STEP,
+    MEAN_MAX,
+    MEAN_STEP,
+    IntConv,
+    conv,
+    deconv,
+    depth_to_space,
+    space_to_depth,
+    ste_round,
+)
+
+SCALE_LEVELS = 64
+SCALE_MIN = 0.11
+SCALE_MAX = 256.0
+LIKELIHOOD_FLOOR = 1e-9
+
+
+def scale_table() -> Tensor:
+    """The 64 standard deviations a scale index can select (log-spaced)."""
+    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+    return SCALE_MIN * torch.exp(step * torch.arange(SCALE_LEVELS, dtype=torch.float64))
+
+
+def index_to_scale(index: Tensor) -> Tensor:
+    """Continuous relaxation of the scale table, used in training."""
+    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+    return SCALE_MIN * torch.exp(step * index)
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of one model; stored in the weights file so the code stays generic."""
+
+    n: int = 96  # channels of g_a / g_s
+    m: int = 128  # channels of y
+    c2: int = 64  # channels of z2
+    c1: int = 32  # channels of z1
+    h2: int = 64  # channels of h2 (1/16)
+    h1: int = 48  # channels of h1 (1/32)
+    p3: int = 128  # hidden channels of P3
+    p2: int = 64  # hidden channels of P2
+    fuse: int = 32  # channels of the hyper features fused into g_s
+    lambdas: list[float] = field(
+        default_factory=lambda: [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
+    )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _hidden(cin: int, cout: int, kernel: int, in_step: float = HIDDEN_STEP) -> IntConv:
+    return IntConv(cin, cout, kernel, in_step, HIDDEN_STEP, 0, HIDDEN_MAX)
+
+
+class HyperSynthesis(nn.Module):
+    """h_s: 1x1 integer conv then depth-to-space: hat latent -> finer representation."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.expand = _hidden(cin, 4 * cout, 1, in_step=MEAN_STEP)
+        self.mix = _hidden(cout, cout, 3)
+
+    def forward(self, z_hat: Tensor) -> Tensor:
+        return self.mix(depth_to_space(self.expand(z_hat)))
+
+
+class Predictor(nn.Module):
+    """P: hyper representation -> (mean, scale index) of every element of the finer layer."""
+
+    def __init__(self, cin: int, hidden: int, cout: int) -> None:
+        super().__init__()
+        self.body = _hidden(cin, hidden, 3)
+        self.mean = IntConv(hidden, cout, 1, HIDDEN_STEP, MEAN_STEP, -MEAN_MAX, MEAN_MAX)
+        self.scale = IntConv(hidden, cout, 1, HIDDEN_STEP, 1.0, 0, SCALE_LEVELS - 1)
+        with torch.no_grad():
+            self.scale.bias.fill_(20.0)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.body(h)
+        return self.mean(f), self.scale(f)
+
+
+class HyperAnalysis(nn.Module):
+    """h_a: space-to-depth then 1x1 convolutions, with a linear path kept beside the
+    non-linear one so no information is thrown away by the activation."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(4 * cin, cout, 1)
+        self.inner = nn.Conv2d(4 * cin, 2 * cout, 1)
+        self.outer = nn.Conv2d(2 * cout, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = space_to_depth(x)
+        return self.linear(s) + self.outer(F.leaky_relu(self.inner(s), 0.1))
+
+
+class C2FModel(nn.Module):
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or ModelConfig()
+        self.config = cfg
+        n, m = cfg.n, cfg.m
+        levels = len(cfg.lambdas)
+        self.g_a = nn.Sequential(
+            conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
+        )
+        self.gain = nn.Parameter(torch.ones(levels, m))
+        self.inv_gain = nn.Parameter(torch.ones(levels, m))
+        self.h_a2 = HyperAnalysis(m, cfg.c2)
+        self.h_a1 = HyperAnalysis(cfg.c2, cfg.c1)
+        # z1: factorized prior, a learned mean and scale index per channel
+        self.z1_mean = nn.Parameter(torch.zeros(cfg.c1))
+        self.z1_scale = nn.Parameter(torch.full((cfg.c1,), 20.0))
+        self.h_s1 = HyperSynthesis(cfg.c1, cfg.h1)
+        self.p2 = Predictor(cfg.h1, cfg.p2, cfg.c2)
+        self.h_s2 = HyperSynthesis(cfg.c2, cfg.h2)
+        self.p3 = Predictor(cfg.h2, cfg.p3, m)
+        # reconstruction: g_s with the hyper representations aggregated at 1/8
+        self.g_s_head = nn.Sequential(deconv(m, n), GDN(n, inverse=True))
+        self.fuse_h2 = nn.Conv2d(cfg.h2, 4 * cfg.fuse, 1)
+        self.fuse_h1 = nn.Conv2d(cfg.h1, 16 * cfg.fuse, 1)
+        self.fuse_mix = nn.Conv2d(n + 2 * cfg.fuse, n, 3, padding=1)
+        self.g_s_tail = nn.Sequential(
+            deconv(n, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True), deconv(n, 3)
+        )
+        # preview head V(h2, h1) -> image at 1/8 scale
+        self.preview_body = nn.Conv2d(cfg.h2 + cfg.h1, 64, 3, padding=1)
+        self.preview_out = nn.Conv2d(64, 12, 1)
+        self.fake_quant = False
+
+    # ---- pieces shared by training and coding -------------------------------------
+
+    def int_modules(self) -> list[IntConv]:
+        return [mod for mod in self.modules() if isinstance(mod, IntConv)]
+
+    def set_fake_quant(self, enabled: bool) -> None:
+        self.fake_quant = enabled
+        for mod in self.int_modules():
+            mod.fake_quant = enabled
+
+    def gains(self, level: Tensor | float) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain at a continuous level in [0, levels-1].
+
+        Between trained levels the gains are interpolated geometrically, which keeps
+        rate and distortion monotone in the level (Cui et al. 2021).
+        """
+        levels = self.gain.shape[0]
+        lvl = torch.as_tensor(level, dtype=torch.float32).clamp(0, levels - 1)
+        lo = (
+            torch.floor(lvl).long().clamp(max=levels - 2)
+            if levels > 1
+            else torch.zeros((), dtype=torch.long)
+        )
+        t = (lvl - lo).unsqueeze(-1)
+        g = self.gain.abs() + 1e-4
+        ig = self.inv_gain.abs() + 1e-4
+        if levels == 1:
+            return g[0], ig[0]
+        gain = g[lo] ** (1 - t) * g[lo + 1] ** t
+        inv = ig[lo] ** (1 - t) * ig[lo + 1] ** t
+        return gain, inv
+
+    def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Encoder side: y (gained), z2, z1 as floats."""
+        y = self.g_a(x) * gain.view(-1, self.config.m, 1, 1)
+        z2 = self.h_a2(y)
+        z1 = self.h_a1(z2)
+        return y, z2, z1
+
+    def synthesis(self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor) -> Tensor:
+        u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
+        f2 = depth_to_space(self.fuse_h2(h2))
+        f1 = depth_to_space(self.fuse_h1(h1), 4)
+        u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
+        return self.g_s_tail(u)
+
+    def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
+        h = torch.cat([h2, F.interpolate(h1, scale_factor=2.0, mode="nearest")], dim=1)
+        return depth_to_space(self.preview_out(F.relu(self.preview_body(h)))) + 0.5
+
+    # ---- training forward ---------------------------------------------------------
+
+    def forward(self, x: Tensor, level: Tensor) -> dict[str, Tensor]:
+        """Training pass. `x` in [0, 1], `level` one continuous level per image."""
+        gain, inv_gain = self.gains(level)
+        y, z2, z1 = self.analysis(x, gain)
+        mu1 = self.z1_mean.view(1, -1, 1, 1)
+        idx1 = self.z1_scale.view(1, -1, 1, 1).clamp(0, SCALE_LEVELS - 1)
+        if self.fake_quant:
+            mu1 = ste_round(mu1 / MEAN_STEP) * MEAN_STEP
+            idx1 = ste_round(idx1)
+        z1_hat = ste_round(z1 - mu1) + mu1
+        bits_z1 = _gaussian_bits(z1 + _noise(z1), mu1, index_to_scale(idx1))
+        h1 = self.h_s1(z1_hat)
+        mu2, idx2 = self.p2(h1)
+        z2_hat = ste_round(z2 - mu2) + mu2
+        bits_z2 = _gaussian_bits(z2 + _noise(z2), mu2, index_to_scale(idx2))
+        h2 = self.h_s2(z2_hat)
+        mu3, idx3 = self.p3(h2)
+        y_hat = ste_round(y - mu3) + mu3
+        bits_y = _gaussian_bits(y + _noise(y), mu3, index_to_scale(idx3))
+        x_hat = self.synthesis(y_hat, inv_gain, h2, h1)
+        return {
+            "x_hat": x_hat,
+            "preview": self.preview(h2, h1),
+            "bits_y": bits_y,
+            "bits_z": bits_z1 + bits_z2,
+        }
+
+
+def _noise(x: Tensor) -> Tensor:
+    return torch.empty_like(x).uniform_(-0.5, 0.5)
+
+
+def _gaussian_bits(value: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
+    """Bits per image of `value` under N(mean, scale) integrated over unit bins."""
+    v = (value - mean).abs()
+    s = scale * math.sqrt(2.0)
+    upper = 0.5 * torch.erfc((v - 0.5) / s)
+    lower = 0.5 * torch.erfc((v + 0.5) / s)
+    p = (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
+    return -torch.log2(p).sum(dim=(1, 2, 3))

@@ -1,0 +1,165 @@
+"""The weights file: plain arrays, never code.
+
+A weights file is a NumPy `.npz` archive read with `allow_pickle=False`, so loading it
+cannot execute anything. It holds
+
+* `config`            the model sizes as UTF-8 JSON (uint8 array),
+* `float/<name>`      float32 parameters of the float parts (analysis, synthesis, preview),
+* `int/<layer>/<f>`   the integer networks (weight, bias, multiplier, shift, range),
+* `int/z1/mean`, `int/z1/scale`  the factorized prior of z1 (mean in 1/16, scale index),
+* `entropy/freqs`, `entropy/radii`  the integer frequency tables.
+
+The model id written into every stream is the first 16 bytes of the SHA-256 of a
+canonical serialisation of all arrays (sorted names, dtype, shape, little-endian
+bytes), so it identifies the numbers, not the archive's zip metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .entropy import EntropyTables, build_tables
+from .errors import WeightsError
+from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
+from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
+
+MODEL_ID_BYTES = 16
+
+
+def model_id_of(arrays: dict[str, np.ndarray]) -> bytes:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        digest.update(name.encode() + b"\0" + a.dtype.str.encode() + b"\0")
+        digest.update(np.asarray(a.shape, dtype="<i8").tobytes())
+        digest.update(a.tobytes())
+    return digest.digest()[:MODEL_ID_BYTES]
+
+
+def _int_layers(model: C2FModel) -> dict[str, IntConv]:
+    return {name: mod for name, mod in model.named_modules() if isinstance(mod, IntConv)}
+
+
+def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
+    """Everything the shipped model needs, as plain arrays."""
+    arrays: dict[str, np.ndarray] = {
+        "config": np.frombuffer(json.dumps(model.config.to_dict()).encode(), dtype=np.uint8)
+    }
+    int_layers = _int_layers(model)
+    int_param_names = {f"{n}.{p}" for n in int_layers for p in ("weight", "bias")}
+    for name, param in model.named_parameters():
+        if name in int_param_names or name.startswith("z1_"):
+            continue
+        arrays[f"float/{name}"] = param.detach().cpu().float().numpy()
+    for name, layer in int_layers.items():
+        p = layer.export()
+        arrays[f"int/{name}/weight"] = p.weight.numpy().astype(np.int32)
+        arrays[f"int/{name}/bias"] = p.bias.numpy().astype(np.int64)
+        arrays[f"int/{name}/multiplier"] = p.multiplier.numpy().astype(np.int32)
+        arrays[f"int/{name}/shift"] = p.shift.numpy().astype(np.int32)
+        arrays[f"int/{name}/range"] = np.array([p.out_min, p.out_max], dtype=np.int32)
+    with torch.no_grad():
+        mean = torch.round(model.z1_mean.double() / MEAN_STEP).clamp(-MEAN_MAX, MEAN_MAX)
+        scale = torch.round(model.z1_scale.double()).clamp(0, SCALE_LEVELS - 1)
+    arrays["int/z1/mean"] = mean.numpy().astype(np.int32)
+    arrays["int/z1/scale"] = scale.numpy().astype(np.int32)
+    freqs, radii = build_tables(scale_table().numpy())
+    arrays["entropy/freqs"] = freqs
+    arrays["entropy/radii"] = radii
+    return arrays
+
+
+def save_weights(model: C2FModel, path: Path) -> bytes:
+    """Write the weights file atomically; returns its model id."""
+    arrays = export_arrays(model)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return model_id_of(arrays)
+
+
+def publish_weights(model: C2FModel, path: Path) -> bytes:
+    """Save the weights and list them first (newest) in `index.json` beside them."""
+    model_id = save_weights(model, path)
+    index_path = Path(path).parent / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        index = {"models": []}
+    models = [m for m in index["models"] if m["file"] != Path(path).name]
+    models.insert(0, {"file": Path(path).name, "model_id": model_id.hex()})
+    index_path.write_text(json.dumps({"models": models}, indent=2) + "\n")
+    return model_id
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for coding: float parts in `net`, exact parts as integers."""
+
+    net: C2FModel
+    layers: dict[str, IntegerConvParams]
+    z1_mean: torch.Tensor  # int64 [c1], units of MEAN_STEP
+    z1_scale: torch.Tensor  # int64 [c1], scale indices
+    tables: EntropyTables
+    model_id: bytes
+    path: Path
+
+
+def load_weights(path: Path) -> LoadedModel:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"weights file {path} is not a valid archive: {exc}") from None
+    try:
+        config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
+        net = C2FModel(config)
+        layers: dict[str, IntegerConvParams] = {}
+        for name in _int_layers(net):
+            rng = arrays[f"int/{name}/range"]
+            layers[name] = IntegerConvParams(
+                weight=torch.from_numpy(arrays[f"int/{name}/weight"].astype(np.int64)),
+                bias=torch.from_numpy(arrays[f"int/{name}/bias"].astype(np.int64)),
+                multiplier=torch.from_numpy(arrays[f"int/{name}/multiplier"].astype(np.int64)),
+                shift=torch.from_numpy(arrays[f"int/{name}/shift"].astype(np.int64)),
+                out_min=int(rng[0]),
+                out_max=int(rng[1]),
+            )
+        state = {}
+        int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
+        for name, param in net.named_parameters():
+            if name in int_param_names or name.startswith("z1_"):
+                state[name] = param.detach()
+                continue
+            value = torch.from_numpy(arrays[f"float/{name}"])
+            if value.shape != param.shape:
+                raise WeightsError(f"weights file {path}: {name} has shape {tuple(value.shape)}")
+            state[name] = value
+        net.load_state_dict(state)
+        tables = EntropyTables(arrays["entropy/freqs"], arrays["entropy/radii"])
+        z1_mean = torch.from_numpy(arrays["int/z1/mean"].astype(np.int64))
+        z1_scale = torch.from_numpy(arrays["int/z1/scale"].astype(np.int64))
+    except KeyError as exc:
+        raise WeightsError(f"weights file {path} lacks array {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"weights file {path} is inconsistent: {exc}") from None
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return LoadedModel(net, layers, z1_mean, z1_scale, tables, model_id_of(arrays), path)

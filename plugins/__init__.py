@@ -1,0 +1,1 @@
+"""Pillow and imageio adapters for c2f (installed as `c2f_format.plugins`)."""
