@@ -146,6 +146,7 @@ class StreamDecoder:
     _idx2: torch.Tensor | None = field(init=False, default=None)
     _y: torch.Tensor | None = field(init=False, default=None)
     _rows: int = field(init=False, default=0)
+    _latents: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._parser = StreamParser(max_pixels=self.max_pixels)
@@ -193,6 +194,7 @@ class StreamDecoder:
             with torch.inference_mode():
                 z1 = codec.decode_z1(header, seg.payload)
                 self._h1, self._mu2, self._idx2 = codec.hyper_from_z1(z1)
+            self._latents["z1"] = z1
         elif seg.kind == SEG_Z2:
             assert self._mu2 is not None and self._idx2 is not None and self._h1 is not None
             with torch.inference_mode():
@@ -200,6 +202,7 @@ class StreamDecoder:
                 h2, mu3, idx3 = codec.hyper_from_z2(z2)
             self._hyper = Hyper(self._h1, h2, mu3, idx3)
             self._y = torch.zeros_like(mu3)
+            self._latents.update(z2=z2, mu3=mu3, idx3=idx3, y=self._y)
         elif seg.kind == SEG_Y:
             assert self._hyper is not None and self._y is not None
             row, count, coded = parse_band(seg.payload)
@@ -207,6 +210,15 @@ class StreamDecoder:
                 sym = codec.decode_band(coded, self._hyper.idx3[:, :, row : row + count])
             self._y[:, :, row : row + count] = sym
             self._rows = row + count
+
+    def latents(self) -> dict[str, np.ndarray]:
+        """The decoded integers so far, for conformance checks and debugging.
+
+        `z1`, `z2`: hyper latents in units of 1/16; `mu3`: means of y in units of 1/16;
+        `idx3`: scale indices of y; `y`: residual symbols of y (rows not yet received
+        are 0). All int64, shape [1, C, H, W].
+        """
+        return {k: v.cpu().numpy().copy() for k, v in self._latents.items()}
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers."""

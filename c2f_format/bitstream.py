@@ -235,6 +235,8 @@ class StreamParser:
         seen = self._kinds()
         expected = {0: SEG_Z1, 1: SEG_Z2}.get(len(seen))
         if seg.kind not in CRITICAL_TYPES:
+            if seg.kind in (SEG_EXIF, SEG_ICC) and any(s.kind == seg.kind for s in self.segments):
+                raise CorruptStreamError(f"second {_type_name(seg.kind)} segment")
             if seen:
                 # ancillary data is allowed only before the hyper segments
                 raise CorruptStreamError(

@@ -21,7 +21,7 @@ HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...
 HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
 MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
 MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
-MULT_BITS = 16  # requantisation multipliers lie in [2**15, 2**16)
+MULT_BITS = 16  # requantisation multipliers lie in [2**14, 2**16)
 
 
 def ste_round(x: Tensor) -> Tensor:
@@ -74,7 +74,7 @@ class IntegerConvParams:
 
     weight: Tensor  # int64 [cout, cin, k, k], |w| <= WEIGHT_MAX
     bias: Tensor  # int64 [cout], in accumulator units
-    multiplier: Tensor  # int64 [cout], in [2**15, 2**16)
+    multiplier: Tensor  # int64 [cout], in [2**14, 2**16)
     shift: Tensor  # int64 [cout], >= 1
     out_min: int
     out_max: int

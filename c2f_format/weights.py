@@ -28,7 +28,7 @@ import torch
 
 from .entropy import EntropyTables, build_tables
 from .errors import WeightsError
-from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
+from .layers import MEAN_MAX, MEAN_STEP, MULT_BITS, WEIGHT_MAX, IntConv, IntegerConvParams
 from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
 
 MODEL_ID_BYTES = 16
@@ -105,6 +105,40 @@ def publish_weights(model: C2FModel, path: Path) -> bytes:
     return model_id
 
 
+# Bounds a weights file must respect so that the integer path is exact (spec,
+# "Integer networks"): with them every accumulator stays below 2**53 and every
+# requantisation product below 2**63.
+MAX_ABS_BIAS = 1 << 40
+MAX_SHIFT = 40
+MAX_FAN_IN = 1 << 12
+
+
+def check_integer_layer(name: str, p: IntegerConvParams) -> None:
+    """Reject integer layers whose numbers could overflow the exact arithmetic."""
+    cout, cin, k, k2 = p.weight.shape
+    problems = []
+    if k != k2 or k not in (1, 3):
+        problems.append(f"kernel {k}x{k2}")
+    if cin * k * k > MAX_FAN_IN:
+        problems.append(f"fan-in {cin * k * k}")
+    if int(p.weight.abs().max()) > WEIGHT_MAX:
+        problems.append("weight magnitude")
+    if int(p.bias.abs().max()) > MAX_ABS_BIAS:
+        problems.append("bias magnitude")
+    if p.multiplier.min() < 1 or p.multiplier.max() >= 1 << MULT_BITS:
+        problems.append("multiplier range")
+    if p.shift.min() < 1 or p.shift.max() > MAX_SHIFT:
+        problems.append("shift range")
+    if not (-(1 << 20) <= p.out_min <= p.out_max <= 1 << 20):
+        problems.append("output range")
+    if tuple(s.shape[0] for s in (p.bias, p.multiplier, p.shift)) != (cout,) * 3:
+        problems.append("per-channel array lengths")
+    if problems:
+        raise WeightsError(
+            f"integer layer {name} violates the exactness bounds: {', '.join(problems)}"
+        )
+
+
 @dataclass
 class LoadedModel:
     """A model ready for coding: float parts in `net`, exact parts as integers."""
@@ -141,6 +175,7 @@ def load_weights(path: Path) -> LoadedModel:
                 out_min=int(rng[0]),
                 out_max=int(rng[1]),
             )
+            check_integer_layer(name, layers[name])
         state = {}
         int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
         for name, param in net.named_parameters():

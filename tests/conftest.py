@@ -1,0 +1,42 @@
+"""Shared fixtures: the sample image and streams encoded once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import c2f_format
+
+DATA = Path(__file__).parent / "data"
+KODIM23 = DATA / "kodim23.png"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.fixture(scope="session")
+def kodim23() -> Image.Image:
+    with Image.open(KODIM23) as im:
+        return im.convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def small_rgb() -> np.ndarray:
+    """A 96x80 crop: big enough to be a real photo, small enough to be fast."""
+    with Image.open(KODIM23) as im:
+        return np.asarray(im.convert("RGB"))[200:296, 300:380].copy()
+
+
+@pytest.fixture(scope="session")
+def small_stream(small_rgb: np.ndarray) -> bytes:
+    return c2f_format.encode(small_rgb, quality=60)
+
+
+@pytest.fixture(scope="session")
+def kodim23_stream(kodim23: Image.Image) -> bytes:
+    return c2f_format.encode(kodim23, quality=75)

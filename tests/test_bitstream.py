@@ -1,0 +1,177 @@
+"""The container: header, segments, CRCs, order, limits."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c2f_format import bitstream as bs
+from c2f_format.errors import (
+    C2FError,
+    CorruptStreamError,
+    ImageTooLargeError,
+    NotC2FError,
+    TruncatedStreamError,
+    UnsupportedVersionError,
+)
+
+MODEL = bytes(range(16))
+
+
+def header(**kw: object) -> bs.Header:
+    fields: dict[str, object] = {
+        "width": 100,
+        "height": 70,
+        "mode": "RGB",
+        "quality": 50,
+        "model_id": MODEL,
+    }
+    fields.update(kw)
+    return bs.Header(**fields)  # type: ignore[arg-type]
+
+
+def stream(h: bs.Header | None = None, bands: list[tuple[int, int]] | None = None) -> bytes:
+    h = h or header()
+    rows = h.latent_size[0]
+    parts = [h.pack(), bs.pack_segment(bs.SEG_Z1, b"a" * 4), bs.pack_segment(bs.SEG_Z2, b"b" * 8)]
+    for row, count in bands if bands is not None else [(0, rows)]:
+        parts.append(bs.pack_band(row, count, b"c" * 4))
+    parts.append(bs.pack_segment(bs.SEG_END, b""))
+    return b"".join(parts)
+
+
+def test_header_round_trip() -> None:
+    h = header(width=1, height=65536, mode="L", quality=100)
+    assert bs.parse_header(h.pack()) == h
+    assert len(h.pack()) == bs.HEADER_SIZE == 40
+
+
+def test_padded_and_latent_sizes() -> None:
+    h = header(width=100, height=70)
+    assert h.padded_size == (128, 128)
+    assert h.latent_size == (8, 8)
+    assert header(width=1, height=1).latent_size == (4, 4)
+
+
+def test_segment_layout_matches_spec() -> None:
+    seg = bs.pack_segment(bs.SEG_Z1, b"xyz")
+    assert seg[:4] == b"HYP1"
+    assert struct.unpack(">I", seg[4:8]) == (3,)
+    assert seg[8:11] == b"xyz"
+    assert struct.unpack(">I", seg[11:]) == (zlib.crc32(b"HYP1xyz"),)
+
+
+def test_parser_accepts_any_split() -> None:
+    data = stream(bands=[(0, 3), (3, 5)])
+    whole = bs.StreamParser()
+    kinds = [s.kind for s in whole.feed(data)]
+    assert kinds == [b"HYP1", b"HYP2", b"YBND", b"YBND", b"IEND"]
+    bytewise = bs.StreamParser()
+    got = [s.kind for i in range(len(data)) for s in bytewise.feed(data[i : i + 1])]
+    assert got == kinds and bytewise.finished
+
+
+def test_ancillary_before_hyper_and_unknown_ancillary_skipped() -> None:
+    h = header()
+    data = stream(h)
+    extra = bs.pack_segment(b"tEXt", b"hello") + bs.pack_segment(bs.SEG_ICC, b"icc")
+    data = data[: bs.HEADER_SIZE] + extra + data[bs.HEADER_SIZE :]
+    parser = bs.StreamParser()
+    assert [s.kind for s in parser.feed(data)][:2] == [b"tEXt", b"iCCP"]
+    assert parser.finished
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"GIF89a" + bytes(40), NotC2FError, "magic"),
+        (bs.MAGIC[:5], TruncatedStreamError, "magic"),
+        (header().pack()[:20], TruncatedStreamError, "header"),
+    ],
+)
+def test_header_errors(data: bytes, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        bs.parse_header(data)
+
+
+def test_unknown_major_version() -> None:
+    h = header(version=(2, 0))
+    with pytest.raises(UnsupportedVersionError, match=r"version 2\.0"):
+        bs.parse_header(h.pack())
+    # a newer minor version is readable
+    assert bs.parse_header(header(version=(1, 7)).pack()).version == (1, 7)
+
+
+def test_header_crc() -> None:
+    raw = bytearray(header().pack())
+    raw[12] ^= 1
+    with pytest.raises(CorruptStreamError, match="header CRC"):
+        bs.parse_header(bytes(raw))
+
+
+@pytest.mark.parametrize(("w", "h"), [(0, 10), (10, 0), (65537, 1), (2**32 - 1, 2**32 - 1)])
+def test_absurd_dimensions(w: int, h: int) -> None:
+    body = struct.pack(">8sBBIIBB16s", bs.MAGIC, 1, 0, w, h, 3, 50, MODEL)
+    with pytest.raises(ImageTooLargeError, match="outside"):
+        bs.parse_header(body + struct.pack(">I", zlib.crc32(body)))
+
+
+def test_max_pixels_checked_in_header() -> None:
+    with pytest.raises(ImageTooLargeError, match="exceeds the limit"):
+        bs.parse_header(header(width=5000, height=5000).pack(), max_pixels=10_000_000)
+
+
+def test_segment_crc_names_segment() -> None:
+    data = bytearray(stream())
+    data[bs.HEADER_SIZE + 8] ^= 0x40  # first payload byte of HYP1
+    with pytest.raises(CorruptStreamError, match="CRC mismatch in HYP1"):
+        bs.StreamParser().feed(bytes(data))
+
+
+def test_length_beyond_data_waits_then_reports_truncation() -> None:
+    data = stream()
+    parser = bs.StreamParser()
+    parser.feed(data[:-20])
+    assert not parser.finished
+
+
+@pytest.mark.parametrize(
+    ("bands", "words"),
+    [
+        ([(1, 7)], "expected a band starting at row 0"),
+        ([(0, 3), (4, 4)], "starting at row 3"),
+        ([(0, 9)], "within 8 rows"),
+        ([(0, 4)], "IEND after 4 of 8"),
+    ],
+)
+def test_band_order(bands: list[tuple[int, int]], words: str) -> None:
+    with pytest.raises(CorruptStreamError, match=words):
+        bs.StreamParser().feed(stream(bands=bands))
+
+
+def test_segment_order() -> None:
+    h = header()
+    data = h.pack() + bs.pack_segment(bs.SEG_Z2, b"x")
+    with pytest.raises(CorruptStreamError, match="HYP2 segment out of order"):
+        bs.StreamParser().feed(data)
+    data = h.pack() + bs.pack_segment(b"ZZZZ", b"")
+    with pytest.raises(CorruptStreamError, match="unknown critical segment ZZZZ"):
+        bs.StreamParser().feed(data)
+    data = h.pack() + b"\x00\x01\x02\x03" + bytes(8)
+    with pytest.raises(CorruptStreamError, match="invalid segment type"):
+        bs.StreamParser().feed(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 300))
+def test_parser_never_raises_foreign_exceptions(noise: bytes, cut: int) -> None:
+    base = stream()
+    data = base[: cut % (len(base) + 1)] + noise
+    try:
+        bs.StreamParser(max_pixels=1 << 24).feed(data)
+    except C2FError:
+        pass

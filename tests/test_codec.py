@@ -1,0 +1,196 @@
+"""Whole images through the public API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from conftest import KODIM23, psnr
+from PIL import Image
+
+import c2f_format
+from c2f_format.errors import (
+    C2FError,
+    InvalidArgumentError,
+    TruncatedStreamError,
+    UnknownModelError,
+    UnsupportedImageError,
+)
+
+
+def test_kodim23_quality_75_reaches_30_db(kodim23: Image.Image, kodim23_stream: bytes) -> None:
+    out = c2f_format.decode(kodim23_stream)
+    assert out.mode == "RGB" and out.size == kodim23.size
+    assert psnr(np.asarray(kodim23), np.asarray(out)) >= 30.0
+
+
+def test_info_reports_header_and_segments(kodim23_stream: bytes) -> None:
+    result = c2f_format.info(kodim23_stream)
+    assert (result.header.width, result.header.height) == (768, 512)
+    assert result.header.quality == 75 and result.complete
+    kinds = [kind for kind, _, _ in result.segments]
+    assert kinds[:2] == ["HYP1", "HYP2"] and kinds[-1] == "IEND"
+    assert kinds.count("YBND") >= 2
+    text = str(result)
+    assert "768x512 RGB" in text and "HYP2" in text and "latent rows 0..3" in text
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 37), (65, 3), (130, 67)])
+def test_any_size(size: tuple[int, int]) -> None:
+    h, w = size
+    rng = np.random.default_rng(h * 1000 + w)
+    arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    out = c2f_format.decode(c2f_format.encode(arr, quality=90))
+    assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_gray_round_trip(small_rgb: np.ndarray) -> None:
+    gray = np.asarray(Image.fromarray(small_rgb).convert("L"))
+    data = c2f_format.encode(gray, quality=80)
+    assert c2f_format.info(data).header.mode == "L"
+    out = c2f_format.decode(data)
+    assert out.mode == "L" and out.size == (gray.shape[1], gray.shape[0])
+    assert psnr(gray, np.asarray(out)) > 22
+
+
+def test_lossless_mode_conversions(small_rgb: np.ndarray) -> None:
+    pal = Image.fromarray(small_rgb).quantize(64)
+    assert c2f_format.info(c2f_format.encode(pal)).header.mode == "RGB"
+    bw = Image.fromarray(small_rgb).convert("1")
+    assert c2f_format.info(c2f_format.encode(bw)).header.mode == "L"
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        (Image.new("RGBA", (8, 8)), "mode 'RGBA'"),
+        (Image.new("I;16", (8, 8)), "mode 'I;16'"),
+        (Image.new("CMYK", (8, 8)), "mode 'CMYK'"),
+        (np.zeros((8, 8, 4), np.uint8), "shape"),
+        (np.zeros((8, 8), np.float32), "dtype float32"),
+        (np.zeros((0, 8, 3), np.uint8), "outside"),
+        ("not an image", "cannot encode a str"),
+    ],
+)
+def test_unsupported_images_are_refused_clearly(image: object, words: str) -> None:
+    with pytest.raises(UnsupportedImageError, match=words):
+        c2f_format.encode(image)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("quality", [0, 101, 7.5, True, "75"])
+def test_bad_quality(quality: object, small_rgb: np.ndarray) -> None:
+    with pytest.raises(InvalidArgumentError, match="quality"):
+        c2f_format.encode(small_rgb, quality=quality)  # type: ignore[arg-type]
+
+
+def test_bad_device(small_rgb: np.ndarray) -> None:
+    with pytest.raises(InvalidArgumentError, match="device"):
+        c2f_format.encode(small_rgb, device="warp-drive")
+
+
+def test_quality_is_monotone(small_rgb: np.ndarray) -> None:
+    sizes, scores = [], []
+    for q in (5, 25, 50, 75, 95):
+        data = c2f_format.encode(small_rgb, quality=q)
+        sizes.append(len(data))
+        scores.append(psnr(small_rgb, np.asarray(c2f_format.decode(data))))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert scores == sorted(scores)
+
+
+def test_streaming_preview_before_y(small_stream: bytes, small_rgb: np.ndarray) -> None:
+    dec = c2f_format.StreamDecoder()
+    info = c2f_format.info(small_stream)
+    first_band = next(off for kind, off, _ in info.segments if kind == "YBND")
+    previews_at = None
+    for i in range(0, len(small_stream), 64):
+        dec.feed(small_stream[i : i + 64])
+        if dec.preview_ready and previews_at is None:
+            previews_at = dec.bytes_received
+            preview = dec.preview()
+            assert preview.size == (10, 12)
+    assert previews_at is not None and previews_at <= first_band + 64
+    assert dec.complete
+    final = dec.image()
+    assert np.array_equal(np.asarray(final), np.asarray(c2f_format.decode(small_stream)))
+
+
+def test_truncated_stream(kodim23_stream: bytes, kodim23: Image.Image) -> None:
+    info = c2f_format.info(kodim23_stream)
+    cut = info.segments[4][1] + 10  # inside the third YBND
+    with pytest.raises(TruncatedStreamError, match="after 8 of 32 latent rows"):
+        c2f_format.decode(kodim23_stream[:cut])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        partial = c2f_format.decode(kodim23_stream[:cut], allow_truncated=True)
+    assert any("missing rows predicted" in str(w.message) for w in caught)
+    # received rows (8 latent rows = 128 pixel rows) decode as in the full image, up to
+    # the synthesis' reach across the band edge
+    full = np.asarray(c2f_format.decode(kodim23_stream))
+    assert psnr(full[:96], np.asarray(partial)[:96]) > 40
+    with pytest.raises(TruncatedStreamError, match="hyper segments"):
+        c2f_format.decode(kodim23_stream[:60], allow_truncated=True)
+    assert not c2f_format.info(kodim23_stream[:cut]).complete
+
+
+def test_unknown_model(small_stream: bytes) -> None:
+    from c2f_format.bitstream import HEADER_SIZE, parse_header
+
+    h = parse_header(small_stream)
+    forged = type(h)(h.width, h.height, h.mode, h.quality, b"\xee" * 16).pack()
+    with pytest.raises(UnknownModelError, match="eeeeeeee"):
+        c2f_format.decode(forged + small_stream[HEADER_SIZE:])
+
+
+def test_errors_are_c2f_errors() -> None:
+    for bad in (b"", b"\x89c2f", b"hello world" * 10):
+        with pytest.raises(C2FError):
+            c2f_format.decode(bad)
+    with pytest.raises(InvalidArgumentError):
+        c2f_format.decode("a string")  # type: ignore[arg-type]
+
+
+_THREADED = """
+import sys, hashlib, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+import c2f_format
+from PIL import Image
+if sys.argv[2] == "encode":
+    sys.stdout.buffer.write(c2f_format.encode(Image.open(sys.argv[3]), quality=75))
+else:
+    data = sys.stdin.buffer.read()
+    dec = c2f_format.StreamDecoder(); dec.feed(data)
+    h = hashlib.sha256()
+    for k, v in sorted(dec.latents().items()):
+        h.update(k.encode() + v.tobytes())
+    sys.stdout.buffer.write(h.hexdigest().encode() + b"\\n" + dec.image().tobytes())
+"""
+
+
+def _run(threads: int, *args: str, stdin: bytes = b"") -> bytes:
+    proc = subprocess.run(
+        [sys.executable, "-c", _THREADED, str(threads), *args],
+        input=stdin,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    return proc.stdout
+
+
+def test_thread_counts_do_not_matter() -> None:
+    """Encoded with 1 thread and decoded with 2 (and the reverse): same symbols."""
+    s1 = _run(1, "encode", str(KODIM23))
+    s2 = _run(2, "encode", str(KODIM23))
+    d12 = _run(2, "decode", stdin=s1)
+    d11 = _run(1, "decode", stdin=s1)
+    d21 = _run(1, "decode", stdin=s2)
+    hash12, img12 = d12.split(b"\n", 1)
+    hash11, img11 = d11.split(b"\n", 1)
+    assert hash12 == hash11  # identical integers whatever the decoder's threads
+    a = np.frombuffer(img12, np.uint8)
+    assert psnr(a, np.frombuffer(img11, np.uint8)) >= 45
+    assert psnr(a, np.frombuffer(d21.split(b"\n", 1)[1], np.uint8)) >= 30

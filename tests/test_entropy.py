@@ -1,0 +1,75 @@
+"""Integer tables and the constriction coding path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c2f_format import entropy
+from c2f_format.codec import get_codec, pick_device
+from c2f_format.errors import CorruptStreamError
+from c2f_format.model import scale_table
+
+
+@pytest.fixture(scope="module")
+def tables() -> entropy.EntropyTables:
+    return get_codec(pick_device("cpu")).tables
+
+
+def test_shipped_tables_match_the_definition(tables: entropy.EntropyTables) -> None:
+    """The shipped integers are what the spec's table construction yields."""
+    freqs, radii = entropy.build_tables(scale_table().numpy())
+    assert np.array_equal(freqs, tables.freqs)
+    assert np.array_equal(radii, tables.radii)
+    for level, r in enumerate(tables.radii):
+        row = tables.freqs[level, : 2 * r + 2].astype(np.int64)
+        assert row.min() >= 1 and row.sum() == entropy.TOTAL
+
+
+def test_code_length_is_the_integer_tables_ideal(tables: entropy.EntropyTables) -> None:
+    """constriction codes with exactly our frequencies: the size matches -log2(f/2^24)."""
+    rng = np.random.default_rng(1)
+    levels = rng.integers(0, tables.levels, size=20000)
+    sym = np.round(rng.normal(0, 1, size=levels.size) * np.exp(levels / 12)).astype(np.int64)
+    data = entropy.encode(sym, levels, tables)
+    ideal = 0.0
+    for s, lv in zip(sym, levels, strict=True):
+        r = int(tables.radii[lv])
+        idx = 2 * r + 1 if abs(s) > r else s + r
+        ideal -= np.log2(tables.freqs[lv, idx] / entropy.TOTAL)
+        if abs(s) > r:
+            ideal += np.log2(entropy.ESCAPE_ALPHABET)
+    assert abs(len(data) * 8 - ideal) < 96
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-40000, 40000), st.integers(0, 63)), max_size=300),
+)
+def test_round_trip_with_escapes(pairs: list[tuple[int, int]]) -> None:
+    tables = get_codec(pick_device("cpu")).tables
+    sym = np.array([p[0] for p in pairs], dtype=np.int64)
+    lvl = np.array([p[1] for p in pairs], dtype=np.int64)
+    out = entropy.decode(entropy.encode(sym, lvl, tables), lvl, tables)
+    expected = np.clip(sym, -entropy.ESCAPE_LIMIT, entropy.ESCAPE_LIMIT)
+    assert np.array_equal(out, expected)
+
+
+def test_bad_data_is_a_c2f_error(tables: entropy.EntropyTables) -> None:
+    lvl = np.zeros(10, dtype=np.int64)
+    with pytest.raises(CorruptStreamError, match="32-bit words"):
+        entropy.decode(b"abc", lvl, tables)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64).map(lambda b: b[: len(b) // 4 * 4]))
+def test_garbage_decodes_or_raises_c2f_error(data: bytes) -> None:
+    tables = get_codec(pick_device("cpu")).tables
+    lvl = np.arange(40, dtype=np.int64) % tables.levels
+    try:
+        out = entropy.decode(data, lvl, tables)
+    except CorruptStreamError:
+        return
+    assert np.abs(out).max(initial=0) <= entropy.ESCAPE_LIMIT

@@ -1,0 +1,103 @@
+"""The exact path: integer layers give the same bits under any layout or thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c2f_format.codec import Codec, get_codec, pick_device
+from c2f_format.layers import HIDDEN_MAX, HIDDEN_STEP, IntConv, exact_conv
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return get_codec(pick_device("cpu"))
+
+
+def reference_conv(x: np.ndarray, layer: object) -> np.ndarray:
+    """Plain int64 convolution + requantisation, written independently of torch."""
+    w = layer.weight.numpy()  # type: ignore[attr-defined]
+    cout, _, k, _ = w.shape
+    n, _, h, wd = x.shape
+    pad = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    acc = np.zeros((n, cout, h, wd), dtype=np.int64)
+    for dy in range(k):
+        for dx in range(k):
+            patch = xp[:, :, dy : dy + h, dx : dx + wd]
+            acc += np.einsum("oc,nchw->nohw", w[:, :, dy, dx].astype(np.int64), patch)
+    acc += layer.bias.numpy().reshape(1, -1, 1, 1)  # type: ignore[attr-defined]
+    mult = layer.multiplier.numpy().reshape(1, -1, 1, 1)  # type: ignore[attr-defined]
+    shift = layer.shift.numpy().reshape(1, -1, 1, 1)  # type: ignore[attr-defined]
+    out = (acc * mult + (np.int64(1) << (shift - 1))) >> shift
+    return np.clip(out, layer.out_min, layer.out_max)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["h_s2.expand", "h_s2.mix", "p3.body", "p3.mean", "p3.scale"])
+def test_exact_conv_equals_integer_reference(codec: Codec, name: str) -> None:
+    layer = codec.layers[name]
+    rng = np.random.default_rng(0)
+    cin = layer.weight.shape[1]
+    hi = 20000 if name.endswith("expand") else HIDDEN_MAX
+    x = rng.integers(-hi if hi > HIDDEN_MAX else 0, hi + 1, size=(2, cin, 9, 7))
+    got = exact_conv(torch.from_numpy(x), layer).numpy()
+    assert np.array_equal(got, reference_conv(x, layer))
+
+
+def test_worst_case_accumulator_is_exact(codec: Codec) -> None:
+    """Largest inputs against the largest weights: float64 sums stay exact."""
+    for name, layer in codec.layers.items():
+        cin = layer.weight.shape[1]
+        big = 1 << 20 if name.endswith("expand") else HIDDEN_MAX
+        x = np.full((1, cin, 5, 5), big, dtype=np.int64)
+        x[:, ::2] = -big if big > HIDDEN_MAX else 0
+        got = exact_conv(torch.from_numpy(x), layer).numpy()
+        assert np.array_equal(got, reference_conv(x, layer)), name
+
+
+def random_z2(codec: Codec, rows: int, cols: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    c2 = codec.net.config.c2
+    return torch.randint(-400, 400, (1, c2, rows, cols), generator=g)
+
+
+def test_batch_and_tiling_layouts_agree(codec: Codec) -> None:
+    a, b = random_z2(codec, 6, 10, 1), random_z2(codec, 6, 10, 2)
+    _, mu_a, idx_a = codec.hyper_from_z2(a)
+    _, mu_ab, idx_ab = codec.hyper_from_z2(torch.cat([a, b]))
+    assert torch.equal(mu_ab[:1], mu_a) and torch.equal(idx_ab[:1], idx_a)
+    # tiles of z2 with a halo of 2 (the receptive field of h_s2 + P3 at 1/16 is
+    # within 2 rows of z2) give the same rows as the whole
+    _, mu_top, idx_top = codec.hyper_from_z2(a[:, :, :5])
+    assert torch.equal(mu_top[:, :, :6], mu_a[:, :, :6])
+    assert torch.equal(idx_top[:, :, :6], idx_a[:, :, :6])
+
+
+def test_thread_count_does_not_change_entropy_parameters(codec: Codec) -> None:
+    z2 = random_z2(codec, 8, 12, 3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.hyper_from_z2(z2)
+        torch.set_num_threads(2)
+        two = codec.hyper_from_z2(z2)
+    finally:
+        torch.set_num_threads(before)
+    for t1, t2 in zip(one, two, strict=True):
+        assert torch.equal(t1, t2)
+
+
+def test_fake_quant_training_matches_integer_export() -> None:
+    """What training simulates is what the exported integer layer computes."""
+    torch.manual_seed(0)
+    layer = IntConv(8, 6, 3, HIDDEN_STEP, HIDDEN_STEP, 0, HIDDEN_MAX)
+    with torch.no_grad():
+        layer.bias.uniform_(-2, 2)
+    layer.fake_quant = True
+    x_int = torch.randint(0, HIDDEN_MAX + 1, (1, 8, 6, 6))
+    simulated = layer(x_int.double().float() * HIDDEN_STEP) / HIDDEN_STEP
+    exact = exact_conv(x_int, layer.export())
+    # the multiplier's 16-bit rounding may move a value across a rounding boundary
+    assert (simulated.round().long() - exact).abs().max() <= 1
+    assert (simulated.round().long() == exact).float().mean() > 0.98
