@@ -133,6 +133,10 @@ def decode(data: bytes, levels: np.ndarray, tables: EntropyTables) -> np.ndarray
                 payload = coder.decode(_ESCAPE_MODEL, n_esc).astype(np.int64)
                 values[escaped] = payload - ESCAPE_LIMIT
             out[pos] = values
-    except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
+        if not coder.is_empty():
+            raise CorruptStreamError("entropy-coded data does not end where its symbols do")
+    except CorruptStreamError:
+        raise
+    except Exception as exc:  # constriction's own checks; never let them escape raw
         raise CorruptStreamError(f"entropy decoder rejected the data: {exc}") from None
     return out.reshape(levels.shape)

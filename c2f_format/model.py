@@ -132,8 +132,12 @@ class C2FModel(nn.Module):
         self.g_a = nn.Sequential(
             conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
         )
-        self.gain = nn.Parameter(torch.ones(levels, m))
-        self.inv_gain = nn.Parameter(torch.ones(levels, m))
+        # For MSE the best quantiser step scales as lambda**-0.5, so the gains start at
+        # sqrt(lambda / geometric-mean lambda) and training refines them per channel.
+        lam = torch.tensor(cfg.lambdas, dtype=torch.float32)
+        g0 = torch.sqrt(lam / lam.log().mean().exp()).view(levels, 1)
+        self.gain = nn.Parameter(g0.repeat(1, m))
+        self.inv_gain = nn.Parameter((1.0 / g0).repeat(1, m))
         self.h_a2 = HyperAnalysis(m, cfg.c2)
         self.h_a1 = HyperAnalysis(cfg.c2, cfg.c1)
         # z1: factorized prior, a learned mean and scale index per channel

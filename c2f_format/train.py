@@ -70,6 +70,19 @@ class CropSampler:
         return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
 
 
+GAIN_LR_SCALE = 10.0  # gains are few and multiplicative: they get a larger step
+
+
+def make_optimizer(model: C2FModel, lr: float) -> torch.optim.Adam:
+    gains = [model.gain, model.inv_gain]
+    gain_ids = {id(p) for p in gains}
+    rest = [p for p in model.parameters() if id(p) not in gain_ids]
+    return torch.optim.Adam(
+        [{"params": rest, "lr_scale": 1.0}, {"params": gains, "lr_scale": GAIN_LR_SCALE}],
+        lr=lr,
+    )
+
+
 def lambdas_at(model: C2FModel, level: torch.Tensor) -> torch.Tensor:
     lam = torch.tensor(model.config.lambdas, dtype=torch.float32).log()
     lo = level.floor().long().clamp(max=len(lam) - 2)
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = args.run / "checkpoint.pt"
 
     model = C2FModel(ModelConfig()).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = make_optimizer(model, args.lr)
     step = 0
     trained_seconds = 0.0
     seed = args.seed
@@ -163,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model = C2FModel(ModelConfig(**ckpt["config"])).to(device)
         model.load_state_dict(ckpt["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-        opt.load_state_dict(ckpt["optimizer"])
+        opt = make_optimizer(model, args.lr)
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:  # parameter groups changed since the checkpoint
+            print(f"optimizer state not restored ({exc}); starting it afresh", flush=True)
         step = int(ckpt["step"])
         trained_seconds = float(ckpt.get("seconds", 0.0))
         seed = int(ckpt["seed"]) + step
@@ -228,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         lr = args.lr * (0.1 if frac >= args.decay_from else 1.0)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         model.set_fake_quant(frac >= args.int_from)
         x = sampler.batch(args.batch).to(device)
         level = torch.rand(args.batch, device=device) * (levels - 1)

@@ -1,0 +1,264 @@
+"""Rate–distortion benchmark: c2f against Pillow's codecs, measured in one run.
+
+    python -m c2f_format.bench ../shared/data/kodak -o bench/kodak
+
+Every image is encoded at a grid of qualities by each codec; bpp counts the whole file.
+Results go to `results.csv` and `results.json`, BD-rates (Bjøntegaard, PSNR-RGB) are
+printed against each peer, and `rd.png` plots the curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from .api import decode, encode
+from .progress import progress
+
+CodecFn = Callable[[Image.Image, int], tuple[bytes, Image.Image, float, float]]
+
+
+def _pillow_codec(fmt: str, options: Callable[[int], dict[str, object]]) -> CodecFn:
+    """A Pillow codec whose save options depend on the grid value `q`."""
+
+    def run(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
+        buf = io.BytesIO()
+        t0 = time.perf_counter()
+        im.save(buf, fmt, **options(q))
+        t1 = time.perf_counter()
+        data = buf.getvalue()
+        with Image.open(io.BytesIO(data)) as out:
+            out = out.convert("RGB")
+        return data, out, t1 - t0, time.perf_counter() - t1
+
+    return run
+
+
+def _c2f(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
+    t0 = time.perf_counter()
+    data = encode(im, quality=q)
+    t1 = time.perf_counter()
+    out = decode(data)
+    return data, out, t1 - t0, time.perf_counter() - t1
+
+
+CODECS: dict[str, tuple[CodecFn, list[int]]] = {
+    "c2f": (_c2f, [1, 12, 25, 38, 50, 62, 75, 88, 100]),
+    "jpeg": (
+        _pillow_codec("JPEG", lambda q: {"quality": q, "subsampling": 0}),
+        [10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
+    ),
+    "webp": (
+        _pillow_codec("WEBP", lambda q: {"quality": q, "method": 6}),
+        [5, 15, 30, 45, 60, 75, 85, 95],
+    ),
+    "avif": (
+        _pillow_codec("AVIF", lambda q: {"quality": q, "subsampling": "4:4:4"}),
+        [10, 25, 40, 50, 60, 70, 80, 90],
+    ),
+    # grid value: compression ratio of the single quality layer
+    "jpeg2000": (
+        _pillow_codec(
+            "JPEG2000",
+            lambda q: {"quality_mode": "rates", "quality_layers": [q], "irreversible": True},
+        ),
+        [200, 120, 80, 50, 32, 20, 12, 8],
+    ),
+}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (Wang et al. 2003) on RGB, 5 scales, Gaussian window 11 / sigma 1.5."""
+    weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=torch.float64)
+    x = torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1).unsqueeze(0)
+    y = torch.from_numpy(b.astype(np.float64)).permute(2, 0, 1).unsqueeze(0)
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    win = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    values = []
+    for scale in range(5):
+        if min(x.shape[2:]) < 11:
+            break
+        mx, my = F.conv2d(x, win, groups=3), F.conv2d(y, win, groups=3)
+        sxx = F.conv2d(x * x, win, groups=3) - mx**2
+        syy = F.conv2d(y * y, win, groups=3) - my**2
+        sxy = F.conv2d(x * y, win, groups=3) - mx * my
+        cs = ((2 * sxy + c2) / (sxx + syy + c2)).mean()
+        if scale == 4 or min(x.shape[2:]) < 22:
+            lum = ((2 * mx * my + c1) / (mx**2 + my**2 + c1)).mean()
+            values.append(cs * lum)
+            break
+        values.append(cs)
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    v = torch.stack(values).clamp_min(1e-12)
+    w = weights[: len(values)] / weights[: len(values)].sum()
+    return float(torch.prod(v**w))
+
+
+def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    """Bjøntegaard delta rate (%) of `test` against `ref`; points are (bpp, psnr).
+
+    Cubic fits of log-rate against PSNR, integrated over the PSNR range both cover.
+    Negative: `test` needs fewer bits for the same quality.
+    """
+    r = np.array(sorted(ref, key=lambda p: p[1]))
+    t = np.array(sorted(test, key=lambda p: p[1]))
+    lo, hi = max(r[:, 1].min(), t[:, 1].min()), min(r[:, 1].max(), t[:, 1].max())
+    if hi <= lo:
+        return float("nan")
+    pr = np.polyint(np.polyfit(r[:, 1], np.log(r[:, 0]), 3))
+    pt = np.polyint(np.polyfit(t[:, 1], np.log(t[:, 0]), 3))
+    diff = (np.polyval(pt, hi) - np.polyval(pt, lo) - np.polyval(pr, hi) + np.polyval(pr, lo)) / (
+        hi - lo
+    )
+    return float((np.exp(diff) - 1) * 100)
+
+
+def curves(rows: list[dict[str, object]]) -> dict[str, list[tuple[float, float]]]:
+    """Mean bpp and mean PSNR per (codec, quality)."""
+    acc: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for row in rows:
+        acc.setdefault((str(row["codec"]), int(row["quality"])), []).append(
+            (float(row["bpp"]), float(row["psnr"]))  # type: ignore[arg-type]
+        )
+    out: dict[str, list[tuple[float, float]]] = {}
+    for (codec, _), pts in sorted(acc.items()):
+        arr = np.array(pts)
+        out.setdefault(codec, []).append((float(arr[:, 0].mean()), float(arr[:, 1].mean())))
+    return out
+
+
+COLORS = {
+    "c2f": (200, 30, 30),
+    "jpeg": (90, 90, 90),
+    "webp": (30, 120, 200),
+    "avif": (30, 160, 60),
+    "jpeg2000": (200, 140, 0),
+}
+
+
+def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
+    """A plain RD plot (bpp vs PSNR) drawn with Pillow, no plotting library needed."""
+    w, h, m = 900, 620, 70
+    im = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(im)
+    pts = [p for c in curve.values() for p in c]
+    x_max = min(2.0, max(p[0] for p in pts))
+    y_lo = np.floor(min(p[1] for p in pts if p[0] <= x_max)) - 1
+    y_hi = np.ceil(max(p[1] for p in pts if p[0] <= x_max)) + 1
+
+    def xy(bpp: float, db: float) -> tuple[float, float]:
+        return (m + bpp / x_max * (w - 2 * m), h - m - (db - y_lo) / (y_hi - y_lo) * (h - 2 * m))
+
+    d.rectangle([m, m, w - m, h - m], outline="black")
+    for i in range(0, 11):
+        bpp = x_max * i / 10
+        x, _ = xy(bpp, y_lo)
+        d.line([x, h - m, x, h - m + 5], fill="black")
+        d.text((x - 10, h - m + 8), f"{bpp:.2f}", fill="black")
+    for db in range(int(y_lo), int(y_hi) + 1):
+        _, y = xy(0, db)
+        d.line([m - 5, y, m, y], fill="black")
+        d.text((m - 30, y - 6), f"{db}", fill="black")
+    d.text((w // 2 - 40, h - 30), "bits per pixel", fill="black")
+    d.text((10, m - 30), "PSNR-RGB (dB)", fill="black")
+    d.text((m, 15), title, fill="black")
+    for i, (codec, c) in enumerate(sorted(curve.items())):
+        color = COLORS.get(codec, (120, 0, 160))
+        line = [xy(b, p) for b, p in sorted(c) if b <= x_max * 1.02]
+        if len(line) > 1:
+            d.line(line, fill=color, width=3)
+        for x, y in line:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+        d.line([w - m - 150, m + 20 + 18 * i, w - m - 120, m + 20 + 18 * i], fill=color, width=3)
+        d.text((w - m - 112, m + 14 + 18 * i), codec, fill="black")
+    im.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("-o", "--out", type=Path, default=Path("bench"))
+    ap.add_argument("--codecs", default=",".join(CODECS))
+    ap.add_argument("--limit", type=int, default=0, help="only the first N images")
+    ap.add_argument("--no-msssim", action="store_true")
+    args = ap.parse_args(argv)
+    paths = sorted(
+        p
+        for p in args.folder.iterdir()
+        if p.suffix.lower() in {".png", ".ppm", ".bmp", ".tif", ".tiff"}
+    )
+    if args.limit:
+        paths = paths[: args.limit]
+    if not paths:
+        print(f"c2f bench: no images in {args.folder}", file=sys.stderr)
+        return 1
+    names = [c for c in args.codecs.split(",") if c]
+    jobs = [(p, c, q) for p in paths for c in names for q in CODECS[c][1]]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    cache: dict[Path, tuple[Image.Image, np.ndarray]] = {}
+    for path, codec, q in progress(jobs, len(jobs), "bench"):
+        if path not in cache:
+            cache.clear()
+            with Image.open(path) as im:
+                rgb = im.convert("RGB")
+            cache[path] = (rgb, np.asarray(rgb))
+        im, ref = cache[path]
+        data, out, t_enc, t_dec = CODECS[codec][0](im, q)
+        got = np.asarray(out.convert("RGB"))
+        rows.append(
+            {
+                "image": path.name,
+                "codec": codec,
+                "quality": q,
+                "bytes": len(data),
+                "bpp": len(data) * 8 / (ref.shape[0] * ref.shape[1]),
+                "psnr": psnr(ref, got),
+                "ms_ssim": float("nan") if args.no_msssim else ms_ssim(ref, got),
+                "encode_s": t_enc,
+                "decode_s": t_dec,
+            }
+        )
+    with (args.out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    curve = curves(rows)
+    bd = {}
+    if "c2f" in curve:
+        for peer in curve:
+            if peer != "c2f":
+                bd[peer] = bd_rate(curve[peer], curve["c2f"])
+    (args.out / "results.json").write_text(
+        json.dumps({"rows": rows, "curves": curve, "bd_rate_c2f_vs": bd}, indent=1)
+    )
+    plot(curve, args.out / "rd.png", f"{args.folder.name}: {len(paths)} images")
+    for codec, c in curve.items():
+        print(f"{codec:>9}: " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in c))
+    for peer, v in bd.items():
+        print(f"BD-rate of c2f against {peer}: {v:+.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
