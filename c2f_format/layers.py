@@ -22,6 +22,7 @@ HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
 MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
 MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
 MULT_BITS = 16  # requantisation multipliers lie in [2**14, 2**16)
+BAND_ELEMENTS = 1 << 22  # values per unfolded band in `exact_conv` (32 MiB of float64)
 
 
 def ste_round(x: Tensor) -> Tensor:
@@ -166,13 +167,17 @@ def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
     """
     cout, cin, k, _ = p.weight.shape
     n, _, h, w = x.shape
-    xf = x.to(torch.float64)
+    pad = k // 2
+    xf = F.pad(x.to(torch.float64), (pad, pad, pad, pad))
     wf = p.weight.to(device=x.device, dtype=torch.float64).view(cout, cin * k * k)
-    if k == 1:
-        cols = xf.reshape(n, cin, h * w)
-    else:
-        cols = F.unfold(xf, k, padding=k // 2)
-    acc = torch.matmul(wf, cols).round().to(torch.int64).view(n, cout, h, w)
+    # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image size.
+    band = max(1, BAND_ELEMENTS // max(1, n * cin * k * k * w))
+    parts = []
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        cols = F.unfold(xf[:, :, r0 : r1 + 2 * pad], k)
+        parts.append(torch.matmul(wf, cols).view(n, cout, r1 - r0, w))
+    acc = torch.cat(parts, dim=2).round().to(torch.int64)
     bias = p.bias.to(x.device).view(1, -1, 1, 1)
     mult = p.multiplier.to(x.device).view(1, -1, 1, 1)
     shift = p.shift.to(x.device).view(1, -1, 1, 1)

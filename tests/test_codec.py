@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pytest
 from conftest import KODIM23, psnr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import c2f_format
@@ -194,3 +196,27 @@ def test_thread_counts_do_not_matter() -> None:
     a = np.frombuffer(img12, np.uint8)
     assert psnr(a, np.frombuffer(img11, np.uint8)) >= 45
     assert psnr(a, np.frombuffer(d21.split(b"\n", 1)[1], np.uint8)) >= 30
+
+
+@pytest.mark.filterwarnings("ignore:c2f. stream ends")
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_streams_raise_only_c2f_errors(small_stream: bytes, data: st.DataObject) -> None:
+    """Bit flips, cuts, insertions and garbled fields: an image or a C2FError, nothing else."""
+    buf = bytearray(small_stream)
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "cut", "insert", "byte"]))
+        pos = data.draw(st.integers(0, max(0, len(buf) - 1)))
+        if action == "flip" and buf:
+            buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+        elif action == "cut":
+            del buf[pos:]
+        elif action == "insert":
+            buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
+        elif buf:
+            buf[pos] = data.draw(st.integers(0, 255))
+    try:
+        out = c2f_format.decode(bytes(buf), allow_truncated=data.draw(st.booleans()))
+    except C2FError:
+        return
+    assert out.size[0] >= 1
