@@ -25,6 +25,16 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+
+def register() -> None:
+    """Register the C2F format with Pillow and imageio (idempotent; done on import)."""
+    from .plugins import register as _register
+
+    _register()
+
+
+register()
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "C2FError",
@@ -43,4 +53,5 @@ __all__ = [
     "decode",
     "encode",
     "info",
+    "register",
 ]

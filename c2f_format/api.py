@@ -12,6 +12,7 @@ from PIL import Image
 
 from .bitstream import (
     MAX_DIMENSION,
+    MAX_SEGMENT_LENGTH,
     SEG_END,
     SEG_EXIF,
     SEG_ICC,
@@ -23,7 +24,7 @@ from .bitstream import (
     StreamParser,
     parse_band,
 )
-from .codec import Codec, Hyper, get_codec, pick_device, to_uint8
+from .codec import Codec, get_codec, pick_device, to_uint8
 from .errors import (
     C2FError,
     InvalidArgumentError,
@@ -31,6 +32,7 @@ from .errors import (
     UnsupportedImageError,
 )
 
+EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.tobytes() adds
 DEFAULT_MAX_PIXELS = 1 << 28  # 268 million pixels; pass max_pixels=None to lift it
 # Modes converted without loss before encoding; everything else is refused.
 _LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB"}
@@ -102,16 +104,35 @@ def _check_quality(quality: object) -> int:
     return int(quality)
 
 
-def encode(image: ImageLike, quality: int = 75, device: str | torch.device | None = None) -> bytes:
+def encode(
+    image: ImageLike,
+    quality: int = 75,
+    device: str | torch.device | None = None,
+    *,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+) -> bytes:
     """Compress a PIL image or a uint8 array (HxW or HxWx3) into a .c2f stream.
 
     `quality` 1..100 trades size for fidelity as in JPEG. `device` ("cpu", "cuda", ...)
     defaults to $C2F_DEVICE, else CUDA when present, else CPU; the stream is the same
-    kind of stream either way and decodes on any device.
+    kind of stream either way and decodes on any device. `exif` and `icc_profile` are
+    stored verbatim (eXIf and iCCP segments) and come back in `StreamDecoder.metadata`.
     """
     q = _check_quality(quality)
     rgb, mode = _image_to_rgb(image)
-    return get_codec(_device(device)).encode(rgb, mode, q)
+    ancillary = []
+    for kind, value, name in ((SEG_ICC, icc_profile, "icc_profile"), (SEG_EXIF, exif, "exif")):
+        if value is None or value == b"":
+            continue
+        if not isinstance(value, (bytes, bytearray)):
+            raise InvalidArgumentError(f"{name} must be bytes, not {type(value).__name__}")
+        if kind == SEG_EXIF and value.startswith(EXIF_PREFIX):
+            value = value[len(EXIF_PREFIX) :]  # store the TIFF structure, as PNG's eXIf
+        if len(value) > MAX_SEGMENT_LENGTH:
+            raise InvalidArgumentError(f"{name} is too large ({len(value)} bytes)")
+        ancillary.append((kind, bytes(value)))
+    return get_codec(_device(device)).encode(rgb, mode, q, ancillary)
 
 
 def _rgb_to_image(rgb: np.ndarray, mode: str) -> Image.Image:
@@ -140,8 +161,10 @@ class StreamDecoder:
     metadata: dict[str, bytes] = field(default_factory=dict)
     _parser: StreamParser = field(init=False)
     _codec: Codec | None = field(init=False, default=None)
-    _hyper: Hyper | None = field(init=False, default=None)
     _h1: torch.Tensor | None = field(init=False, default=None)
+    _h2: torch.Tensor | None = field(init=False, default=None)
+    _mu3: torch.Tensor | None = field(init=False, default=None)
+    _idx3: torch.Tensor | None = field(init=False, default=None)
     _mu2: torch.Tensor | None = field(init=False, default=None)
     _idx2: torch.Tensor | None = field(init=False, default=None)
     _y: torch.Tensor | None = field(init=False, default=None)
@@ -162,7 +185,7 @@ class StreamDecoder:
 
     @property
     def preview_ready(self) -> bool:
-        return self._hyper is not None
+        return self._h2 is not None
 
     @property
     def rows_received(self) -> int:
@@ -196,20 +219,33 @@ class StreamDecoder:
                 self._h1, self._mu2, self._idx2 = codec.hyper_from_z1(z1)
             self._latents["z1"] = z1
         elif seg.kind == SEG_Z2:
-            assert self._mu2 is not None and self._idx2 is not None and self._h1 is not None
+            assert self._mu2 is not None and self._idx2 is not None
             with torch.inference_mode():
                 z2 = codec.decode_z2(seg.payload, self._mu2, self._idx2)
-                h2, mu3, idx3 = codec.hyper_from_z2(z2)
-            self._hyper = Hyper(self._h1, h2, mu3, idx3)
-            self._y = torch.zeros_like(mu3)
-            self._latents.update(z2=z2, mu3=mu3, idx3=idx3, y=self._y)
+                self._h2 = codec.h2_from_z2(z2)
+            self._latents["z2"] = z2
         elif seg.kind == SEG_Y:
-            assert self._hyper is not None and self._y is not None
+            _, idx3 = self._y_params()
             row, count, coded = parse_band(seg.payload)
             with torch.inference_mode():
-                sym = codec.decode_band(coded, self._hyper.idx3[:, :, row : row + count])
-            self._y[:, :, row : row + count] = sym
+                sym = codec.decode_band(coded, idx3[:, :, row : row + count])
+            self._y_symbols()[:, :, row : row + count] = sym
             self._rows = row + count
+
+    def _y_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and scale indices of y, computed when first needed (the preview isn't)."""
+        if self._mu3 is None or self._idx3 is None:
+            assert self._codec is not None and self._h2 is not None
+            with torch.inference_mode():
+                self._mu3, self._idx3 = self._codec.y_params(self._h2)
+            self._latents.update(mu3=self._mu3, idx3=self._idx3, y=self._y_symbols())
+        return self._mu3, self._idx3
+
+    def _y_symbols(self) -> torch.Tensor:
+        if self._y is None:
+            assert self._mu3 is not None
+            self._y = torch.zeros_like(self._mu3)
+        return self._y
 
     def latents(self) -> dict[str, np.ndarray]:
         """The decoded integers so far, for conformance checks and debugging.
@@ -222,10 +258,10 @@ class StreamDecoder:
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers."""
-        if self._hyper is None or self._codec is None or self.header is None:
+        if self._h2 is None or self._h1 is None or self._codec is None or self.header is None:
             raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
         with torch.inference_mode():
-            x = self._codec.render_preview(self._hyper)
+            x = self._codec.render_preview(self._h2, self._h1)
         h, w = -(-self.header.height // 8), -(-self.header.width // 8)
         return _rgb_to_image(to_uint8(x, h, w), self.header.mode)
 
@@ -233,17 +269,19 @@ class StreamDecoder:
         """The decoded image; see the class docstring for `partial`."""
         header = self.header
         if not self.complete and not partial:
-            raise TruncatedStreamError(self._missing())
-        if self._hyper is None or self._codec is None or header is None or self._y is None:
-            raise TruncatedStreamError(self._missing())
+            raise TruncatedStreamError(self.missing())
+        if self._h2 is None or self._h1 is None or self._codec is None or header is None:
+            raise TruncatedStreamError(self.missing())
+        mu3, _ = self._y_params()
         with torch.inference_mode():
-            x = self._codec.synthesize(self._y, self._hyper, header.quality)
+            x = self._codec.synthesize(self._y_symbols(), mu3, self._h2, self._h1, header.quality)
         return _rgb_to_image(to_uint8(x, header.height, header.width), header.mode)
 
-    def _missing(self) -> str:
+    def missing(self) -> str:
+        """What is still missing, in words (for messages about truncation)."""
         if self.header is None:
             return f"stream ends inside the header ({self.bytes_received} bytes)"
-        if self._hyper is None:
+        if self._h2 is None:
             return (
                 f"stream ends before the hyper segments are complete ({self.bytes_received} bytes)"
             )
@@ -269,7 +307,7 @@ def decode(
     dec = StreamDecoder(device=device, max_pixels=max_pixels)
     dec.feed(bytes(data))
     if not dec.complete and allow_truncated and dec.preview_ready:
-        warnings.warn(f"c2f: {dec._missing()}; missing rows predicted", stacklevel=2)
+        warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)
         return dec.image(partial=True)
     return dec.image()
 

@@ -1,6 +1,6 @@
 """The codec engine: images to symbols to bytes and back, with the shipped model.
 
-The exact path (`Codec.hyper_from_z1`, `Codec.hyper_from_z2`) runs only integer layers,
+The exact path (`Codec.hyper_from_z1`, `h2_from_z2`, `y_params`) runs only integer layers,
 so the encoder and every decoder derive the same means and table indices from the same
 symbols. The float path (analysis, synthesis, preview) only shapes pixels.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -83,16 +83,6 @@ def quality_to_level(quality: float, levels: int) -> float:
     return (float(quality) - 1.0) / 99.0 * (levels - 1)
 
 
-@dataclass
-class Hyper:
-    """What the exact path yields for one image: representations and y's entropy params."""
-
-    h1: torch.Tensor  # int64 [1, h1, H/32, W/32]
-    h2: torch.Tensor  # int64 [1, h2, H/16, W/16]
-    mu3: torch.Tensor  # int64 [1, m, H/16, W/16], units of MEAN_STEP
-    idx3: torch.Tensor  # int64, scale indices
-
-
 class Codec:
     """One loaded model on one device. Thread-safe: it holds no per-call state."""
 
@@ -139,33 +129,53 @@ class Codec:
         mu2, idx2 = self._predict("p2", h1)
         return h1, mu2, idx2
 
+    def h2_from_z2(self, z2: torch.Tensor) -> torch.Tensor:
+        """z2 (units of MEAN_STEP) -> h2: all the preview needs."""
+        return self._synth("h_s2", z2)
+
+    def y_params(self, h2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h2 -> mean (units of MEAN_STEP) and scale index of every element of y."""
+        return self._predict("p3", h2)
+
     def hyper_from_z2(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z2 (units of MEAN_STEP) -> h2, mean and scale index of y."""
-        h2 = self._synth("h_s2", z2)
-        mu3, idx3 = self._predict("p3", h2)
-        return h2, mu3, idx3
+        h2 = self.h2_from_z2(z2)
+        return (h2, *self.y_params(h2))
 
     # ---- float path ---------------------------------------------------------------
 
     def _float(self, h: torch.Tensor) -> torch.Tensor:
         return h.to(torch.float32) * HIDDEN_STEP
 
-    def synthesize(self, symbols_y: torch.Tensor, hyper: Hyper, quality: int) -> torch.Tensor:
-        """y residuals + hyper -> float image [1, 3, H, W] in [0, 1] (padded size)."""
-        y_hat = symbols_y.to(torch.float32) + hyper.mu3.to(torch.float32) * MEAN_STEP
+    def synthesize(
+        self,
+        symbols_y: torch.Tensor,
+        mu3: torch.Tensor,
+        h2: torch.Tensor,
+        h1: torch.Tensor,
+        quality: int,
+    ) -> torch.Tensor:
+        """y residuals and means, hyper representations -> float image [1, 3, H, W] in
+        [0, 1] at the padded size."""
+        y_hat = symbols_y.to(torch.float32) + mu3.to(torch.float32) * MEAN_STEP
         _, inv = self.net.gains(quality_to_level(quality, self.levels))
-        return self.net.synthesis(
-            y_hat, inv.to(self.device), self._float(hyper.h2), self._float(hyper.h1)
-        )
+        return self.net.synthesis(y_hat, inv.to(self.device), self._float(h2), self._float(h1))
 
-    def render_preview(self, hyper: Hyper) -> torch.Tensor:
-        return self.net.preview(self._float(hyper.h2), self._float(hyper.h1))
+    def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
+        return self.net.preview(self._float(h2), self._float(h1))
 
     # ---- whole images -------------------------------------------------------------
 
     @torch.inference_mode()
-    def encode(self, rgb: np.ndarray, mode: str, quality: int) -> bytes:
-        """`rgb`: uint8 [H, W, 3]. Returns the complete stream."""
+    def encode(
+        self,
+        rgb: np.ndarray,
+        mode: str,
+        quality: int,
+        ancillary: Sequence[tuple[bytes, bytes]] = (),
+    ) -> bytes:
+        """`rgb`: uint8 [H, W, 3]; `ancillary`: (type, payload) segments such as ICC and
+        Exif, written before the hyper segments. Returns the complete stream."""
         height, width = rgb.shape[:2]
         header = Header(width, height, mode, quality, self.model_id)
         ph, pw = header.padded_size
@@ -182,7 +192,7 @@ class Codec:
         _, mu3, idx3 = self.hyper_from_z2(s2 * STEPS_PER_MEAN + mu2)
         s3 = _residual(y, mu3)
 
-        out = [header.pack()]
+        out = [header.pack()] + [pack_segment(kind, payload) for kind, payload in ancillary]
         out.append(pack_segment(SEG_Z1, entropy.encode(_np(s1), _np(idx1), self.tables)))
         out.append(pack_segment(SEG_Z2, entropy.encode(_np(s2), _np(idx2), self.tables)))
         rows = header.latent_size[0]
@@ -267,4 +277,4 @@ def get_codec(device: torch.device, model_id: bytes | None = None) -> Codec:
     return codec
 
 
-__all__ = ["BAND_ROWS", "LATENT_FACTOR", "Codec", "Hyper", "get_codec", "pick_device"]
+__all__ = ["BAND_ROWS", "LATENT_FACTOR", "Codec", "get_codec", "pick_device"]

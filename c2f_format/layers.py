@@ -168,16 +168,20 @@ def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
     cout, cin, k, _ = p.weight.shape
     n, _, h, w = x.shape
     pad = k // 2
-    xf = F.pad(x.to(torch.float64), (pad, pad, pad, pad))
+    xf = x.to(torch.float64)
+    if pad:
+        xf = F.pad(xf, (pad, pad, pad, pad))
     wf = p.weight.to(device=x.device, dtype=torch.float64).view(cout, cin * k * k)
     # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image size.
     band = max(1, BAND_ELEMENTS // max(1, n * cin * k * k * w))
     parts = []
     for r0 in range(0, h, band):
         r1 = min(h, r0 + band)
-        cols = F.unfold(xf[:, :, r0 : r1 + 2 * pad], k)
+        rows = xf[:, :, r0 : r1 + 2 * pad]
+        cols = F.unfold(rows, k) if k > 1 else rows.reshape(n, cin, (r1 - r0) * w)
         parts.append(torch.matmul(wf, cols).view(n, cout, r1 - r0, w))
-    acc = torch.cat(parts, dim=2).round().to(torch.int64)
+    # the sums are exact integers, so the conversion is exact too
+    acc = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).to(torch.int64)
     bias = p.bias.to(x.device).view(1, -1, 1, 1)
     mult = p.multiplier.to(x.device).view(1, -1, 1, 1)
     shift = p.shift.to(x.device).view(1, -1, 1, 1)

@@ -1,0 +1,157 @@
+"""imageio v3 plugin for c2f (also serves imageio's v2 `imread`/`imwrite`).
+
+    import imageio.v3 as iio
+    arr = iio.imread("x.c2f")                         # HxWx3 (RGB) or HxW (L), uint8
+    iio.imwrite("y.c2f", arr, quality=60)
+    for stage in iio.imiter("x.c2f", progressive=True):
+        ...                                            # preview (upsampled), then final
+    iio.improps("x.c2f").shape, iio.immeta("x.c2f")["quality"]
+
+A .c2f file holds one image: `index` may be 0 (or None), or `...` for a batch of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from imageio.core.request import URI_BYTES, InitializationError, IOMode, Request
+from imageio.core.v3_plugin_api import ImageProperties, PluginV3
+from PIL import Image
+
+from c2f_format import api, bitstream
+
+PLUGIN_NAME = "C2F"
+EXTENSION = ".c2f"
+
+
+class C2FPlugin(PluginV3):
+    """Reads and writes .c2f files through the c2f_format API."""
+
+    def __init__(self, request: Request, device: str | None = None) -> None:
+        super().__init__(request)
+        self._device = device
+        self._data: bytes | None = None
+        if request.mode.io_mode == IOMode.read:
+            if not request.firstbytes.startswith(bitstream.MAGIC):
+                raise InitializationError(f"{request.raw_uri!r} is not a c2f file")
+        else:
+            extension = request.extension or request.format_hint
+            if extension is not None and extension.lower() != EXTENSION:
+                raise InitializationError(f"c2f does not write {extension} files")
+
+    # ---- reading --------------------------------------------------------------------
+
+    def _bytes(self) -> bytes:
+        if self._data is None:
+            self._data = self.request.get_file().read()
+        return self._data
+
+    def _decoder(self) -> api.StreamDecoder:
+        dec = api.StreamDecoder(device=self._device)
+        dec.feed(self._bytes())
+        return dec
+
+    @staticmethod
+    def _check_index(index: Any) -> bool:
+        """True for a batch of one (`...`), False for the single image."""
+        if index is Ellipsis:
+            return True
+        if index in (None, 0):
+            return False
+        raise IndexError(f"a c2f file holds one image; index {index!r} does not exist")
+
+    def read(self, *, index: Any = None, preview: bool = False) -> np.ndarray:
+        """The decoded image; `preview=True` gives the 1/8-scale preview instead."""
+        batch = self._check_index(index)
+        dec = self._decoder()
+        image = dec.preview() if preview else dec.image()
+        arr = np.asarray(image)
+        return arr[None] if batch else arr
+
+    def iter(self, *, progressive: bool = False) -> Iterator[np.ndarray]:
+        """Yield the image; with `progressive=True` first the preview, upsampled to full
+        size, as a viewer would show it while the rest of the file arrives."""
+        dec = self._decoder()
+        if progressive:
+            header = dec.header
+            assert header is not None
+            preview = dec.preview().resize((header.width, header.height), Image.Resampling.BILINEAR)
+            yield np.asarray(preview)
+        yield np.asarray(dec.image())
+
+    def properties(self, index: Any = None) -> ImageProperties:
+        batch = self._check_index(index)
+        header = api.info(self._bytes()).header
+        shape: tuple[int, ...] = (header.height, header.width)
+        if header.mode == "RGB":
+            shape += (3,)
+        if batch:
+            return ImageProperties(shape=(1, *shape), dtype=np.uint8, n_images=1, is_batch=True)
+        return ImageProperties(shape=shape, dtype=np.uint8)
+
+    def metadata(self, index: Any = None, exclude_applied: bool = True) -> dict[str, Any]:
+        self._check_index(index)
+        result = api.info(self._bytes())
+        header = result.header
+        meta: dict[str, Any] = {
+            "mode": header.mode,
+            "quality": header.quality,
+            "c2f_model": header.model_id.hex(),
+            "c2f_version": "{}.{}".format(*header.version),
+        }
+        payloads = {seg.kind: seg.payload for seg in bitstream.iter_segments(self._bytes())}
+        if bitstream.SEG_ICC in payloads:
+            meta["icc_profile"] = payloads[bitstream.SEG_ICC]
+        if bitstream.SEG_EXIF in payloads:
+            meta["exif"] = api.EXIF_PREFIX + payloads[bitstream.SEG_EXIF]
+        return meta
+
+    # ---- writing --------------------------------------------------------------------
+
+    def write(
+        self,
+        ndimage: np.ndarray | list[np.ndarray],
+        *,
+        quality: int = 75,
+        exif: bytes | None = None,
+        icc_profile: bytes | None = None,
+        is_batch: bool | None = None,
+    ) -> bytes | None:
+        """Encode one image (HxW or HxWx3 uint8, or a batch of one)."""
+        images = list(ndimage) if isinstance(ndimage, list) else None
+        arr = np.asarray(images[0] if images and len(images) == 1 else ndimage)
+        if images is not None and len(images) != 1:
+            raise ValueError(f"a c2f file holds one image, got {len(images)}")
+        if is_batch or (is_batch is None and arr.ndim == 4):
+            if arr.shape[0] != 1:
+                raise ValueError(f"a c2f file holds one image, got a batch of {arr.shape[0]}")
+            arr = arr[0]
+        data = api.encode(
+            arr, quality=quality, device=self._device, exif=exif, icc_profile=icc_profile
+        )
+        if self.request._uri_type == URI_BYTES:
+            return data
+        self.request.get_file().write(data)
+        return None
+
+
+def register() -> None:
+    """Make imageio pick this plugin for .c2f (idempotent)."""
+    from imageio.config import FileExtension, PluginConfig, known_extensions, known_plugins
+
+    known_plugins[PLUGIN_NAME] = PluginConfig(
+        name=PLUGIN_NAME, class_name="C2FPlugin", module_name=__name__
+    )
+    entries = known_extensions.setdefault(EXTENSION, [])
+    if not any(PLUGIN_NAME in entry.priority for entry in entries):
+        entries.insert(
+            0,
+            FileExtension(
+                extension=EXTENSION,
+                priority=[PLUGIN_NAME],
+                name="c2f",
+                description="c2f learned image format",
+            ),
+        )

@@ -1,0 +1,215 @@
+"""Pillow support for c2f: `Image.open("x.c2f")`, `im.save("x.c2f", quality=...)`.
+
+* Opening reads the header and the metadata segments only; `load()` decodes.
+* `draft(mode, size)` works as for JPEG: when the requested size is at most 1/8 of the
+  image, the 1/8-scale preview is decoded from the hyper segments alone, and nothing
+  after them is read. (`im.thumbnail()` calls draft with twice the target size.)
+* `ImageFile.Parser` decodes while bytes arrive: its `image` shows the preview
+  (upsampled) once the hyper segments are in, and the final image after `close()`.
+* `ImageFile.LOAD_TRUNCATED_IMAGES`: a file cut inside y loads with the missing rows
+  predicted; otherwise a truncated file raises `OSError`, as for Pillow's own formats.
+* Saving takes `quality` (1..100, default 75), `exif`, `icc_profile` (kept from the
+  source image unless given, as PNG does) and `device`. Modes RGB and L are written as
+  such, 1 and P (without transparency) converted losslessly; other modes raise
+  `OSError` ("cannot write mode RGBA as C2F").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import IO, Any
+
+from PIL import Image, ImageFile
+
+from c2f_format import api, bitstream
+from c2f_format.codec import weights_index
+from c2f_format.errors import (
+    C2FError,
+    NotC2FError,
+    TruncatedStreamError,
+    UnsupportedImageError,
+)
+
+FORMAT = "C2F"
+MIME = "image/x-c2f"
+EXTENSION = ".c2f"
+DECODER = "c2f"
+PREVIEW_SCALE = 8
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[: len(bitstream.MAGIC)] == bitstream.MAGIC
+
+
+class C2FImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "c2f learned image"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        parser = bitstream.StreamParser()
+        try:
+            parser.feed(self.fp.read(bitstream.HEADER_SIZE))
+            header = parser.header
+            if header is None:
+                raise SyntaxError("truncated c2f header")
+            if header.model_id.hex() not in weights_index():
+                raise OSError(
+                    f"c2f image made with model {header.model_id.hex()}, which is not installed"
+                )
+            # metadata segments sit between the header and HYP1: read just those
+            while True:
+                head = self.fp.read(8)
+                if len(head) < 8 or head[:4] == bitstream.SEG_Z1:
+                    break
+                length = int.from_bytes(head[4:8], "big")
+                if length > bitstream.MAX_SEGMENT_LENGTH:
+                    raise OSError(f"c2f segment length {length} is too large")
+                body = self.fp.read(length + 4)
+                parser.feed(head + body)
+                if len(body) < length + 4:
+                    break
+        except (NotC2FError, TruncatedStreamError) as exc:
+            raise SyntaxError(str(exc)) from None
+        except C2FError as exc:
+            raise OSError(f"c2f: {exc}") from None
+        for seg in parser.segments:
+            if seg.kind == bitstream.SEG_ICC:
+                self.info["icc_profile"] = seg.payload
+            elif seg.kind == bitstream.SEG_EXIF:
+                self.info["exif"] = api.EXIF_PREFIX + seg.payload  # as Pillow's PNG reader
+        self.info["quality"] = header.quality
+        self.info["c2f_model"] = header.model_id.hex()
+        self.info["c2f_version"] = "{}.{}".format(*header.version)
+        self._mode = header.mode
+        self._size = (header.width, header.height)
+        self._c2f_full_size = self._size
+        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, ("full",))]
+
+    def draft(
+        self, mode: str | None, size: tuple[int, int] | None
+    ) -> tuple[str, tuple[int, int, float, float]] | None:
+        if len(self.tile) != 1 or self.tile[0].args != ("full",) or not size:
+            return None
+        width, height = self._c2f_full_size
+        scale = min(width // max(1, size[0]), height // max(1, size[1]))
+        if scale < PREVIEW_SCALE:
+            return None
+        self._size = (math.ceil(width / PREVIEW_SCALE), math.ceil(height / PREVIEW_SCALE))
+        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, ("preview",))]
+        return self.mode, (0, 0, width / PREVIEW_SCALE, height / PREVIEW_SCALE)
+
+
+class C2FDecoder(ImageFile.PyDecoder):
+    """Decodes either by pulling segments from the file (`Image.load`), reading no more
+    than needed, or from bytes pushed in by `ImageFile.Parser`."""
+
+    _pulls_fd = True
+
+    def init(self, args: tuple[Any, ...]) -> None:
+        self._preview_only = args[0] == "preview"
+        self._stream = api.StreamDecoder()
+        self._preview_shown = False
+
+    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+        try:
+            if self.fd is not None and not buffer:
+                return self._pull()
+            return self._push(bytes(buffer))  # type: ignore[arg-type]
+        except C2FError as exc:
+            raise OSError(f"c2f: {exc}") from None
+
+    def _push(self, data: bytes) -> tuple[int, int]:
+        self._stream.feed(data)
+        if self._stream.preview_ready and self._preview_only:
+            self._show_preview()
+            return -1, 0
+        if self._stream.complete:
+            self._show(self._stream.image())
+            return -1, 0
+        if self._stream.preview_ready and not self._preview_shown:
+            self._show_preview()
+        return len(data), 0
+
+    def _pull(self) -> tuple[int, int]:
+        fd = self.fd
+        assert fd is not None
+        if not self._read_exact(fd, bitstream.HEADER_SIZE):
+            return self._truncated()
+        while not self._stream.complete:
+            if self._preview_only and self._stream.preview_ready:
+                self._show_preview()
+                return -1, 0
+            head = fd.read(8)
+            self._stream.feed(head)
+            if len(head) < 8:
+                return self._truncated()
+            length = int.from_bytes(head[4:8], "big")
+            if not self._read_exact(fd, length + 4):
+                return self._truncated()
+        self._show(self._stream.image())
+        return -1, 0
+
+    def _read_exact(self, fd: IO[bytes], n: int) -> bool:
+        """Feed exactly `n` more bytes (in bounded reads); False when the file ends."""
+        while n > 0:
+            chunk = fd.read(min(n, 1 << 20))
+            if not chunk:
+                return False
+            self._stream.feed(chunk)
+            n -= len(chunk)
+        return True
+
+    def _truncated(self) -> tuple[int, int]:
+        if ImageFile.LOAD_TRUNCATED_IMAGES and self._stream.preview_ready:
+            if self._preview_only:
+                self._show_preview()
+            else:
+                warnings.warn(
+                    f"c2f: {self._stream.missing()}; missing rows predicted", stacklevel=2
+                )
+                self._show(self._stream.image(partial=True))
+            return -1, 0
+        raise OSError(f"image file is truncated: {self._stream.missing()}")
+
+    def _show_preview(self) -> None:
+        preview = self._stream.preview()
+        target = (self.state.xsize, self.state.ysize)
+        if preview.size != target:
+            preview = preview.resize(target, Image.Resampling.BILINEAR)
+        self._show(preview)
+        self._preview_shown = True
+
+    def _show(self, image: Image.Image) -> None:
+        self.set_as_raw(image.tobytes(), image.mode)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    info = im.encoderinfo
+    exif = info.get("exif")
+    if isinstance(exif, Image.Exif):
+        exif = exif.tobytes()
+    icc = info.get("icc_profile", im.info.get("icc_profile"))
+    try:
+        data = api.encode(
+            im,
+            quality=info.get("quality", 75),
+            device=info.get("device"),
+            exif=exif or None,
+            icc_profile=icc or None,
+        )
+    except UnsupportedImageError as exc:
+        raise OSError(f"cannot write mode {im.mode} as {FORMAT}: {exc}") from None
+    except C2FError as exc:
+        raise ValueError(f"c2f: {exc}") from None
+    fp.write(data)
+
+
+def register() -> None:
+    """Register the C2F format with Pillow (idempotent)."""
+    Image.register_open(FORMAT, C2FImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME)
+    Image.register_decoder(DECODER, C2FDecoder)
