@@ -4,6 +4,7 @@
     c2f encode *.png -o out/ --quality 60        # several files, progress bar
     c2f decode photo.c2f -o photo.png
     c2f info photo.c2f [--json]
+    c2f preview photo.c2f                        # preview / partial / final, side by side
 
 Errors print one line and exit with status 1 (2 for bad usage).
 """
@@ -72,6 +73,22 @@ def cmd_info(args: argparse.Namespace) -> None:
             print(result)
 
 
+def cmd_preview(args: argparse.Namespace) -> None:
+    from .progressive import progressive_stages, stage_strip
+
+    data = args.input.read_bytes()
+    try:
+        stages = progressive_stages(data, device=args.device)
+    except C2FError as exc:
+        raise C2FError(f"{args.input}: {exc}") from None
+    output = args.output or args.input.with_suffix(".stages.png")
+    stage_strip(stages, len(data), args.width).save(output)
+    for stage in stages:
+        share = 100 * stage.bytes_used / len(data)
+        print(f"{stage.label:>12}: {stage.bytes_used:>8} bytes ({share:5.1f}%)")
+    print(f"wrote {output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="c2f", description="c2f learned image format")
     ap.add_argument("--version", action="version", version=f"c2f {__version__}")
@@ -90,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--format", default="png", help="output format by extension (png)")
     dec.add_argument("--device")
     dec.set_defaults(run=cmd_decode)
+
+    pre = sub.add_parser(
+        "preview", help="render what a viewer shows while the file arrives (PNG strip)"
+    )
+    pre.add_argument("input", type=Path)
+    pre.add_argument("-o", "--output", type=Path, help="default: IN.stages.png")
+    pre.add_argument("--width", type=int, default=384, help="width of each stage")
+    pre.add_argument("--device")
+    pre.set_defaults(run=cmd_preview)
 
     inf = sub.add_parser("info", help="print header and segment table")
     inf.add_argument("inputs", nargs="+", type=Path)

@@ -62,3 +62,13 @@ def test_console_script_installed() -> None:
     exe = shutil.which("c2f") or str(Path(sys.executable).parent / "c2f")
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("c2f ")
+
+
+def test_preview_strip(tmp_path: Path, small_stream: bytes, capsys) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "s.c2f"
+    src.write_bytes(small_stream)
+    assert main(["preview", str(src), "--width", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "preview:" in out and "final:" in out and "(100.0%)" in out
+    with Image.open(tmp_path / "s.stages.png") as strip:
+        assert strip.width >= 2 * 120

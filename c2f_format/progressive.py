@@ -1,0 +1,53 @@
+"""What a viewer shows while a .c2f file arrives: preview, partial, final."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from .api import StreamDecoder
+from .bitstream import SEG_Y, SEG_Z2, iter_segments
+
+
+@dataclass(frozen=True)
+class Stage:
+    label: str
+    bytes_used: int
+    image: Image.Image  # full size
+
+
+def progressive_stages(data: bytes, device: str | None = None) -> list[Stage]:
+    """Decode `data` as if it arrived byte by byte; keep the image at three moments:
+    the hyper segments complete (preview), half of y's bands, and the end."""
+    segments = list(iter_segments(data))
+    ends = [s.offset + s.size for s in segments]
+    z2_end = next(e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Z2)
+    band_ends = [e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Y]
+    half = band_ends[(len(band_ends) - 1) // 2] if len(band_ends) > 1 else None
+    dec = StreamDecoder(device=device)
+    dec.feed(data[:z2_end])
+    header = dec.header
+    assert header is not None
+    size = (header.width, header.height)
+    stages = [Stage("preview", z2_end, dec.preview().resize(size, Image.Resampling.BILINEAR))]
+    if half is not None:
+        dec.feed(data[z2_end:half])
+        stages.append(Stage(f"{dec.rows_received * 16} rows", half, dec.image(partial=True)))
+    dec.feed(data[dec.bytes_received :])
+    stages.append(Stage("final", len(data), dec.image()))
+    return stages
+
+
+def stage_strip(stages: list[Stage], total: int, width: int = 384) -> Image.Image:
+    """The stages side by side, each labelled with the share of the file it needed."""
+    first = stages[0].image
+    height = round(first.height * width / first.width)
+    strip = Image.new("RGB", (len(stages) * (width + 8) + 8, height + 36), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, stage in enumerate(stages):
+        x = 8 + i * (width + 8)
+        strip.paste(stage.image.convert("RGB").resize((width, height)), (x, 28))
+        share = 100.0 * stage.bytes_used / total
+        draw.text((x, 8), f"{stage.label}: {stage.bytes_used} B ({share:.1f}%)", fill="black")
+    return strip
