@@ -33,7 +33,9 @@ from .errors import (
 )
 
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.tobytes() adds
-DEFAULT_MAX_PIXELS = 1 << 28  # 268 million pixels; pass max_pixels=None to lift it
+# 33.5 million pixels (6000x4000 fits); pass max_pixels=None to lift it. The decoder
+# works on whole images, so its memory grows with the pixel count (about 1 KB per pixel).
+DEFAULT_MAX_PIXELS = 1 << 25
 # Modes converted without loss before encoding; everything else is refused.
 _LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB"}
 
@@ -158,7 +160,7 @@ class StreamDecoder:
 
     device: str | torch.device | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
-    metadata: dict[str, bytes] = field(default_factory=dict)
+    metadata: dict[str, bytes] = field(init=False, default_factory=dict)  # exif, icc_profile
     _parser: StreamParser = field(init=False)
     _codec: Codec | None = field(init=False, default=None)
     _h1: torch.Tensor | None = field(init=False, default=None)

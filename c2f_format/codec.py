@@ -90,17 +90,7 @@ class Codec:
         self.loaded = loaded
         self.device = device
         self.net = loaded.net.to(device)
-        self.layers = {
-            name: type(p)(
-                p.weight.to(device),
-                p.bias.to(device),
-                p.multiplier.to(device),
-                p.shift.to(device),
-                p.out_min,
-                p.out_max,
-            )
-            for name, p in loaded.layers.items()
-        }
+        self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
         self.levels = len(self.net.config.lambdas)

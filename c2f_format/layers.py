@@ -10,7 +10,7 @@ spec/bitstream-v1.md, "Integer networks"), so every CPU and GPU gets the same bi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,29 @@ class IntegerConvParams:
     shift: Tensor  # int64 [cout], >= 1
     out_min: int
     out_max: int
+    # derived once, on the parameters' device, for `exact_conv`
+    matrix: Tensor = field(init=False, repr=False)  # float64 [cout, cin*k*k]
+    requant: tuple[Tensor, Tensor, Tensor, Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cout = self.weight.shape[0]
+        object.__setattr__(self, "matrix", self.weight.to(torch.float64).reshape(cout, -1))
+        shape = (1, cout, 1, 1)
+        shift = self.shift.view(shape)
+        rounding = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
+        object.__setattr__(
+            self, "requant", (self.bias.view(shape), self.multiplier.view(shape), rounding, shift)
+        )
+
+    def to(self, device: torch.device) -> IntegerConvParams:
+        return IntegerConvParams(
+            self.weight.to(device),
+            self.bias.to(device),
+            self.multiplier.to(device),
+            self.shift.to(device),
+            self.out_min,
+            self.out_max,
+        )
 
 
 class IntConv(nn.Module):
@@ -171,7 +194,7 @@ def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
     xf = x.to(torch.float64)
     if pad:
         xf = F.pad(xf, (pad, pad, pad, pad))
-    wf = p.weight.to(device=x.device, dtype=torch.float64).view(cout, cin * k * k)
+    wf = p.matrix
     # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image size.
     band = max(1, BAND_ELEMENTS // max(1, n * cin * k * k * w))
     parts = []
@@ -182,9 +205,6 @@ def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
         parts.append(torch.matmul(wf, cols).view(n, cout, r1 - r0, w))
     # the sums are exact integers, so the conversion is exact too
     acc = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).to(torch.int64)
-    bias = p.bias.to(x.device).view(1, -1, 1, 1)
-    mult = p.multiplier.to(x.device).view(1, -1, 1, 1)
-    shift = p.shift.to(x.device).view(1, -1, 1, 1)
-    rounding = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
+    bias, mult, rounding, shift = p.requant
     out = torch.bitwise_right_shift((acc + bias) * mult + rounding, shift)
     return out.clamp(p.out_min, p.out_max)

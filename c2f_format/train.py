@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", type=Path, nargs="+", required=True)
+    ap.add_argument("--data", type=Path, nargs="+", help="folders of training images")
     ap.add_argument("--val", type=Path)
     ap.add_argument("--run", type=Path, default=Path("runs/main"))
     ap.add_argument("--iters", type=int, default=20000)
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported step {step} to {args.export} (model {model_id.hex()})")
         return 0
 
+    if not args.data:
+        ap.error("--data is required for training")
     train_images = [im for folder in args.data for im in load_images(folder)]
     sampler = CropSampler(train_images, args.crop, seed)
     val_images = []

@@ -38,6 +38,19 @@ DECODER = "c2f"
 PREVIEW_SCALE = 8
 
 
+def _read_up_to(fp: IO[bytes], n: int) -> bytes:
+    """Read `n` bytes or until the file ends, in bounded pieces: a length field from a
+    hostile file must not turn into one huge allocation."""
+    parts = []
+    while n > 0:
+        chunk = fp.read(min(n, 1 << 20))
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
 def _accept(prefix: bytes) -> bool:
     return prefix[: len(bitstream.MAGIC)] == bitstream.MAGIC
 
@@ -66,7 +79,7 @@ class C2FImageFile(ImageFile.ImageFile):
                 length = int.from_bytes(head[4:8], "big")
                 if length > bitstream.MAX_SEGMENT_LENGTH:
                     raise OSError(f"c2f segment length {length} is too large")
-                body = self.fp.read(length + 4)
+                body = _read_up_to(self.fp, length + 4)
                 parser.feed(head + body)
                 if len(body) < length + 4:
                     break
@@ -109,7 +122,8 @@ class C2FDecoder(ImageFile.PyDecoder):
 
     def init(self, args: tuple[Any, ...]) -> None:
         self._preview_only = args[0] == "preview"
-        self._stream = api.StreamDecoder()
+        # Pillow's own MAX_IMAGE_PIXELS check has already run in Image.open
+        self._stream = api.StreamDecoder(max_pixels=None)
         self._preview_shown = False
 
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
@@ -152,14 +166,10 @@ class C2FDecoder(ImageFile.PyDecoder):
         return -1, 0
 
     def _read_exact(self, fd: IO[bytes], n: int) -> bool:
-        """Feed exactly `n` more bytes (in bounded reads); False when the file ends."""
-        while n > 0:
-            chunk = fd.read(min(n, 1 << 20))
-            if not chunk:
-                return False
-            self._stream.feed(chunk)
-            n -= len(chunk)
-        return True
+        """Feed `n` more bytes to the stream decoder; False when the file ends first."""
+        data = _read_up_to(fd, n)
+        self._stream.feed(data)
+        return len(data) == n
 
     def _truncated(self) -> tuple[int, int]:
         if ImageFile.LOAD_TRUNCATED_IMAGES and self._stream.preview_ready:

@@ -1,0 +1,97 @@
+"""Time-to-preview benchmark through Pillow: full load vs draft, and the Parser.
+
+    python -m c2f_format.bench_preview ../shared/data/kodak -q 75 --runs 5
+
+For each image: median seconds of `Image.open(...).load()` and of the same after
+`draft("RGB", (w/8, h/8))` (measured alternately in one run, so the ratio is fair on a
+noisy machine); the draft's PSNR against the box-downscaled original; and, feeding an
+`ImageFile.Parser` 1 KiB at a time, the share of the file after which the preview is
+drawn and its PSNR against the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from .bench import psnr
+from .progress import progress
+
+
+def _load(data: bytes, draft: bool) -> tuple[float, Image.Image]:
+    t = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as im:
+        if draft:
+            im.draft("RGB", (-(-im.width // 8), -(-im.height // 8)))
+        im.load()
+        out = im.copy()
+    return time.perf_counter() - t, out
+
+
+def measure(path: Path, quality: int, runs: int) -> dict[str, float | str]:
+    with Image.open(path) as src:
+        rgb = src.convert("RGB")
+    buf = io.BytesIO()
+    rgb.save(buf, format="C2F", quality=quality)
+    data = buf.getvalue()
+    full, drafts = [], []
+    for _ in range(runs):
+        t_full, _ = _load(data, draft=False)
+        t_draft, small = _load(data, draft=True)
+        full.append(t_full)
+        drafts.append(t_draft)
+    box = np.asarray(rgb.reduce(8))
+    parser = ImageFile.Parser()
+    shown_at, shown = None, None
+    for start in range(0, len(data), 1024):
+        parser.feed(data[start : start + 1024])
+        if shown_at is None and parser.image is not None and np.asarray(parser.image).any():
+            shown_at, shown = min(start + 1024, len(data)), np.asarray(parser.image.copy())
+    parser.close()
+    ref = np.asarray(rgb)
+    return {
+        "image": path.name,
+        "bytes": len(data),
+        "full_s": statistics.median(full),
+        "draft_s": statistics.median(drafts),
+        "draft_ratio": statistics.median(d / f for d, f in zip(drafts, full, strict=True)),
+        "draft_psnr": psnr(box, np.asarray(small)),
+        "parser_preview_share": (shown_at or len(data)) / len(data),
+        "parser_preview_psnr": psnr(ref, shown) if shown is not None else float("nan"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import c2f_format  # noqa: F401  (registers the Pillow plugin)
+
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("-q", "--quality", type=int, default=75)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("-o", "--out", type=Path)
+    args = ap.parse_args(argv)
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() == ".png")
+    paths = paths[: args.limit] if args.limit else paths
+    rows = [measure(p, args.quality, args.runs) for p in progress(paths, len(paths), "preview")]
+    keys = [k for k in rows[0] if k != "image"]
+    summary = {k: statistics.median(float(r[k]) for r in rows) for k in keys}
+    for k, v in summary.items():
+        print(f"{k:>22}: {v:.4g} (median over {len(rows)} images)")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "median": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
