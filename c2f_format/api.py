@@ -98,6 +98,16 @@ def _image_to_rgb(image: ImageLike) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(arr), mode
 
 
+def _check_max_pixels(max_pixels: object) -> int | None:
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise InvalidArgumentError(f"max_pixels must be an integer or None, not {max_pixels!r}")
+    if max_pixels < 1:
+        raise InvalidArgumentError(f"max_pixels must be positive, got {max_pixels}")
+    return int(max_pixels)
+
+
 def _check_quality(quality: object) -> int:
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
         raise InvalidArgumentError(f"quality must be an integer 1..100, not {quality!r}")
@@ -118,8 +128,11 @@ def encode(
 
     `quality` 1..100 trades size for fidelity as in JPEG. `device` ("cpu", "cuda", ...)
     defaults to $C2F_DEVICE, else CUDA when present, else CPU; the stream is the same
-    kind of stream either way and decodes on any device. `exif` and `icc_profile` are
-    stored verbatim (eXIf and iCCP segments) and come back in `StreamDecoder.metadata`.
+    kind of stream either way and decodes on any device. `icc_profile` is stored
+    verbatim (iCCP segment); `exif` is TIFF-structured Exif data, with or without the
+    `Exif\\0\\0` prefix that Pillow's `Exif.tobytes()` adds, stored without it (eXIf
+    segment, as in PNG). Both come back in `StreamDecoder.metadata` as stored; Pillow and
+    imageio hand Exif out with the prefix, as Pillow's PNG reader does.
     """
     q = _check_quality(quality)
     rgb, mode = _image_to_rgb(image)
@@ -129,8 +142,11 @@ def encode(
             continue
         if not isinstance(value, (bytes, bytearray)):
             raise InvalidArgumentError(f"{name} must be bytes, not {type(value).__name__}")
-        if kind == SEG_EXIF and value.startswith(EXIF_PREFIX):
-            value = value[len(EXIF_PREFIX) :]  # store the TIFF structure, as PNG's eXIf
+        if kind == SEG_EXIF:
+            if value.startswith(EXIF_PREFIX):
+                value = value[len(EXIF_PREFIX) :]  # store the TIFF structure, as PNG's eXIf
+            if not value.startswith((b"MM\x00*", b"II*\x00")):
+                raise InvalidArgumentError("exif must be TIFF-structured Exif data (MM or II)")
         if len(value) > MAX_SEGMENT_LENGTH:
             raise InvalidArgumentError(f"{name} is too large ({len(value)} bytes)")
         ancillary.append((kind, bytes(value)))
@@ -172,8 +188,10 @@ class StreamDecoder:
     _y: torch.Tensor | None = field(init=False, default=None)
     _rows: int = field(init=False, default=0)
     _latents: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
+    _error: C2FError | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.max_pixels = _check_max_pixels(self.max_pixels)
         self._parser = StreamParser(max_pixels=self.max_pixels)
         self._dev = _device(self.device)
 
@@ -196,17 +214,30 @@ class StreamDecoder:
 
     @property
     def complete(self) -> bool:
-        return self._parser.finished
+        return self._parser.finished and self._error is None
 
-    def feed(self, data: bytes) -> list[Segment]:
-        """Add bytes; decode every segment they complete; return those segments."""
-        header_known = self.header is not None
-        segments = self._parser.feed(bytes(data))
-        if not header_known and self.header is not None:
-            self._codec = get_codec(self._dev, self.header.model_id)
-        for seg in segments:
-            self._apply(seg)
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Segment]:
+        """Add bytes; decode every segment they complete; return those segments.
+
+        After an error the decoder stays failed: every later call raises it again.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidArgumentError(f"feed() takes bytes, not {type(data).__name__}")
+        self._raise_if_failed()
+        try:
+            segments = self._parser.feed(bytes(data))
+            if self._codec is None and self.header is not None:
+                self._codec = get_codec(self._dev, self.header.model_id)
+            for seg in segments:
+                self._apply(seg)
+        except C2FError as exc:
+            self._error = exc
+            raise
         return segments
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise type(self._error)(f"{self._error} (raised earlier by this decoder)")
 
     def _apply(self, seg: Segment) -> None:
         codec, header = self._codec, self.header
@@ -260,6 +291,7 @@ class StreamDecoder:
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers."""
+        self._raise_if_failed()
         if self._h2 is None or self._h1 is None or self._codec is None or self.header is None:
             raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
         with torch.inference_mode():
@@ -269,6 +301,7 @@ class StreamDecoder:
 
     def image(self, partial: bool = False) -> Image.Image:
         """The decoded image; see the class docstring for `partial`."""
+        self._raise_if_failed()
         header = self.header
         if not self.complete and not partial:
             raise TruncatedStreamError(self.missing())
@@ -376,7 +409,7 @@ def info(data: bytes | bytearray | memoryview) -> StreamInfo:
         parser.header,
         [(s.kind.decode("ascii"), s.offset, len(s.payload)) for s in segments],
         parser.finished,
-        len(data),
+        memoryview(data).nbytes,
         notes,
     )
 

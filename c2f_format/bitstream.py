@@ -111,10 +111,12 @@ def parse_header(data: bytes, max_pixels: int | None = None) -> Header:
         raise ImageTooLargeError(
             f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side"
         )
-    if max_pixels is not None and width * height > max_pixels:
+    # the decoder works at the padded size, so that is what the limit counts
+    padded = _round_up(width) * _round_up(height)
+    if max_pixels is not None and padded > max_pixels:
         raise ImageTooLargeError(
-            f"image size {width}x{height} ({width * height} pixels) exceeds the limit of "
-            f"{max_pixels} pixels"
+            f"image size {width}x{height} ({padded} pixels padded to a multiple of "
+            f"{PAD_MULTIPLE}) exceeds the limit of {max_pixels} pixels"
         )
     if mode not in MODES:
         raise CorruptStreamError(f"unknown colour mode {mode}")
@@ -156,12 +158,17 @@ def _type_name(kind: bytes) -> str:
     return kind.decode("ascii", "backslashreplace")
 
 
+MAX_ANCILLARY = 64  # more metadata segments than this is not a real image
+
+
 @dataclass
 class StreamParser:
     """Incremental parser: `feed()` bytes in any pieces, get checked segments back.
 
     Enforces segment order (ancillary segments, then HYP1, HYP2, one or more YBND
-    covering y's rows in order, then IEND) and each segment's CRC.
+    covering y's rows in order, then IEND) and each segment's CRC. The order of a
+    segment is checked as soon as its 8-byte head arrives, before its payload. Work is
+    linear in the stream length however it is split.
     """
 
     max_pixels: int | None = None
@@ -169,12 +176,20 @@ class StreamParser:
     segments: list[Segment] = field(default_factory=list)
     finished: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
+    _pos: int = 0  # parse position in _buffer
     _offset: int = 0  # stream offset of _buffer[0]
+    _critical: int = 0  # critical segments accepted so far
+    _ancillary: set[bytes] = field(default_factory=set)
+    _ancillary_count: int = 0
     _rows_seen: int = 0
 
     @property
     def bytes_received(self) -> int:
         return self._offset + len(self._buffer)
+
+    @property
+    def _here(self) -> int:
+        return self._offset + self._pos
 
     def feed(self, data: bytes) -> list[Segment]:
         """Add bytes; return the segments completed by them."""
@@ -188,65 +203,67 @@ class StreamParser:
                     parse_header(bytes(self._buffer))  # raises NotC2FError
                 return done
             self.header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_pixels)
-            self._consume(HEADER_SIZE)
-        while not self.finished and len(self._buffer) >= _SEG_HEAD.size:
-            kind, length = _SEG_HEAD.unpack_from(self._buffer)
-            self._check_type(kind, length)
+            self._pos = HEADER_SIZE
+        while not self.finished and len(self._buffer) - self._pos >= _SEG_HEAD.size:
+            kind, length = _SEG_HEAD.unpack_from(self._buffer, self._pos)
+            self._check_head(kind, length)
             total = SEGMENT_OVERHEAD + length
-            if len(self._buffer) < total:
+            if len(self._buffer) - self._pos < total:
                 break
-            payload = bytes(self._buffer[_SEG_HEAD.size : _SEG_HEAD.size + length])
-            (crc,) = struct.unpack_from(">I", self._buffer, _SEG_HEAD.size + length)
+            start = self._pos + _SEG_HEAD.size
+            payload = bytes(self._buffer[start : start + length])
+            (crc,) = struct.unpack_from(">I", self._buffer, start + length)
             if crc != zlib.crc32(payload, zlib.crc32(kind)):
                 raise CorruptStreamError(
-                    f"CRC mismatch in {_type_name(kind)} segment at offset {self._offset}"
+                    f"CRC mismatch in {_type_name(kind)} segment at offset {self._here}"
                 )
-            seg = Segment(kind, self._offset, payload)
-            self._check_order(seg)
-            self._consume(total)
+            seg = Segment(kind, self._here, payload)
+            self._check_body(seg)
+            self._pos += total
             self.segments.append(seg)
             done.append(seg)
-            if kind == SEG_END:
-                self.finished = True
+            self.finished = kind == SEG_END
+        if self._pos > len(self._buffer) // 2:  # compact now and then, not per segment
+            del self._buffer[: self._pos]
+            self._offset += self._pos
+            self._pos = 0
         return done
 
-    def _consume(self, n: int) -> None:
-        del self._buffer[:n]
-        self._offset += n
-
-    def _kinds(self) -> list[bytes]:
-        return [s.kind for s in self.segments if s.kind in CRITICAL_TYPES]
-
-    def _check_type(self, kind: bytes, length: int) -> None:
+    def _check_head(self, kind: bytes, length: int) -> None:
+        where = f"at offset {self._here}"
         if not (kind[:1].isalpha() and kind.isalnum() and kind.isascii()):
-            raise CorruptStreamError(f"invalid segment type {kind!r} at offset {self._offset}")
+            raise CorruptStreamError(f"invalid segment type {kind!r} {where}")
         if length > MAX_SEGMENT_LENGTH:
+            raise CorruptStreamError(f"segment length {length} {where} is too large")
+        name = _type_name(kind)
+        if 97 <= kind[0] <= 122:  # ancillary
+            if self._critical:
+                raise CorruptStreamError(f"{name} segment {where} after the hyper segments")
+            if self._ancillary_count >= MAX_ANCILLARY:
+                raise CorruptStreamError(f"more than {MAX_ANCILLARY} ancillary segments")
+            return
+        if kind not in CRITICAL_TYPES:
+            raise CorruptStreamError(f"unknown critical segment {name} {where}")
+        expected = (
+            (SEG_Z1,)
+            if self._critical == 0
+            else (SEG_Z2,)
+            if self._critical == 1
+            else (SEG_Y, SEG_END)
+        )
+        if kind not in expected:
             raise CorruptStreamError(
-                f"segment length {length} at offset {self._offset} is too large"
-            )
-        critical = 65 <= kind[0] <= 90
-        if critical and kind not in CRITICAL_TYPES:
-            raise CorruptStreamError(
-                f"unknown critical segment {_type_name(kind)} at offset {self._offset}"
+                f"{name} segment out of order {where} (expected {_type_name(expected[0])})"
             )
 
-    def _check_order(self, seg: Segment) -> None:
+    def _check_body(self, seg: Segment) -> None:
         assert self.header is not None
-        seen = self._kinds()
-        expected = {0: SEG_Z1, 1: SEG_Z2}.get(len(seen))
         if seg.kind not in CRITICAL_TYPES:
-            if seg.kind in (SEG_EXIF, SEG_ICC) and any(s.kind == seg.kind for s in self.segments):
+            if seg.kind in (SEG_EXIF, SEG_ICC) and seg.kind in self._ancillary:
                 raise CorruptStreamError(f"second {_type_name(seg.kind)} segment")
-            if seen:
-                # ancillary data is allowed only before the hyper segments
-                raise CorruptStreamError(
-                    f"{_type_name(seg.kind)} segment after {_type_name(seen[-1])}"
-                )
+            self._ancillary.add(seg.kind)
+            self._ancillary_count += 1
             return
-        in_order = seg.kind == expected if expected else seg.kind in (SEG_Y, SEG_END)
-        if not in_order:
-            after = _type_name(seen[-1]) if seen else "the header"
-            raise CorruptStreamError(f"{_type_name(seg.kind)} segment out of order (after {after})")
         rows = self.header.latent_size[0]
         if seg.kind == SEG_Y:
             row, count, _ = parse_band(seg.payload)
@@ -261,6 +278,7 @@ class StreamParser:
                 raise CorruptStreamError(f"IEND after {self._rows_seen} of {rows} latent rows")
             if seg.payload:
                 raise CorruptStreamError("IEND segment must be empty")
+        self._critical += 1
 
 
 def iter_segments(data: bytes, max_pixels: int | None = None) -> Iterator[Segment]:

@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (C2FError, OSError, ValueError) as exc:
+    except (C2FError, OSError, ValueError, Image.DecompressionBombError) as exc:
         message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
         print(f"c2f: error: {message}", file=sys.stderr)
         return 1

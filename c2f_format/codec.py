@@ -57,11 +57,14 @@ def weights_index() -> dict[str, str]:
     folder = weights_dir()
     try:
         index = json.loads((folder / "index.json").read_text())
+        models = {str(entry["model_id"]): str(entry["file"]) for entry in index["models"]}
     except FileNotFoundError:
         raise WeightsError(f"no weights index in {folder}") from None
-    except ValueError as exc:
-        raise WeightsError(f"weights index in {folder} is malformed: {exc}") from None
-    return {entry["model_id"]: entry["file"] for entry in index["models"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"weights index in {folder} is malformed: {exc!r}") from None
+    if not models:
+        raise WeightsError(f"weights index in {folder} lists no models")
+    return models
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -73,8 +76,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(choice)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"invalid device {choice!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {choice!r} requested but CUDA is not available")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {choice!r} requested but CUDA is not available")
+        if dev.index is None:  # one cache entry per GPU, however it was named
+            dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 

@@ -60,22 +60,32 @@ def make_vectors(source: Path, folder: Path) -> list[dict[str, object]]:
 
 
 def check_vector(folder: Path, entry: dict[str, object], device: str | None = None) -> None:
-    """Raise AssertionError unless this decoder conforms on the vector."""
-    data = (folder / str(entry["stream"])).read_bytes()
+    """Raise ConformanceError unless this decoder conforms on the vector."""
+    name = entry["stream"]
+    data = (folder / str(name)).read_bytes()
     dec = StreamDecoder(device=device)
     dec.feed(data)
-    assert dec.complete, f"{entry['stream']}: stream incomplete"
+    _require(dec.complete, f"{name}: stream incomplete")
     digest = latent_digest(dec.latents())
-    assert digest == entry["latents_sha256"], f"{entry['stream']}: integer mismatch"
+    _require(digest == entry["latents_sha256"], f"{name}: decoded integers differ")
     got = np.asarray(dec.image(), dtype=np.float64)
     with Image.open(folder / str(entry["reference"])) as ref_im:
         ref = np.asarray(ref_im, dtype=np.float64)
-    assert got.shape == ref.shape, f"{entry['stream']}: shape {got.shape} != {ref.shape}"
+    _require(got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}")
     diff = np.abs(got - ref)
     mse = float(np.mean(diff**2))
     score = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-    assert score >= float(entry["min_psnr"]), f"{entry['stream']}: {score:.2f} dB"
-    assert diff.max() <= float(entry["max_abs_diff"]), f"{entry['stream']}: max diff {diff.max()}"
+    _require(score >= float(entry["min_psnr"]), f"{name}: {score:.2f} dB against the reference")
+    _require(diff.max() <= float(entry["max_abs_diff"]), f"{name}: max difference {diff.max()}")
+
+
+class ConformanceError(Exception):
+    """A decoder's output differs from a conformance vector."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConformanceError(message)
 
 
 if __name__ == "__main__":

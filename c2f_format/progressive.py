@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 from .api import StreamDecoder
 from .bitstream import SEG_Y, SEG_Z2, iter_segments
+from .errors import TruncatedStreamError
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ def progressive_stages(data: bytes, device: str | None = None) -> list[Stage]:
     the hyper segments complete (preview), half of y's bands, and the end."""
     segments = list(iter_segments(data))
     ends = [s.offset + s.size for s in segments]
-    z2_end = next(e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Z2)
+    z2_end = next((e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Z2), None)
+    if z2_end is None:
+        raise TruncatedStreamError("the stream ends before its hyper segments are complete")
     band_ends = [e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Y]
     half = band_ends[(len(band_ends) - 1) // 2] if len(band_ends) > 1 else None
     dec = StreamDecoder(device=device)

@@ -28,7 +28,15 @@ import torch
 
 from .entropy import EntropyTables, build_tables
 from .errors import WeightsError
-from .layers import MEAN_MAX, MEAN_STEP, MULT_BITS, WEIGHT_MAX, IntConv, IntegerConvParams
+from .layers import (
+    HIDDEN_MAX,
+    MEAN_MAX,
+    MEAN_STEP,
+    MULT_BITS,
+    WEIGHT_MAX,
+    IntConv,
+    IntegerConvParams,
+)
 from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
 
 MODEL_ID_BYTES = 16
@@ -139,6 +147,19 @@ def check_integer_layer(name: str, p: IntegerConvParams) -> None:
         )
 
 
+def _check_role_range(name: str, p: IntegerConvParams) -> None:
+    """Output ranges by role (spec 6.2): hidden [0, 1024], mean within +-32768 (units of
+    1/16), scale index within [0, 63]; the overflow bound relies on them."""
+    role = name.rsplit(".", 1)[-1]
+    lo, hi = {"mean": (-MEAN_MAX, MEAN_MAX), "scale": (0, SCALE_LEVELS - 1)}.get(
+        role, (0, HIDDEN_MAX)
+    )
+    if not (lo <= p.out_min <= p.out_max <= hi):
+        raise WeightsError(
+            f"integer layer {name}: output range [{p.out_min}, {p.out_max}] exceeds [{lo}, {hi}]"
+        )
+
+
 @dataclass
 class LoadedModel:
     """A model ready for coding: float parts in `net`, exact parts as integers."""
@@ -176,6 +197,7 @@ def load_weights(path: Path) -> LoadedModel:
                 out_max=int(rng[1]),
             )
             check_integer_layer(name, layers[name])
+            _check_role_range(name, layers[name])
         state = {}
         int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
         for name, param in net.named_parameters():
@@ -190,6 +212,16 @@ def load_weights(path: Path) -> LoadedModel:
         tables = EntropyTables(arrays["entropy/freqs"], arrays["entropy/radii"])
         z1_mean = torch.from_numpy(arrays["int/z1/mean"].astype(np.int64))
         z1_scale = torch.from_numpy(arrays["int/z1/scale"].astype(np.int64))
+        if tables.levels != SCALE_LEVELS:
+            raise WeightsError(
+                f"weights file {path} has {tables.levels} tables, not {SCALE_LEVELS}"
+            )
+        if z1_mean.shape != (config.c1,) or int(z1_mean.abs().max()) > MEAN_MAX:
+            raise WeightsError(f"weights file {path}: z1 means out of range")
+        if z1_scale.shape != (config.c1,) or not (
+            0 <= int(z1_scale.min()) <= int(z1_scale.max()) < SCALE_LEVELS
+        ):
+            raise WeightsError(f"weights file {path}: z1 scale indices out of range")
     except KeyError as exc:
         raise WeightsError(f"weights file {path} lacks array {exc}") from None
     except (TypeError, ValueError) as exc:

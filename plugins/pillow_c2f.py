@@ -7,7 +7,11 @@
 * `ImageFile.Parser` decodes while bytes arrive: its `image` shows the preview
   (upsampled) once the hyper segments are in, and the final image after `close()`.
 * `ImageFile.LOAD_TRUNCATED_IMAGES`: a file cut inside y loads with the missing rows
-  predicted; otherwise a truncated file raises `OSError`, as for Pillow's own formats.
+  predicted (cut earlier: left blank), with a warning; otherwise a truncated file
+  raises `OSError`, as for Pillow's own formats.
+* Pixel limits: Pillow's `MAX_IMAGE_PIXELS` applies at open, and c2f's own limit
+  (`c2f_format.DEFAULT_MAX_PIXELS`, from the decoder's memory use) at load, unless
+  `MAX_IMAGE_PIXELS` is set to None.
 * Saving takes `quality` (1..100, default 75), `exif`, `icc_profile` (kept from the
   source image unless given, as PNG does) and `device`. Modes RGB and L are written as
   such, 1 and P (without transparency) converted losslessly; other modes raise
@@ -51,6 +55,14 @@ def _read_up_to(fp: IO[bytes], n: int) -> bytes:
     return b"".join(parts)
 
 
+def _pixel_limit() -> int | None:
+    """c2f's own memory-based limit, tightened by Pillow's (whose error starts at twice
+    MAX_IMAGE_PIXELS); setting MAX_IMAGE_PIXELS to None lifts both, as in Pillow."""
+    if Image.MAX_IMAGE_PIXELS is None:
+        return None
+    return min(api.DEFAULT_MAX_PIXELS, 2 * int(Image.MAX_IMAGE_PIXELS))
+
+
 def _accept(prefix: bytes) -> bool:
     return prefix[: len(bitstream.MAGIC)] == bitstream.MAGIC
 
@@ -63,7 +75,7 @@ class C2FImageFile(ImageFile.ImageFile):
         assert self.fp is not None
         parser = bitstream.StreamParser()
         try:
-            parser.feed(self.fp.read(bitstream.HEADER_SIZE))
+            parser.feed(_read_up_to(self.fp, bitstream.HEADER_SIZE))
             header = parser.header
             if header is None:
                 raise SyntaxError("truncated c2f header")
@@ -73,7 +85,7 @@ class C2FImageFile(ImageFile.ImageFile):
                 )
             # metadata segments sit between the header and HYP1: read just those
             while True:
-                head = self.fp.read(8)
+                head = _read_up_to(self.fp, 8)
                 if len(head) < 8 or head[:4] == bitstream.SEG_Z1:
                     break
                 length = int.from_bytes(head[4:8], "big")
@@ -122,9 +134,14 @@ class C2FDecoder(ImageFile.PyDecoder):
 
     def init(self, args: tuple[Any, ...]) -> None:
         self._preview_only = args[0] == "preview"
-        # Pillow's own MAX_IMAGE_PIXELS check has already run in Image.open
-        self._stream = api.StreamDecoder(max_pixels=None)
         self._preview_shown = False
+        self._decoder: api.StreamDecoder | None = None
+
+    @property
+    def _stream(self) -> api.StreamDecoder:
+        if self._decoder is None:
+            self._decoder = api.StreamDecoder(max_pixels=_pixel_limit())
+        return self._decoder
 
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
         try:
@@ -155,7 +172,7 @@ class C2FDecoder(ImageFile.PyDecoder):
             if self._preview_only and self._stream.preview_ready:
                 self._show_preview()
                 return -1, 0
-            head = fd.read(8)
+            head = _read_up_to(fd, 8)
             self._stream.feed(head)
             if len(head) < 8:
                 return self._truncated()
@@ -172,7 +189,10 @@ class C2FDecoder(ImageFile.PyDecoder):
         return len(data) == n
 
     def _truncated(self) -> tuple[int, int]:
-        if ImageFile.LOAD_TRUNCATED_IMAGES and self._stream.preview_ready:
+        if ImageFile.LOAD_TRUNCATED_IMAGES and not self._stream.preview_ready:
+            warnings.warn(f"c2f: {self._stream.missing()}; image left blank", stacklevel=2)
+            return -1, 0
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
             if self._preview_only:
                 self._show_preview()
             else:

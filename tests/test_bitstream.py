@@ -132,11 +132,32 @@ def test_segment_crc_names_segment() -> None:
         bs.StreamParser().feed(bytes(data))
 
 
-def test_length_beyond_data_waits_then_reports_truncation() -> None:
+def test_length_beyond_data_waits() -> None:
+    """A segment whose length runs past the data is not an error yet: more may come."""
     data = stream()
     parser = bs.StreamParser()
-    parser.feed(data[:-20])
-    assert not parser.finished
+    done = parser.feed(data[:-6])  # inside IEND
+    assert not parser.finished and done[-1].kind == bs.SEG_Y
+    assert [s.kind for s in parser.feed(data[-6:])] == [bs.SEG_END]
+
+
+def test_order_is_checked_from_the_segment_head() -> None:
+    """A misplaced segment fails on its first 8 bytes, before its (huge) payload."""
+    data = header().pack() + b"HYP2" + struct.pack(">I", 1 << 30)
+    with pytest.raises(CorruptStreamError, match="HYP2 segment out of order"):
+        bs.StreamParser().feed(data)
+
+
+def test_many_ancillary_segments_are_refused() -> None:
+    data = header().pack() + bs.pack_segment(b"zzzz", b"") * 65
+    with pytest.raises(CorruptStreamError, match="more than 64 ancillary"):
+        bs.StreamParser().feed(data)
+
+
+def test_padded_size_counts_against_the_limit() -> None:
+    """65536x15 decodes at 65536x64: the limit sees the padded size."""
+    with pytest.raises(ImageTooLargeError, match="padded"):
+        bs.parse_header(header(width=65536, height=15).pack(), max_pixels=2_000_000)
 
 
 @pytest.mark.parametrize(

@@ -195,7 +195,11 @@ def test_thread_counts_do_not_matter() -> None:
     assert hash12 == hash11  # identical integers whatever the decoder's threads
     a = np.frombuffer(img12, np.uint8)
     assert psnr(a, np.frombuffer(img11, np.uint8)) >= 45
-    assert psnr(a, np.frombuffer(d21.split(b"\n", 1)[1], np.uint8)) >= 30
+    # the reverse: encoded with 2 threads, decoded with 1 and with 2
+    d22 = _run(2, "decode", stdin=s2)
+    assert d21.split(b"\n", 1)[0] == d22.split(b"\n", 1)[0]
+    b = np.frombuffer(d21.split(b"\n", 1)[1], np.uint8)
+    assert psnr(b, np.frombuffer(d22.split(b"\n", 1)[1], np.uint8)) >= 45
 
 
 @pytest.mark.filterwarnings("ignore:c2f. stream ends")
@@ -220,3 +224,28 @@ def test_damaged_streams_raise_only_c2f_errors(small_stream: bytes, data: st.Dat
     except C2FError:
         return
     assert out.size[0] >= 1
+
+
+def test_decoder_stays_failed_after_an_error(small_stream: bytes) -> None:
+    """A coded unit with a valid CRC but a bad end state poisons the decoder for good."""
+    from c2f_format import bitstream as bs
+
+    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_Y)
+    row, rows, coded = bs.parse_band(seg.payload)
+    forged = bs.pack_band(row, rows, coded + b"\x07\x00\x00\x00" * 5000)  # words left over
+    data = small_stream[: seg.offset] + forged + small_stream[seg.offset + seg.size :]
+    dec = c2f_format.StreamDecoder()
+    with pytest.raises(c2f_format.CorruptStreamError, match="does not end"):
+        dec.feed(data)
+    assert not dec.complete
+    with pytest.raises(c2f_format.CorruptStreamError):
+        dec.image()
+    with pytest.raises(c2f_format.CorruptStreamError):
+        dec.feed(b"")
+
+
+def test_stream_decoder_arguments() -> None:
+    with pytest.raises(InvalidArgumentError, match="max_pixels"):
+        c2f_format.StreamDecoder(max_pixels="1000")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="feed"):
+        c2f_format.StreamDecoder().feed(10**9)  # type: ignore[arg-type]

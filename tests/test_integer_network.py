@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from c2f_format.codec import Codec, get_codec, pick_device
-from c2f_format.layers import HIDDEN_MAX, HIDDEN_STEP, IntConv, exact_conv
+from c2f_format.layers import (
+    HIDDEN_MAX,
+    HIDDEN_STEP,
+    IntConv,
+    IntegerConvParams,
+    exact_conv,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +51,34 @@ def test_exact_conv_equals_integer_reference(codec: Codec, name: str) -> None:
     assert np.array_equal(got, reference_conv(x, layer))
 
 
-def test_worst_case_accumulator_is_exact(codec: Codec) -> None:
-    """Largest inputs against the largest weights: float64 sums stay exact."""
-    for name, layer in codec.layers.items():
-        cin = layer.weight.shape[1]
-        big = 1 << 20 if name.endswith("expand") else HIDDEN_MAX
-        x = np.full((1, cin, 5, 5), big, dtype=np.int64)
-        x[:, ::2] = -big if big > HIDDEN_MAX else 0
-        got = exact_conv(torch.from_numpy(x), layer).numpy()
-        assert np.array_equal(got, reference_conv(x, layer)), name
+def test_worst_case_accumulator_is_exact() -> None:
+    """A layer at every bound of spec 6.3 (|w| = 2047, fan-in 4096, |x| just under 2^20,
+    |b| = 2^40, M = 2^16 - 1, S = 40) against arbitrary-precision Python integers."""
+    cout, cin, k = 2, 4096 // 9, 3  # fan-in 4095
+    rng = np.random.default_rng(5)
+    signs = rng.choice([-1, 1], size=(1, cin, 1, 1))
+    w = (np.concatenate([signs, -signs]) * 2047 * np.ones((1, 1, k, k))).astype(np.int64)
+    layer = IntegerConvParams(
+        weight=torch.from_numpy(w),
+        bias=torch.tensor([1 << 40, -(1 << 40)]),
+        multiplier=torch.tensor([(1 << 16) - 1, (1 << 16) - 1]),
+        shift=torch.tensor([40, 40]),
+        out_min=-(1 << 20),
+        out_max=1 << 20,
+    )
+    big = (1 << 20) - 1
+    x = (signs * big * np.ones((1, 1, 3, 3))).astype(np.int64)
+    got = exact_conv(torch.from_numpy(x), layer).numpy()
+    for o in range(cout):
+        acc = int(layer.bias[o]) + sum(
+            int(w[o, i, dy, dx]) * int(x[0, i, 1 + dy - 1, 1 + dx - 1])
+            for i in range(cin)
+            for dy in range(k)
+            for dx in range(k)
+        )
+        want = (acc * ((1 << 16) - 1) + (1 << 39)) >> 40
+        assert abs(acc) > 1 << 42  # really near the bound
+        assert got[0, o, 1, 1] == max(-(1 << 20), min(1 << 20, want))
 
 
 def random_z2(codec: Codec, rows: int, cols: int, seed: int) -> torch.Tensor:
