@@ -1,6 +1,6 @@
 """Rate–distortion benchmark: c2f against Pillow's codecs, measured in one run.
 
-    python -m c2f_format.bench ../shared/data/kodak -o bench/kodak
+    c2f bench ../shared/data/kodak -o bench/kodak
 
 Every image is encoded at a grid of qualities by each codec; bpp counts the whole file.
 Results go to `results.csv` and `results.json`, BD-rates (Bjøntegaard, PSNR-RGB) are
@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from .api import decode, encode
 from .progress import progress
+from .reference_points import KODAK
 
 CodecFn = Callable[[Image.Image, int], tuple[bytes, Image.Image, float, float]]
 
@@ -57,11 +58,11 @@ CODECS: dict[str, tuple[CodecFn, list[int]]] = {
     "c2f": (_c2f, [1, 12, 25, 38, 50, 62, 75, 88, 100]),
     "jpeg": (
         _pillow_codec("JPEG", lambda q: {"quality": q, "subsampling": 0}),
-        [10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
+        [3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
     ),
     "webp": (
         _pillow_codec("WEBP", lambda q: {"quality": q, "method": 6}),
-        [5, 15, 30, 45, 60, 75, 85, 95],
+        [1, 5, 15, 30, 45, 60, 75, 85, 95],
     ),
     "avif": (
         _pillow_codec("AVIF", lambda q: {"quality": q, "subsampling": "4:4:4"}),
@@ -187,20 +188,27 @@ def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
             d.line(line, fill=color, width=3)
         for x, y in line:
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        d.line([w - m - 150, m + 20 + 18 * i, w - m - 120, m + 20 + 18 * i], fill=color, width=3)
-        d.text((w - m - 112, m + 14 + 18 * i), codec, fill="black")
+        ly = h - m - 18 * (len(curve) - i) - 8  # legend in the empty lower right
+        d.line([w - m - 330, ly + 6, w - m - 300, ly + 6], fill=color, width=3)
+        d.text((w - m - 292, ly), codec, fill="black")
     im.save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="c2f bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("folder", type=Path)
     ap.add_argument("-o", "--out", type=Path, default=Path("bench"))
     ap.add_argument("--codecs", default=",".join(CODECS))
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
     ap.add_argument("--no-msssim", action="store_true")
+    ap.add_argument(
+        "--reference",
+        choices=["auto", "kodak", "none"],
+        default="auto",
+        help="add published Kodak curves (BPG-444, CompressAI); auto: when the folder is kodak",
+    )
     args = ap.parse_args(argv)
     paths = sorted(
         p
@@ -244,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     curve = curves(rows)
+    if args.reference == "kodak" or (
+        args.reference == "auto" and "kodak" in args.folder.name.lower()
+    ):
+        curve.update(KODAK)
     bd = {}
     if "c2f" in curve:
         for peer in curve:

@@ -5,6 +5,7 @@
     c2f decode photo.c2f -o photo.png
     c2f info photo.c2f [--json]
     c2f preview photo.c2f                        # preview / partial / final, side by side
+    c2f bench ../shared/data/kodak -o bench/     # RD against JPEG, WebP, AVIF, JPEG 2000
 
 Errors print one line and exit with status 1 (2 for bad usage).
 """
@@ -117,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device")
     pre.set_defaults(run=cmd_preview)
 
+    sub.add_parser(
+        "bench", help="rate-distortion benchmark against Pillow's codecs", add_help=False
+    )
+
     inf = sub.add_parser("info", help="print header and segment table")
     inf.add_argument("inputs", nargs="+", type=Path)
     inf.add_argument("--json", action="store_true")
@@ -125,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark has its own options
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -249,3 +249,14 @@ def test_stream_decoder_arguments() -> None:
         c2f_format.StreamDecoder(max_pixels="1000")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="feed"):
         c2f_format.StreamDecoder().feed(10**9)  # type: ignore[arg-type]
+
+
+def test_metadata_arguments(small_rgb: np.ndarray) -> None:
+    with pytest.raises(InvalidArgumentError, match="TIFF"):
+        c2f_format.encode(small_rgb, exif=b"not exif")
+    with pytest.raises(InvalidArgumentError, match="icc_profile must be bytes"):
+        c2f_format.encode(small_rgb, icc_profile="sRGB")  # type: ignore[arg-type]
+    data = c2f_format.encode(small_rgb, exif=b"Exif\x00\x00MM\x00*rest", icc_profile=b"icc")
+    dec = c2f_format.StreamDecoder()
+    dec.feed(data)
+    assert dec.metadata == {"exif": b"MM\x00*rest", "icc_profile": b"icc"}
