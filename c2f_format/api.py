@@ -309,8 +309,16 @@ class StreamDecoder:
             raise TruncatedStreamError(self.missing())
         mu3, _ = self._y_params()
         with torch.inference_mode():
-            x = self._codec.synthesize(self._y_symbols(), mu3, self._h2, self._h1, header.quality)
-        return _rgb_to_image(to_uint8(x, header.height, header.width), header.mode)
+            rgb = self._codec.reconstruct(
+                self._y_symbols(),
+                mu3,
+                self._h2,
+                self._h1,
+                header.quality,
+                header.height,
+                header.width,
+            )
+        return _rgb_to_image(rgb, header.mode)
 
     def missing(self) -> str:
         """What is still missing, in words (for messages about truncation)."""

@@ -143,19 +143,46 @@ class Codec:
     def _float(self, h: torch.Tensor) -> torch.Tensor:
         return h.to(torch.float32) * HIDDEN_STEP
 
-    def synthesize(
+    def reconstruct(
         self,
         symbols_y: torch.Tensor,
         mu3: torch.Tensor,
         h2: torch.Tensor,
         h1: torch.Tensor,
         quality: int,
-    ) -> torch.Tensor:
-        """y residuals and means, hyper representations -> float image [1, 3, H, W] in
-        [0, 1] at the padded size."""
-        y_hat = symbols_y.to(torch.float32) + mu3.to(torch.float32) * MEAN_STEP
+        height: int,
+        width: int,
+    ) -> np.ndarray:
+        """y residuals and means, hyper representations -> uint8 [height, width, 3].
+
+        The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
+        units, each with HALO units of context on every side, cropped away after), so
+        memory stays bounded whatever the image size, and tiles join without seams.
+        """
         _, inv = self.net.gains(quality_to_level(quality, self.levels))
-        return self.net.synthesis(y_hat, inv.to(self.device), self._float(h2), self._float(h1))
+        inv = inv.to(self.device)
+        rows, cols = mu3.shape[2], mu3.shape[3]
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        f = LATENT_FACTOR
+        for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
+            top, left = (r0 - a0) * f, (c0 - b0) * f
+            tile_h = min(r1 * f, height) - r0 * f
+            tile_w = min(c1 * f, width) - c0 * f
+            if tile_h <= 0 or tile_w <= 0:  # all padding
+                continue
+            y_hat = (
+                symbols_y[:, :, a0:a1, b0:b1].to(torch.float32)
+                + mu3[:, :, a0:a1, b0:b1].to(torch.float32) * MEAN_STEP
+            )
+            x = self.net.synthesis(
+                y_hat,
+                inv,
+                self._float(h2[:, :, a0:a1, b0:b1]),
+                self._float(h1[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
+            )
+            crop = x[:, :, top : top + tile_h, left : left + tile_w]
+            out[r0 * f : r0 * f + tile_h, c0 * f : c0 * f + tile_w] = to_uint8(crop, tile_h, tile_w)
+        return out
 
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
         return self.net.preview(self._float(h2), self._float(h1))
@@ -179,7 +206,9 @@ class Codec:
         x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
         x = F.pad(x, (0, pw - width, 0, ph - height), mode="replicate")
         gain, _ = self.net.gains(quality_to_level(quality, self.levels))
-        y, z2, z1 = self.net.analysis(x, gain.to(self.device))
+        y = self._analyse(x) * gain.to(self.device).view(1, -1, 1, 1)
+        z2 = self.net.h_a2(y)
+        z1 = self.net.h_a1(z2)
 
         mean1, idx1 = self.z1_params(z1.shape[2], z1.shape[3])
         s1 = _residual(z1, mean1)
@@ -199,6 +228,16 @@ class Codec:
             out.append(pack_band(row, end - row, coded))
         out.append(pack_segment(SEG_END, b""))
         return b"".join(out)
+
+    def _analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a over tiles of the padded image (with HALO latent units of context)."""
+        f = LATENT_FACTOR
+        rows, cols = x.shape[2] // f, x.shape[3] // f
+        y = torch.empty((1, self.net.config.m, rows, cols), device=self.device)
+        for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
+            part = self.net.g_a(x[:, :, a0 * f : a1 * f, b0 * f : b1 * f])
+            y[:, :, r0:r1, c0:c1] = part[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+        return y
 
     def latent_shapes(self, header: Header) -> dict[str, tuple[int, int, int, int]]:
         cfg = self.net.config
@@ -224,6 +263,29 @@ class Codec:
     def _decode(self, payload: bytes, idx: torch.Tensor) -> torch.Tensor:
         sym = entropy.decode(payload, _np(idx), self.tables)
         return torch.from_numpy(sym).to(self.device)
+
+
+TILE = 32  # latent units per tile side (512 pixels)
+HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)
+
+
+def _tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
+    """Tiles of a rows x cols latent grid: (r0, r1, c0, c1) and the haloed window
+    (a0, a1, b0, b1) to compute it from. Window edges are even, so h1 (half the
+    resolution) is cut on whole positions."""
+    tiles = []
+    for r0 in range(0, rows, TILE):
+        r1 = min(rows, r0 + TILE)
+        for c0 in range(0, cols, TILE):
+            c1 = min(cols, c0 + TILE)
+            window = (
+                max(0, r0 - HALO),
+                min(rows, r1 + HALO),
+                max(0, c0 - HALO),
+                min(cols, c1 + HALO),
+            )
+            tiles.append((r0, r1, c0, c1, window))
+    return tiles
 
 
 def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:

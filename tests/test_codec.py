@@ -260,3 +260,18 @@ def test_metadata_arguments(small_rgb: np.ndarray) -> None:
     dec = c2f_format.StreamDecoder()
     dec.feed(data)
     assert dec.metadata == {"exif": b"MM\x00*rest", "icc_profile": b"icc"}
+
+
+def test_tiles_join_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Analysis and synthesis run in latent tiles with a halo: small tiles give the same
+    stream and the same pixels as one big tile."""
+    import c2f_format.codec as codec_module
+
+    with Image.open(KODIM23) as im:
+        arr = np.asarray(im.convert("RGB"))[:200, :330].copy()
+    whole = c2f_format.encode(arr, quality=70)
+    whole_px = np.asarray(c2f_format.decode(whole))
+    monkeypatch.setattr(codec_module, "TILE", 4)
+    tiled = c2f_format.encode(arr, quality=70)
+    assert tiled == whole
+    assert np.array_equal(np.asarray(c2f_format.decode(whole)), whole_px)
