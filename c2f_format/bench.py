@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +40,8 @@ def _pillow_codec(fmt: str, options: Callable[[int], dict[str, object]]) -> Code
         im.save(buf, fmt, **options(q))
         t1 = time.perf_counter()
         data = buf.getvalue()
-        with Image.open(io.BytesIO(data)) as out:
-            out = out.convert("RGB")
+        with Image.open(io.BytesIO(data)) as decoded:
+            out = decoded.convert("RGB")
         return data, out, t1 - t0, time.perf_counter() - t1
 
     return run
@@ -132,12 +133,12 @@ def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> 
     return float((np.exp(diff) - 1) * 100)
 
 
-def curves(rows: list[dict[str, object]]) -> dict[str, list[tuple[float, float]]]:
+def curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
     """Mean bpp and mean PSNR per (codec, quality)."""
     acc: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for row in rows:
         acc.setdefault((str(row["codec"]), int(row["quality"])), []).append(
-            (float(row["bpp"]), float(row["psnr"]))  # type: ignore[arg-type]
+            (float(row["bpp"]), float(row["psnr"]))
         )
     out: dict[str, list[tuple[float, float]]] = {}
     for (codec, _), pts in sorted(acc.items()):
@@ -223,16 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     names = [c for c in args.codecs.split(",") if c]
     jobs = [(p, c, q) for p in paths for c in names for q in CODECS[c][1]]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     cache: dict[Path, tuple[Image.Image, np.ndarray]] = {}
     for path, codec, q in progress(jobs, len(jobs), "bench"):
         if path not in cache:
             cache.clear()
-            with Image.open(path) as im:
-                rgb = im.convert("RGB")
+            with Image.open(path) as src:
+                rgb = src.convert("RGB")
             cache[path] = (rgb, np.asarray(rgb))
-        im, ref = cache[path]
-        data, out, t_enc, t_dec = CODECS[codec][0](im, q)
+        image, ref = cache[path]
+        data, out, t_enc, t_dec = CODECS[codec][0](image, q)
         got = np.asarray(out.convert("RGB"))
         rows.append(
             {

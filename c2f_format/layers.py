@@ -138,7 +138,8 @@ class IntConv(nn.Module):
         return self.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / WEIGHT_MAX
 
     def forward(self, x: Tensor) -> Tensor:
-        weight, bias = self.weight, self.bias
+        weight: Tensor = self.weight
+        bias: Tensor = self.bias
         if self.fake_quant:
             sw = self._weight_scale()
             weight = ste_round(weight / sw.view(-1, 1, 1, 1)) * sw.view(-1, 1, 1, 1)

@@ -41,11 +41,11 @@ def load_images(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
     for path in sorted(folder.rglob("*")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            while max(im.size) > max_side:
-                im = im.reduce(2)
-            images.append(np.asarray(im))
+        with Image.open(path) as src:
+            rgb = src.convert("RGB")
+        while max(rgb.size) > max_side:
+            rgb = rgb.reduce(2)
+        images.append(np.asarray(rgb))
     if not images:
         raise SystemExit(f"no images found under {folder}")
     return images

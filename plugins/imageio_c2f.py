@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 from imageio.core.request import URI_BYTES, InitializationError, IOMode, Request
 from imageio.core.v3_plugin_api import ImageProperties, PluginV3
+from numpy.typing import ArrayLike
 from PIL import Image
 
 from c2f_format import api, bitstream
 
 PLUGIN_NAME = "C2F"
+UINT8 = np.dtype(np.uint8)
 EXTENSION = ".c2f"
 
 
@@ -88,8 +90,8 @@ class C2FPlugin(PluginV3):
         if header.mode == "RGB":
             shape += (3,)
         if batch:
-            return ImageProperties(shape=(1, *shape), dtype=np.uint8, n_images=1, is_batch=True)
-        return ImageProperties(shape=shape, dtype=np.uint8)
+            return ImageProperties(shape=(1, *shape), dtype=UINT8, n_images=1, is_batch=True)
+        return ImageProperties(shape=shape, dtype=UINT8)
 
     def metadata(self, index: Any = None, exclude_applied: bool = True) -> dict[str, Any]:
         self._check_index(index)
@@ -112,7 +114,7 @@ class C2FPlugin(PluginV3):
 
     def write(
         self,
-        ndimage: np.ndarray | list[np.ndarray],
+        ndimage: ArrayLike | list[ArrayLike],
         *,
         quality: int = 75,
         exif: bytes | None = None,

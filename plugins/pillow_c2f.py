@@ -143,7 +143,9 @@ class C2FDecoder(ImageFile.PyDecoder):
             self._decoder = api.StreamDecoder(max_pixels=_pixel_limit())
         return self._decoder
 
-    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+    def decode(
+        self, buffer: bytes | bytearray | memoryview | Image.SupportsArrayInterface
+    ) -> tuple[int, int]:
         try:
             if self.fd is not None and not buffer:
                 return self._pull()
