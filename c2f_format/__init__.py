@@ -8,6 +8,12 @@ print(c2f_format.info(data))                  # header and segment table
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
 from .bitstream import Header
 from .errors import (
@@ -26,11 +32,27 @@ from .errors import (
 __version__ = "0.1.0"
 
 
+def _plugins() -> ModuleType:
+    """`c2f_format.plugins`: installed from the top-level plugins/ folder; in a source
+    checkout (no install, or `python -m` from the repository root) loaded from there."""
+    try:
+        return importlib.import_module(f"{__name__}.plugins")
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parent.parent / "plugins"
+        spec = importlib.util.spec_from_file_location(
+            f"{__name__}.plugins", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        if spec is None or spec.loader is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+
 def register() -> None:
     """Register the C2F format with Pillow and imageio (idempotent; done on import)."""
-    from .plugins import register as _register
-
-    _register()
+    _plugins().register()
 
 
 register()
