@@ -84,11 +84,6 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def quality_to_level(quality: float, levels: int) -> float:
-    """quality 1..100 -> continuous model level 0..levels-1 (monotone)."""
-    return (float(quality) - 1.0) / 99.0 * (levels - 1)
-
-
 class Codec:
     """One loaded model on one device. Thread-safe: it holds no per-call state."""
 
@@ -159,7 +154,7 @@ class Codec:
         units, each with HALO units of context on every side, cropped away after), so
         memory stays bounded whatever the image size, and tiles join without seams.
         """
-        _, inv = self.net.gains(quality_to_level(quality, self.levels))
+        _, inv = self.net.gains(self.net.config.level_of_quality(quality))
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
         out = np.empty((height, width, 3), dtype=np.uint8)
@@ -205,7 +200,7 @@ class Codec:
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C")).to(self.device)
         x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
         x = F.pad(x, (0, pw - width, 0, ph - height), mode="replicate")
-        gain, _ = self.net.gains(quality_to_level(quality, self.levels))
+        gain, _ = self.net.gains(self.net.config.level_of_quality(quality))
         y = self._analyse(x) * gain.to(self.device).view(1, -1, 1, 1)
         z2 = self.net.h_a2(y)
         z1 = self.net.h_a1(z2)

@@ -70,6 +70,14 @@ class ModelConfig:
     lambdas: list[float] = field(
         default_factory=lambda: [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
     )
+    # the levels quality 1 and quality 100 map to: calibrated after training to the range
+    # where rate and quality both rise with the level (None: all trained levels)
+    quality_levels: list[float] | None = None
+
+    def level_of_quality(self, quality: float) -> float:
+        """quality 1..100 -> continuous level, linear between `quality_levels`."""
+        lo, hi = self.quality_levels or (0.0, float(len(self.lambdas) - 1))
+        return lo + (float(quality) - 1.0) / 99.0 * (hi - lo)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -123,6 +123,20 @@ def validate(model: C2FModel, images: list[torch.Tensor], device: torch.device) 
     return " | ".join(parts)
 
 
+def calibrate(model: C2FModel, val: Path | None, count: int = 8) -> None:
+    """Set the model's quality range from the real codec on validation images."""
+    if val is None:
+        print("no --val folder: quality spans all trained levels", flush=True)
+        return
+    from .calibration import monotone_range, rd_by_level
+
+    rows = rd_by_level(model, load_images(val)[:count])
+    for level, bpp, psnr in rows:
+        print(f"level {level:5.2f}: {bpp:.3f} bpp {psnr:.2f} dB", flush=True)
+    model.config.quality_levels = monotone_range(rows)
+    print(f"quality 1..100 -> levels {model.config.quality_levels}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -191,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.export:
             ap.error("--export-only needs --export")
         model.set_fake_quant(True)
+        calibrate(model.cpu(), args.val)
         model_id = publish_weights(model.cpu(), args.export)
         print(f"exported step {step} to {args.export} (model {model_id.hex()})")
         return 0
@@ -294,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     log_file.close()
     if args.export:
         model.set_fake_quant(True)
+        calibrate(model.cpu(), args.val)
         model_id = publish_weights(model.cpu(), args.export)
         print(f"exported {args.export} (model {model_id.hex()})", flush=True)
     return 0

@@ -184,6 +184,10 @@ def load_weights(path: Path) -> LoadedModel:
         raise WeightsError(f"weights file {path} is not a valid archive: {exc}") from None
     try:
         config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
+        if config.quality_levels is not None:
+            lo, hi = config.quality_levels
+            if not 0 <= lo < hi <= len(config.lambdas) - 1:
+                raise WeightsError(f"weights file {path}: quality_levels {config.quality_levels}")
         net = C2FModel(config)
         layers: dict[str, IntegerConvParams] = {}
         for name in _int_layers(net):

@@ -1,0 +1,66 @@
+"""Calibrate the quality scale of a trained model: which levels quality 1..100 spans.
+
+A single network trained over a range of lambdas need not be monotone at the ends of
+that range (at the lowest levels the gained latents get so small that the level-agnostic
+prior overestimates their spread, and the rate rises again). The export therefore
+measures the real codec on held-out images (never the benchmark) and maps quality 1
+to the lowest level from which both rate and PSNR rise with the level.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .codec import Codec
+from .model import C2FModel
+from .progress import progress
+from .weights import load_weights, save_weights
+
+QUALITIES = sorted({int(q) for q in np.linspace(1, 100, 34).round()})  # measured grid
+
+
+def rd_by_level(model: C2FModel, images: list[np.ndarray]) -> list[tuple[float, float, float]]:
+    """(level, mean bpp, mean PSNR) of the real codec over the full trained range."""
+    saved = model.config.quality_levels
+    model.config.quality_levels = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "calibrating.npz"
+            save_weights(model, path)
+            codec = Codec(load_weights(path), torch.device("cpu"))
+    finally:
+        model.config.quality_levels = saved
+    rows = []
+    for quality in progress(QUALITIES, len(QUALITIES), "calibrate"):
+        level = codec.net.config.level_of_quality(quality)
+        bpp, psnr = [], []
+        for rgb in images:
+            data = codec.encode(rgb, "RGB", quality)
+            out = _decode(codec, data)
+            mse = float(np.mean((out.astype(np.float64) - rgb.astype(np.float64)) ** 2))
+            bpp.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
+            psnr.append(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+        rows.append((float(level), float(np.mean(bpp)), float(np.mean(psnr))))
+    return rows
+
+
+def _decode(codec: Codec, data: bytes) -> np.ndarray:
+    from .api import StreamDecoder
+
+    dec = StreamDecoder(device="cpu")
+    dec._codec = codec  # decode with this (not yet installed) model
+    dec.feed(data)
+    return np.asarray(dec.image())
+
+
+def monotone_range(rows: list[tuple[float, float, float]]) -> list[float]:
+    """[t0, t1]: the longest run up to the top level where bpp and PSNR both rise."""
+    start = len(rows) - 1
+    while start > 0 and rows[start - 1][1] < rows[start][1] and rows[start - 1][2] < rows[start][2]:
+        start -= 1
+    end = len(rows) - 1
+    return [round(rows[start][0], 3), round(rows[end][0], 3)]
