@@ -58,9 +58,13 @@ def _decode(codec: Codec, data: bytes) -> np.ndarray:
 
 
 def monotone_range(rows: list[tuple[float, float, float]]) -> list[float]:
-    """[t0, t1]: the longest run up to the top level where bpp and PSNR both rise."""
-    start = len(rows) - 1
-    while start > 0 and rows[start - 1][1] < rows[start][1] and rows[start - 1][2] < rows[start][2]:
-        start -= 1
-    end = len(rows) - 1
-    return [round(rows[start][0], 3), round(rows[end][0], 3)]
+    """[t0, t1]: the longest run of consecutive measured levels over which both bpp and
+    PSNR rise strictly (ties go to the higher levels)."""
+    best = (0, 0)
+    start = 0
+    for i in range(1, len(rows)):
+        if not (rows[i][1] > rows[i - 1][1] and rows[i][2] > rows[i - 1][2]):
+            start = i
+        if i - start >= best[1] - best[0]:
+            best = (start, i)
+    return [round(rows[best[0]][0], 3), round(rows[best[1]][0], 3)]
