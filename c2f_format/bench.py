@@ -153,6 +153,8 @@ COLORS = {
     "webp": (30, 120, 200),
     "avif": (30, 160, 60),
     "jpeg2000": (200, 140, 0),
+    "bpg444 (published)": (150, 60, 160),
+    "bmshj2018-hyperprior (CompressAI, published)": (0, 150, 150),
 }
 
 
