@@ -94,7 +94,6 @@ class Codec:
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
-        self.levels = len(self.net.config.lambdas)
 
     # ---- exact path ---------------------------------------------------------------
 
