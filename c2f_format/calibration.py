@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .bench import psnr as psnr_of
 from .codec import Codec
 from .model import C2FModel
 from .progress import progress
@@ -41,9 +42,8 @@ def rd_by_level(model: C2FModel, images: list[np.ndarray]) -> list[tuple[float, 
         for rgb in images:
             data = codec.encode(rgb, "RGB", quality)
             out = _decode(codec, data)
-            mse = float(np.mean((out.astype(np.float64) - rgb.astype(np.float64)) ** 2))
             bpp.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            psnr.append(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+            psnr.append(psnr_of(rgb, out))
         rows.append((float(level), float(np.mean(bpp)), float(np.mean(psnr))))
     return rows
 

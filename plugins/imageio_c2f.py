@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from PIL import Image
 
 from c2f_format import api, bitstream
+from c2f_format.errors import TruncatedStreamError
 
 PLUGIN_NAME = "C2F"
 UINT8 = np.dtype(np.uint8)
@@ -95,15 +96,19 @@ class C2FPlugin(PluginV3):
 
     def metadata(self, index: Any = None, exclude_applied: bool = True) -> dict[str, Any]:
         self._check_index(index)
-        result = api.info(self._bytes())
-        header = result.header
+        data = self._bytes()
+        parser = bitstream.StreamParser()
+        segments = parser.feed(data)  # one pass: header, order and CRCs checked as in info()
+        header = parser.header
+        if header is None:
+            raise TruncatedStreamError(f"stream ends inside the header ({len(data)} bytes)")
         meta: dict[str, Any] = {
             "mode": header.mode,
             "quality": header.quality,
             "c2f_model": header.model_id.hex(),
             "c2f_version": "{}.{}".format(*header.version),
         }
-        payloads = {seg.kind: seg.payload for seg in bitstream.iter_segments(self._bytes())}
+        payloads = {seg.kind: seg.payload for seg in segments}
         if bitstream.SEG_ICC in payloads:
             meta["icc_profile"] = payloads[bitstream.SEG_ICC]
         if bitstream.SEG_EXIF in payloads:
