@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import __version__
-from .api import decode, encode, info
+from .api import info
+from .batch import FileJob, decode_file, encode_file, run_batch
 from .errors import C2FError
-from .progress import progress
 
 
 def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]:
@@ -35,29 +35,36 @@ def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]
     return [output / p.with_suffix(suffix).name for p in inputs]
 
 
+def _run_files(kind: str, jobs: list[FileJob], workers: int | None, device: str | None) -> None:
+    run = encode_file if kind == "encode" else decode_file
+    errors = []
+    for result in run_batch(run, jobs, workers, device, kind, show_progress=len(jobs) > 1):
+        if isinstance(result, C2FError):
+            if len(jobs) == 1:
+                raise result
+            errors.append(result)
+            print(f"c2f: error: {result}", file=sys.stderr)
+    if errors:
+        raise _Failed(f"{len(errors)} of {len(jobs)} files failed")
+
+
+class _Failed(C2FError):
+    """Some files of a batch failed; each was reported already."""
+
+
 def cmd_encode(args: argparse.Namespace) -> None:
-    pairs = list(zip(args.inputs, _outputs(args.inputs, args.output, ".c2f"), strict=True))
-    for src, dst in progress(pairs, len(pairs), "encode") if len(pairs) > 1 else pairs:
-        try:
-            with Image.open(src) as im:
-                im.load()
-                data = encode(im, quality=args.quality, device=args.device)
-        except UnidentifiedImageError:
-            raise C2FError(f"{src}: not an image Pillow can read") from None
-        except C2FError as exc:
-            raise C2FError(f"{src}: {exc}") from None
-        dst.write_bytes(data)
+    outputs = _outputs(args.inputs, args.output, ".c2f")
+    jobs = [
+        FileJob(s, d, args.quality, args.device) for s, d in zip(args.inputs, outputs, strict=True)
+    ]
+    _run_files("encode", jobs, args.jobs, args.device)
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
     suffix = "." + args.format.lower().lstrip(".")
-    pairs = list(zip(args.inputs, _outputs(args.inputs, args.output, suffix), strict=True))
-    for src, dst in progress(pairs, len(pairs), "decode") if len(pairs) > 1 else pairs:
-        try:
-            image = decode(src.read_bytes(), device=args.device)
-        except C2FError as exc:
-            raise C2FError(f"{src}: {exc}") from None
-        image.save(dst)
+    outputs = _outputs(args.inputs, args.output, suffix)
+    jobs = [FileJob(s, d, device=args.device) for s, d in zip(args.inputs, outputs, strict=True)]
+    _run_files("decode", jobs, args.jobs, args.device)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -90,6 +97,9 @@ def cmd_preview(args: argparse.Namespace) -> None:
     print(f"wrote {output}")
 
 
+JOBS_HELP = "worker processes for several files (default: one per core on the CPU)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="c2f", description="c2f learned image format")
     ap.add_argument("--version", action="version", version=f"c2f {__version__}")
@@ -100,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
     enc.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
     enc.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: $C2F_DEVICE or auto)")
+    enc.add_argument("-j", "--jobs", type=int, help=JOBS_HELP)
     enc.set_defaults(run=cmd_encode)
 
     dec = sub.add_parser("decode", help="decompress .c2f files")
@@ -107,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
     dec.add_argument("--format", default="png", help="output format by extension (png)")
     dec.add_argument("--device")
+    dec.add_argument("-j", "--jobs", type=int, help=JOBS_HELP)
     dec.set_defaults(run=cmd_decode)
 
     pre = sub.add_parser(

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import entropy
 from .bitstream import (
@@ -28,6 +27,7 @@ from .bitstream import (
     pack_band,
     pack_segment,
 )
+from .deploy import for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .weights import LoadedModel, load_weights
@@ -90,7 +90,7 @@ class Codec:
     def __init__(self, loaded: LoadedModel, device: torch.device) -> None:
         self.loaded = loaded
         self.device = device
-        self.net = loaded.net.to(device)
+        self.net = for_inference(loaded.net).to(device)
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
@@ -135,7 +135,7 @@ class Codec:
     # ---- float path ---------------------------------------------------------------
 
     def _float(self, h: torch.Tensor) -> torch.Tensor:
-        return h.to(torch.float32) * HIDDEN_STEP
+        return _channels_last(h.to(torch.float32) * HIDDEN_STEP)
 
     def reconstruct(
         self,
@@ -169,7 +169,7 @@ class Codec:
                 + mu3[:, :, a0:a1, b0:b1].to(torch.float32) * MEAN_STEP
             )
             x = self.net.synthesis(
-                y_hat,
+                _channels_last(y_hat),
                 inv,
                 self._float(h2[:, :, a0:a1, b0:b1]),
                 self._float(h1[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
@@ -196,9 +196,9 @@ class Codec:
         height, width = rgb.shape[:2]
         header = Header(width, height, mode, quality, self.model_id)
         ph, pw = header.padded_size
-        x = torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C")).to(self.device)
-        x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
-        x = F.pad(x, (0, pw - width, 0, ph - height), mode="replicate")
+        # kept as uint8 (3 bytes a pixel) and converted to float a tile at a time
+        padded = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
+        x = torch.from_numpy(padded).to(self.device)
         gain, _ = self.net.gains(self.net.config.level_of_quality(quality))
         y = self._analyse(x) * gain.to(self.device).view(1, -1, 1, 1)
         z2 = self.net.h_a2(y)
@@ -224,12 +224,14 @@ class Codec:
         return b"".join(out)
 
     def _analyse(self, x: torch.Tensor) -> torch.Tensor:
-        """g_a over tiles of the padded image (with HALO latent units of context)."""
+        """g_a over tiles of the padded uint8 [H, W, 3] image (with HALO latent units of
+        context)."""
         f = LATENT_FACTOR
-        rows, cols = x.shape[2] // f, x.shape[3] // f
+        rows, cols = x.shape[0] // f, x.shape[1] // f
         y = torch.empty((1, self.net.config.m, rows, cols), device=self.device)
         for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
-            part = self.net.g_a(x[:, :, a0 * f : a1 * f, b0 * f : b1 * f])
+            window = x[a0 * f : a1 * f, b0 * f : b1 * f].permute(2, 0, 1).unsqueeze(0)
+            part = self.net.g_a(_channels_last(window.to(torch.float32) / 255.0))
             y[:, :, r0:r1, c0:c1] = part[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
         return y
 
@@ -286,6 +288,10 @@ def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:
     """Integer symbols round(value - mean), clamped to the escape range (encoder only)."""
     r = torch.round(value.to(torch.float64) - mean_steps.to(torch.float64) * MEAN_STEP)
     return r.clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

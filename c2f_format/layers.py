@@ -192,20 +192,21 @@ def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
     cout, cin, k, _ = p.weight.shape
     n, _, h, w = x.shape
     pad = k // 2
-    xf = x.to(torch.float64)
-    if pad:
-        xf = F.pad(xf, (pad, pad, pad, pad))
     wf = p.matrix
-    # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image size.
-    band = max(1, BAND_ELEMENTS // max(1, n * cin * k * k * w))
-    parts = []
+    bias, mult, rounding, shift = p.requant
+    out = torch.empty((n, cout, h, w), dtype=torch.int64, device=x.device)
+    # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image
+    # size, and requantising band by band keeps every temporary band-sized too.
+    band = max(1, BAND_ELEMENTS // max(1, n * max(cin * k * k, cout) * w))
     for r0 in range(0, h, band):
         r1 = min(h, r0 + band)
-        rows = xf[:, :, r0 : r1 + 2 * pad]
+        lo, hi = max(0, r0 - pad), min(h, r1 + pad)
+        rows = x[:, :, lo:hi].to(torch.float64)  # converted a band at a time, too
+        if pad:
+            rows = F.pad(rows, (pad, pad, pad - (r0 - lo), pad - (hi - r1)))
         cols = F.unfold(rows, k) if k > 1 else rows.reshape(n, cin, (r1 - r0) * w)
-        parts.append(torch.matmul(wf, cols).view(n, cout, r1 - r0, w))
-    # the sums are exact integers, so the conversion is exact too
-    acc = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).to(torch.int64)
-    bias, mult, rounding, shift = p.requant
-    out = torch.bitwise_right_shift((acc + bias) * mult + rounding, shift)
-    return out.clamp(p.out_min, p.out_max)
+        # the sums are exact integers, so the conversion is exact too
+        acc = torch.matmul(wf, cols).view(n, cout, r1 - r0, w).to(torch.int64)
+        acc.add_(bias).mul_(mult).add_(rounding).bitwise_right_shift_(shift)
+        out[:, :, r0:r1] = acc.clamp_(p.out_min, p.out_max)
+    return out

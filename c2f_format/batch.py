@@ -1,0 +1,216 @@
+"""Many images at once: a pool of worker processes on the CPU, one process on a GPU.
+
+One process with all cores spends much of its time in serial stretches (entropy coding,
+Python between layers); several single-threaded processes keep every core busy. Workers
+are started with "spawn" (forking a process whose OpenMP threads are running can
+deadlock) and each loads the model once. On a GPU the work stays in this process: the
+device is already shared between images, and several processes would only compete for
+its memory.
+
+Results come back in input order. A failure on one item does not stop the others: each
+result is either the value or the `C2FError` it raised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
+from .codec import pick_device
+from .errors import C2FError, InvalidArgumentError
+from .progress import progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_jobs(device: str | torch.device | None = None) -> int:
+    """Worker processes to use: one per core on the CPU, none (in-process) on a GPU."""
+    try:
+        dev = pick_device(device)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    if dev.type != "cpu":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _guarded(fn: Callable[[T], R], item: T) -> R | C2FError:
+    try:
+        return fn(item)
+    except C2FError as exc:
+        return exc
+
+
+def run_batch(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int | None = None,
+    device: str | torch.device | None = None,
+    label: str = "",
+    show_progress: bool = False,
+) -> Iterator[R | C2FError]:
+    """Apply `fn` (a module-level function) to every item, in `jobs` processes.
+
+    Yields each result, or the `C2FError` it raised, in input order, as soon as it and
+    all before it are done.
+    """
+    n = len(items)
+    jobs = default_jobs(device) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidArgumentError(f"jobs must be a positive integer, got {jobs!r}")
+    jobs = min(jobs, n) if n else 1
+    results: Iterable[R | C2FError]
+    if jobs == 1:
+        results = (_guarded(fn, item) for item in items)
+    else:
+        results = _pooled(fn, items, jobs)
+    yield from progress(results, n, label) if show_progress else results
+
+
+def _pooled(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R | C2FError]:
+    cores = default_jobs("cpu")
+    threads = max(1, cores // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=(threads,)) as pool:
+        # at most two items in flight per worker: bounded memory for long lists
+        window = 2 * jobs
+        pending: list[Future[R | C2FError]] = []
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(_guarded, fn, item))
+            if len(pending) >= window:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+
+# ---- images and streams in memory ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EncodeJob:
+    image: ImageLike
+    quality: int
+    device: str | None
+
+
+@dataclass(frozen=True)
+class _DecodeJob:
+    data: bytes
+    device: str | None
+    max_pixels: int | None
+
+
+def _encode_job(job: _EncodeJob) -> bytes:
+    return encode(job.image, job.quality, job.device)
+
+
+def _decode_job(job: _DecodeJob) -> Image.Image:
+    image = decode(job.data, job.device, max_pixels=job.max_pixels)
+    image.load()
+    return image
+
+
+def _device_name(device: str | torch.device | None) -> str | None:
+    return None if device is None else str(device)
+
+
+def encode_many(
+    images: Iterable[ImageLike],
+    quality: int = 75,
+    device: str | torch.device | None = None,
+    *,
+    jobs: int | None = None,
+    show_progress: bool = False,
+) -> list[bytes | C2FError]:
+    """Encode many images; each entry is the stream or the `C2FError` for that image."""
+    items = [_EncodeJob(im, quality, _device_name(device)) for im in images]
+    return list(run_batch(_encode_job, items, jobs, device, "encode", show_progress))
+
+
+def decode_many(
+    streams: Iterable[bytes],
+    device: str | torch.device | None = None,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    jobs: int | None = None,
+    show_progress: bool = False,
+) -> list[Image.Image | C2FError]:
+    """Decode many streams; each entry is the image or the `C2FError` for that stream."""
+    items = [_DecodeJob(bytes(s), _device_name(device), max_pixels) for s in streams]
+    return list(run_batch(_decode_job, items, jobs, device, "decode", show_progress))
+
+
+# ---- files (the CLI): workers read and write them, nothing large crosses processes ----
+
+
+@dataclass(frozen=True)
+class FileJob:
+    src: Path
+    dst: Path
+    quality: int = 75
+    device: str | None = None
+
+
+def encode_file(job: FileJob) -> Path:
+    try:
+        with Image.open(job.src) as im:
+            im.load()
+            data = encode(im, quality=job.quality, device=job.device)
+    except UnidentifiedImageError:
+        raise C2FError(f"{job.src}: not an image Pillow can read") from None
+    except OSError as exc:
+        raise C2FError(f"{job.src}: {exc.strerror or exc}") from None
+    except C2FError as exc:
+        raise C2FError(f"{job.src}: {exc}") from None
+    _write(job.dst, data)
+    return job.dst
+
+
+def decode_file(job: FileJob) -> Path:
+    try:
+        image = decode(job.src.read_bytes(), device=job.device)
+    except OSError as exc:
+        raise C2FError(f"{job.src}: {exc.strerror or exc}") from None
+    except C2FError as exc:
+        raise C2FError(f"{job.src}: {exc}") from None
+    try:
+        image.save(job.dst)
+    except (OSError, ValueError) as exc:
+        raise C2FError(f"{job.dst}: cannot write: {exc}") from None
+    return job.dst
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise C2FError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+__all__ = [
+    "FileJob",
+    "decode_file",
+    "decode_many",
+    "default_jobs",
+    "encode_file",
+    "encode_many",
+    "run_batch",
+]

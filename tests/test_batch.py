@@ -1,0 +1,50 @@
+"""Batches: worker processes give the same results as one process, in order, and one
+bad item does not stop the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import c2f_format
+from c2f_format.batch import decode_many, default_jobs, encode_many
+from c2f_format.cli import main
+
+
+def test_pool_matches_one_process(small_rgb: np.ndarray) -> None:
+    images = [small_rgb, small_rgb[:40, :50].copy(), small_rgb[::-1].copy()]
+    pooled = encode_many(images, quality=60, jobs=2)
+    decoded = decode_many(pooled, jobs=2)
+    for stream, image in zip(pooled, decoded, strict=True):
+        assert isinstance(stream, bytes) and isinstance(image, Image.Image)
+        assert image.tobytes() == c2f_format.decode(stream).tobytes()
+
+
+def test_a_bad_item_is_reported_in_place(small_stream: bytes) -> None:
+    results = decode_many([small_stream, b"not c2f", small_stream[:100]], jobs=2)
+    assert isinstance(results[0], Image.Image)
+    assert isinstance(results[1], c2f_format.NotC2FError)
+    assert isinstance(results[2], c2f_format.TruncatedStreamError)
+    assert isinstance(encode_many([np.zeros((2, 2, 4), np.uint8)], jobs=1)[0], c2f_format.C2FError)
+
+
+def test_jobs_are_checked() -> None:
+    with pytest.raises(c2f_format.InvalidArgumentError, match="jobs"):
+        decode_many([b""], jobs=0)
+    assert default_jobs("cpu") >= 1
+
+
+def test_cli_goes_on_after_a_bad_file(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
+    good = [tmp_path / f"g{i}.png" for i in range(2)]
+    for p in good:
+        Image.fromarray(small_rgb).save(p)
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["encode", str(good[0]), str(bad), str(good[1]), "-o", str(out), "-j", "2"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["g0.c2f", "g1.c2f"]
+    err = capsys.readouterr().err
+    assert "bad.png: not an image" in err and "1 of 3 files failed" in err

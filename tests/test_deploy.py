@@ -1,0 +1,69 @@
+"""The inference rewrite computes the same float functions as the trained network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c2f_format.deploy import FrozenGDN, SubpixelDeconv, for_inference
+from c2f_format.layers import GDN, deconv
+from c2f_format.model import C2FModel, ModelConfig
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cin=st.integers(1, 6),
+    cout=st.integers(1, 6),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_subpixel_equals_transposed_convolution(
+    cin: int, cout: int, h: int, w: int, seed: int
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    layer = deconv(cin, cout)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
+        assert layer.bias is not None
+        layer.bias.copy_(torch.randn(cout, generator=gen))
+    x = torch.randn(2, cin, h, w, generator=gen)
+    expected = layer(x)
+    got = SubpixelDeconv(layer)(x)
+    assert got.shape == expected.shape == (2, cout, 2 * h, 2 * w)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_other_transposed_convolutions_are_refused() -> None:
+    with pytest.raises(ValueError, match="only 5x5"):
+        SubpixelDeconv(torch.nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
+
+
+def test_frozen_gdn_matches() -> None:
+    gdn = GDN(5, inverse=True)
+    with torch.no_grad():
+        gdn.gamma.normal_()
+        gdn.beta.normal_()
+    x = torch.randn(1, 5, 7, 7)
+    torch.testing.assert_close(FrozenGDN(gdn)(x), gdn(x))
+
+
+def test_rewritten_network_matches_the_trained_one() -> None:
+    torch.manual_seed(0)
+    net = C2FModel(ModelConfig()).eval()
+    fast = for_inference(net)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())  # untouched
+    cfg = net.config
+    y = torch.randn(1, cfg.m, 4, 6)
+    h2 = torch.rand(1, cfg.h2, 4, 6)
+    h1 = torch.rand(1, cfg.h1, 2, 3)
+    inv = torch.ones(cfg.m)
+    with torch.inference_mode():
+        expected = net.synthesis(y, inv, h2, h1)
+        got = fast.synthesis(y.contiguous(memory_format=torch.channels_last), inv, h2, h1)
+        x = torch.rand(1, 3, 64, 96)
+        torch.testing.assert_close(fast.g_a(x), net.g_a(x), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
