@@ -14,12 +14,15 @@ small rounding differences (about 1e-4 on [0, 1] pixels) change no symbol.
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import GDN
+
+M = TypeVar("M", bound=nn.Module)
 
 
 class SubpixelDeconv(nn.Module):
@@ -79,13 +82,15 @@ def _rewrite(module: nn.Module) -> None:
             _rewrite(child)
 
 
-def for_inference(net: nn.Module) -> nn.Module:
+def for_inference(net: M) -> M:
     """A rewritten, channels-last, eval-mode copy of `net` (the original is untouched)."""
     fast = copy.deepcopy(net).eval()
     _rewrite(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
-    return fast.to(memory_format=torch.channels_last)
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return fast
 
 
 __all__ = ["FrozenGDN", "SubpixelDeconv", "for_inference"]
