@@ -27,6 +27,7 @@ from .bitstream import (
 from .codec import Codec, get_codec, pick_device, to_uint8
 from .errors import (
     C2FError,
+    CorruptStreamError,
     InvalidArgumentError,
     TruncatedStreamError,
     UnsupportedImageError,
@@ -173,11 +174,19 @@ class StreamDecoder:
     Each segment is decoded as soon as it is complete and its CRC checked. `image()`
     on an incomplete stream raises `TruncatedStreamError` unless `partial=True`, which
     fills the latent rows not yet received with their predicted means.
+
+    With `tolerate_damage=True`, damage after the hyper segments does not fail the
+    decoder: a YBND segment whose CRC or coded data is bad is skipped, and a stream
+    that becomes unreadable (a garbled segment head, say) is read no further. The rows
+    lost either way are predicted in `image(partial=True)`; `damage` says what
+    happened, in words. Damage to the header or the hyper segments still raises.
     """
 
     device: str | torch.device | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    tolerate_damage: bool = False
     metadata: dict[str, bytes] = field(init=False, default_factory=dict)  # exif, icc_profile
+    damage: list[str] = field(init=False, default_factory=list)
     _parser: StreamParser = field(init=False)
     _codec: Codec | None = field(init=False, default=None)
     _h1: torch.Tensor | None = field(init=False, default=None)
@@ -193,7 +202,10 @@ class StreamDecoder:
 
     def __post_init__(self) -> None:
         self.max_pixels = _check_max_pixels(self.max_pixels)
-        self._parser = StreamParser(max_pixels=self.max_pixels)
+        self._parser = StreamParser(
+            max_pixels=self.max_pixels, skip_damaged_bands=self.tolerate_damage
+        )
+        self._halted = False  # tolerated damage made the rest of the stream unreadable
         self._dev = _device(self.device)
 
     @property
@@ -215,7 +227,18 @@ class StreamDecoder:
 
     @property
     def complete(self) -> bool:
-        return self._parser.finished and self._error is None
+        """IEND was reached with every band intact."""
+        return self._parser.finished and self._error is None and not self.damage
+
+    @property
+    def ended(self) -> bool:
+        """No more bytes are needed: IEND was reached, or tolerated damage halted reading."""
+        return self._parser.finished or self._halted
+
+    @property
+    def halted(self) -> bool:
+        """Tolerated damage stopped reading; later bytes are ignored."""
+        return self._halted
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Segment]:
         """Add bytes; decode every segment they complete; return those segments.
@@ -225,12 +248,29 @@ class StreamDecoder:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError(f"feed() takes bytes, not {type(data).__name__}")
         self._raise_if_failed()
+        if self._halted:
+            return []
         try:
-            segments = self._parser.feed(bytes(data))
+            done, seen = len(self._parser.segments), len(self._parser.damaged)
+            failure = None
+            try:
+                self._parser.feed(bytes(data))
+            except CorruptStreamError as exc:
+                if not self.tolerate_damage:
+                    raise
+                failure = exc  # the segments completed before it still count
+            segments = self._parser.segments[done:]
             if self._codec is None and self.header is not None:
                 self._codec = get_codec(self._dev, self.header.model_id)
+            for offset in self._parser.damaged[seen:]:
+                self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")
             for seg in segments:
                 self._apply(seg)
+            if failure is not None:
+                if not self.preview_ready:
+                    raise failure
+                self._halted = True
+                self.damage.append(f"{failure}; read no further")
         except C2FError as exc:
             self._error = exc
             raise
@@ -261,10 +301,16 @@ class StreamDecoder:
         elif seg.kind == SEG_Y:
             _, idx3 = self._y_params()
             row, count, coded = parse_band(seg.payload)
-            with torch.inference_mode():
-                sym = codec.decode_band(coded, idx3[:, :, row : row + count])
-            self._y_symbols()[:, :, row : row + count] = sym
             self._rows = row + count
+            try:
+                with torch.inference_mode():
+                    sym = codec.decode_band(coded, idx3[:, :, row : row + count])
+            except CorruptStreamError as exc:
+                if not self.tolerate_damage:
+                    raise
+                self.damage.append(f"YBND segment at offset {seg.offset}: {exc}")
+                return
+            self._y_symbols()[:, :, row : row + count] = sym
 
     def _y_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and scale indices of y, computed when first needed (the preview isn't)."""
@@ -304,6 +350,8 @@ class StreamDecoder:
         """The decoded image; see the class docstring for `partial`."""
         self._raise_if_failed()
         header = self.header
+        if self.damage and not partial:
+            raise CorruptStreamError(self.missing())
         if not self.complete and not partial:
             raise TruncatedStreamError(self.missing())
         if self._h2 is None or self._h1 is None or self._codec is None or header is None:
@@ -330,6 +378,8 @@ class StreamDecoder:
                 f"stream ends before the hyper segments are complete ({self.bytes_received} bytes)"
             )
         rows = self.header.latent_size[0]
+        if self.damage:
+            return "; ".join(self.damage)
         return f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
 
 
@@ -342,13 +392,14 @@ def decode(
 ) -> Image.Image:
     """Decode a complete .c2f stream into a PIL image (mode RGB or L).
 
-    With `allow_truncated=True`, a stream cut inside y decodes with the missing rows
-    predicted (a `UserWarning` says so); a stream cut before y cannot be decoded.
-    Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
+    With `allow_truncated=True`, a stream cut or damaged inside y decodes with the
+    missing or damaged rows predicted (a `UserWarning` says so; see
+    `StreamDecoder.tolerate_damage`); a stream cut or damaged before y cannot be
+    decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidArgumentError(f"decode() takes bytes, not {type(data).__name__}")
-    dec = StreamDecoder(device=device, max_pixels=max_pixels)
+    dec = StreamDecoder(device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated)
     dec.feed(bytes(data))
     if not dec.complete and allow_truncated and dec.preview_ready:
         warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)

@@ -168,13 +168,18 @@ class StreamParser:
     Enforces segment order (ancillary segments, then HYP1, HYP2, one or more YBND
     covering y's rows in order, then IEND) and each segment's CRC. The order of a
     segment is checked as soon as its 8-byte head arrives, before its payload. Work is
-    linear in the stream length however it is split.
+    linear in the stream length however it is split. With `skip_damaged_bands`, a YBND
+    segment whose CRC fails is skipped (its offset goes to `damaged`) and the next band
+    may start at a later row: its rows are lost, the rest of the image is not.
     """
 
     max_pixels: int | None = None
+    # Skip a YBND segment whose CRC fails (its rows stay unknown) instead of raising.
+    skip_damaged_bands: bool = False
     header: Header | None = None
     segments: list[Segment] = field(default_factory=list)
     finished: bool = False
+    damaged: list[int] = field(default_factory=list)  # offsets of skipped YBND segments
     _buffer: bytearray = field(default_factory=bytearray)
     _pos: int = 0  # parse position in _buffer
     _offset: int = 0  # stream offset of _buffer[0]
@@ -182,6 +187,7 @@ class StreamParser:
     _ancillary: set[bytes] = field(default_factory=set)
     _ancillary_count: int = 0
     _rows_seen: int = 0
+    _gap: bool = False  # a damaged band was skipped; the next band may start later
 
     @property
     def bytes_received(self) -> int:
@@ -214,6 +220,11 @@ class StreamParser:
             payload = bytes(self._buffer[start : start + length])
             (crc,) = struct.unpack_from(">I", self._buffer, start + length)
             if crc != zlib.crc32(payload, zlib.crc32(kind)):
+                if self.skip_damaged_bands and kind == SEG_Y:
+                    self.damaged.append(self._here)
+                    self._gap = True
+                    self._pos += total
+                    continue
                 raise CorruptStreamError(
                     f"CRC mismatch in {_type_name(kind)} segment at offset {self._here}"
                 )
@@ -267,14 +278,16 @@ class StreamParser:
         rows = self.header.latent_size[0]
         if seg.kind == SEG_Y:
             row, count, _ = parse_band(seg.payload)
-            if row != self._rows_seen or count < 1 or row + count > rows:
+            starts_right = row >= self._rows_seen if self._gap else row == self._rows_seen
+            if not starts_right or count < 1 or row + count > rows:
                 raise CorruptStreamError(
                     f"YBND segment covers latent rows {row}..{row + count - 1}, "
                     f"expected a band starting at row {self._rows_seen} within {rows} rows"
                 )
-            self._rows_seen += count
+            self._rows_seen = row + count
+            self._gap = False
         elif seg.kind == SEG_END:
-            if self._rows_seen != rows:
+            if self._rows_seen != rows and not self._gap:
                 raise CorruptStreamError(f"IEND after {self._rows_seen} of {rows} latent rows")
             if seg.payload:
                 raise CorruptStreamError("IEND segment must be empty")

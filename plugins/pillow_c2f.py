@@ -140,7 +140,9 @@ class C2FDecoder(ImageFile.PyDecoder):
     @property
     def _stream(self) -> api.StreamDecoder:
         if self._decoder is None:
-            self._decoder = api.StreamDecoder(max_pixels=_pixel_limit())
+            self._decoder = api.StreamDecoder(
+                max_pixels=_pixel_limit(), tolerate_damage=bool(ImageFile.LOAD_TRUNCATED_IMAGES)
+            )
         return self._decoder
 
     def decode(
@@ -158,8 +160,8 @@ class C2FDecoder(ImageFile.PyDecoder):
         if self._stream.preview_ready and self._preview_only:
             self._show_preview()
             return -1, 0
-        if self._stream.complete:
-            self._show(self._stream.image())
+        if self._stream.ended:
+            self._show_final()
             return -1, 0
         if self._stream.preview_ready and not self._preview_shown:
             self._show_preview()
@@ -170,7 +172,7 @@ class C2FDecoder(ImageFile.PyDecoder):
         assert fd is not None
         if not self._read_exact(fd, bitstream.HEADER_SIZE):
             return self._truncated()
-        while not self._stream.complete:
+        while not self._stream.ended:
             if self._preview_only and self._stream.preview_ready:
                 self._show_preview()
                 return -1, 0
@@ -181,8 +183,16 @@ class C2FDecoder(ImageFile.PyDecoder):
             length = int.from_bytes(head[4:8], "big")
             if not self._read_exact(fd, length + 4):
                 return self._truncated()
-        self._show(self._stream.image())
+        self._show_final()
         return -1, 0
+
+    def _show_final(self) -> None:
+        """The whole image; damage tolerated under LOAD_TRUNCATED_IMAGES is predicted."""
+        if self._stream.damage:
+            warnings.warn(f"c2f: {self._stream.missing()}; damaged rows predicted", stacklevel=3)
+            self._show(self._stream.image(partial=True))
+        else:
+            self._show(self._stream.image())
 
     def _read_exact(self, fd: IO[bytes], n: int) -> bool:
         """Feed `n` more bytes to the stream decoder; False when the file ends first."""

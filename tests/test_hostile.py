@@ -130,3 +130,101 @@ def test_header_limits_are_checked_before_allocation() -> None:
     h = bs.Header(65536, 65536, "RGB", 50, bytes(16))
     with pytest.raises(c2f_format.ImageTooLargeError):
         c2f_format.decode(h.pack())
+
+
+def _segments(data: bytes) -> list[bs.Segment]:
+    return list(bs.iter_segments(data))
+
+
+def test_truncation_sweep(small_stream: bytes) -> None:
+    """Cut at every segment boundary, one byte either side, and at random offsets."""
+    segs = _segments(small_stream)
+    hyp2_end = next(s.offset + s.size for s in segs if s.kind == bs.SEG_Z2)
+    boundaries = {0, bs.HEADER_SIZE} | {s.offset for s in segs} | {s.offset + s.size for s in segs}
+    cuts = {c + d for c in boundaries for d in (-1, 0, 1)}
+    cuts |= {int(c) for c in np.random.default_rng(7).integers(0, len(small_stream), 40)}
+    cuts = {c for c in cuts if 0 <= c < len(small_stream)}
+    full = np.asarray(c2f_format.decode(small_stream))
+    for cut in sorted(cuts):
+        data = small_stream[:cut]
+        with pytest.raises((c2f_format.TruncatedStreamError, c2f_format.NotC2FError)):
+            c2f_format.decode(data)
+        if cut >= hyp2_end:
+            with pytest.warns(UserWarning, match="latent rows"):
+                partial = np.asarray(c2f_format.decode(data, allow_truncated=True))
+            assert partial.shape == full.shape
+        else:
+            with pytest.raises((c2f_format.TruncatedStreamError, c2f_format.NotC2FError)):
+                c2f_format.decode(data, allow_truncated=True)
+        with pytest.raises((OSError, SyntaxError)):
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+
+
+def test_truncation_sweep_under_load_truncated_images(
+    small_stream: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    segs = _segments(small_stream)
+    for cut in sorted({s.offset + s.size // 2 for s in segs} | {s.offset for s in segs}):
+        with pytest.warns(UserWarning, match="c2f: stream ends"):
+            with Image.open(io.BytesIO(small_stream[:cut])) as im:
+                im.load()
+                assert im.size == (80, 96)
+
+
+def _flip_in(data: bytes, seg: bs.Segment, at: int = 0) -> bytes:
+    buf = bytearray(data)
+    buf[seg.offset + 8 + at] ^= 0x10  # inside the payload (or the CRC of an empty one)
+    return bytes(buf)
+
+
+def test_flipped_bits_name_the_segment(small_rgb: np.ndarray) -> None:
+    data = c2f_format.encode(small_rgb, quality=60, exif=b"MM\x00*\x00\x00\x00\x08\x00\x00")
+    for seg in _segments(data):
+        name = seg.kind.decode()
+        damaged = _flip_in(data, seg)
+        with pytest.raises(c2f_format.CorruptStreamError, match=f"CRC mismatch in {name}"):
+            c2f_format.decode(damaged)
+        with pytest.raises(OSError, match=f"CRC mismatch in {name}"):
+            with Image.open(io.BytesIO(damaged)) as im:
+                im.load()
+
+
+def test_a_damaged_band_is_predicted_under_tolerance(
+    kodim23_stream: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flipped bit in one YBND costs that band's rows (and their neighbourhood in the
+    synthesis), not the image; without tolerance it is an error naming the segment."""
+    bands = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y]
+    band = bands[4]
+    row, count, _ = bs.parse_band(band.payload)
+    damaged = _flip_in(kodim23_stream, band, at=20)
+    clean = np.asarray(c2f_format.decode(kodim23_stream), dtype=np.int16)
+    with pytest.warns(UserWarning, match=f"CRC mismatch in YBND segment at offset {band.offset}"):
+        got = np.asarray(c2f_format.decode(damaged, allow_truncated=True), dtype=np.int16)
+    reach = 4 * 16  # the synthesis reaches less than 4 latent rows
+    top, bottom = row * 16 - reach, (row + count) * 16 + reach
+    assert np.abs(got[:top] - clean[:top]).max() <= 1
+    assert np.abs(got[bottom:] - clean[bottom:]).max() <= 1
+    assert np.abs(got[row * 16 : (row + count) * 16] - clean[row * 16 : (row + count) * 16]).max() > 8
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.warns(UserWarning, match="damaged rows predicted"):
+        with Image.open(io.BytesIO(damaged)) as im:
+            im.load()
+            assert np.array_equal(np.asarray(im, dtype=np.int16), got)
+
+
+def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream: bytes) -> None:
+    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][3]
+    buf = bytearray(kodim23_stream)
+    buf[band.offset : band.offset + 4] = b"\x00\xff\x00\xff"  # a garbled segment head
+    with pytest.raises(c2f_format.CorruptStreamError, match="invalid segment type"):
+        c2f_format.decode(bytes(buf))
+    with pytest.warns(UserWarning, match="read no further"):
+        c2f_format.decode(bytes(buf), allow_truncated=True)
+    # damage to the hyper segments cannot be tolerated: nothing would be left to show
+    hyp1 = _segments(kodim23_stream)[0]
+    with pytest.raises(c2f_format.CorruptStreamError, match="HYP1"):
+        c2f_format.decode(_flip_in(kodim23_stream, hyp1), allow_truncated=True)

@@ -1,0 +1,74 @@
+"""The decoding contract, checked on one input: every way c2f reads bytes either gives
+an image or raises a documented exception. Shared by the fuzzer (`fuzz_c2f.py`), the
+campaign's clean replays (`campaign.py`) and the regression test over the kept corpus
+(`tests/test_fuzz_corpus.py`); any other exception propagates, which is the finding.
+
+The paths: `info`, `decode` (whole, and tolerating truncation), `StreamDecoder` fed in
+97-byte pieces with a preview as soon as one is ready, Pillow's `Image.open().load()`,
+a 1/8 draft load, and `ImageFile.Parser` fed in 256-byte pieces.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageFile
+
+import c2f_format
+
+# Small limits keep each run fast; the limits themselves are part of what is checked.
+MAX_PIXELS = 1 << 16
+PILLOW_ERRORS = (Image.UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
+
+
+def through_api(data: bytes) -> None:
+    try:
+        c2f_format.info(data)
+    except c2f_format.C2FError:
+        pass
+    for allow in (False, True):
+        try:
+            c2f_format.decode(data, max_pixels=MAX_PIXELS, allow_truncated=allow)
+        except c2f_format.C2FError:
+            pass
+    dec = c2f_format.StreamDecoder(max_pixels=MAX_PIXELS)
+    try:
+        for pos in range(0, len(data), 97):
+            dec.feed(data[pos : pos + 97])
+            if dec.preview_ready:
+                dec.preview()
+        dec.image(partial=True)
+    except c2f_format.C2FError:
+        pass
+
+
+def through_pillow(data: bytes) -> None:
+    for draft in (False, True):
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if draft:
+                    im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+        except PILLOW_ERRORS:
+            pass
+    parser = ImageFile.Parser()
+    try:
+        for pos in range(0, len(data), 256):
+            parser.feed(data[pos : pos + 256])
+        parser.close()
+    except PILLOW_ERRORS:
+        pass
+
+
+def check(data: bytes) -> None:
+    """Run `data` through every path; raise only if the contract is broken."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            through_api(data)
+            through_pillow(data)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
