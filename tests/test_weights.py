@@ -1,0 +1,66 @@
+"""Weights are data, not code: no pickle, and the file must hash to the stream's model id."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import c2f_format
+from c2f_format import codec as codec_module
+from c2f_format.codec import weights_dir, weights_index
+from c2f_format.weights import load_weights
+
+
+class _Boom:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("code ran while loading weights",))
+
+
+@pytest.fixture
+def installed_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the shipped weights, installed through $C2F_WEIGHTS_DIR."""
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir(), folder)
+    monkeypatch.setenv("C2F_WEIGHTS_DIR", str(folder))
+    monkeypatch.setattr(codec_module, "_CACHE", {})  # load from the copy, not the cache
+    return folder
+
+
+def _npz_file(folder: Path) -> Path:
+    return folder / next(iter(weights_index().values()))
+
+
+def test_a_pickled_object_is_refused_not_run(installed_copy: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _npz_file(installed_copy)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["config"] = np.array([_Boom()], dtype=object)
+    np.savez(path, **arrays)
+    assert b"print" in path.read_bytes()  # the pickled call is in the file
+    with pytest.raises(c2f_format.WeightsError, match=r"not a valid archive|config"):
+        load_weights(path)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_tampered_weights_do_not_match_the_model_id(
+    installed_copy: Path, small_stream: bytes
+) -> None:
+    path = _npz_file(installed_copy)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    name = next(n for n in arrays if n.endswith("/bias") and n.startswith("int/"))
+    arrays[name] = arrays[name].copy()
+    arrays[name][0] += 1  # one integer changed: every stream would decode differently
+    np.savez(path, **arrays)
+    with pytest.raises(c2f_format.WeightsError, match="hashes to"):
+        c2f_format.decode(small_stream)
+
+
+def test_a_malformed_index_is_a_weights_error(installed_copy: Path) -> None:
+    (installed_copy / "index.json").write_text(json.dumps({"models": "nope"}))
+    with pytest.raises(c2f_format.WeightsError, match="malformed"):
+        weights_index()
