@@ -4,7 +4,9 @@
 
 Every image is encoded at a grid of qualities by each codec; bpp counts the whole file.
 Results go to `results.csv` and `results.json`, BD-rates (Bjøntegaard, PSNR-RGB) are
-printed against each peer, and `rd.png` plots the curves.
+printed against each peer, and `rd.png` plots the curves. For c2f, each row also has
+the PSNR of the preview (from the hyper segments alone, upsampled to full size) and the
+share of the file the preview needs; a table of those by quality is printed last.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from .api import decode, encode
+from .api import StreamDecoder, decode, encode
+from .bitstream import SEG_Z2, iter_segments
 from .progress import progress
 from .reference_points import KODAK
 
@@ -53,6 +56,16 @@ def _c2f(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
     t1 = time.perf_counter()
     out = decode(data)
     return data, out, t1 - t0, time.perf_counter() - t1
+
+
+def preview_quality(data: bytes, ref: np.ndarray) -> tuple[float, float]:
+    """(PSNR of the preview upsampled to full size, share of the file it needs)."""
+    hyper_end = next(s.offset + s.size for s in iter_segments(data) if s.kind == SEG_Z2)
+    dec = StreamDecoder()
+    dec.feed(data[:hyper_end])
+    size = (ref.shape[1], ref.shape[0])
+    shown = dec.preview().convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    return psnr(ref, np.asarray(shown)), hyper_end / len(data)
 
 
 CODECS: dict[str, tuple[CodecFn, list[int]]] = {
@@ -237,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         image, ref = cache[path]
         data, out, t_enc, t_dec = CODECS[codec][0](image, q)
         got = np.asarray(out.convert("RGB"))
+        preview_db, preview_share = (
+            preview_quality(data, ref) if codec == "c2f" else (float("nan"), float("nan"))
+        )
         rows.append(
             {
                 "image": path.name,
@@ -248,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ms_ssim": float("nan") if args.no_msssim else ms_ssim(ref, got),
                 "encode_s": t_enc,
                 "decode_s": t_dec,
+                "preview_psnr": preview_db,
+                "preview_share": preview_share,
             }
         )
     with (args.out / "results.csv").open("w", newline="") as f:
@@ -272,7 +290,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{codec:>9}: " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in c))
     for peer, v in bd.items():
         print(f"BD-rate of c2f against {peer}: {v:+.1f}%")
+    for line in preview_table(rows):
+        print(line)
     return 0
+
+
+def preview_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: c2f's preview (upsampled to full size) against the final image, by
+    quality, averaged over the images."""
+    by_q: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["codec"] == "c2f":
+            by_q.setdefault(int(r["quality"]), []).append(r)
+    if not by_q:
+        return []
+    out = [
+        "| quality | bpp | PSNR | preview PSNR | preview share of file |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for q, group in sorted(by_q.items()):
+        keys = ("bpp", "psnr", "preview_psnr", "preview_share")
+        mean = {k: float(np.mean([g[k] for g in group])) for k in keys}
+        out.append(
+            f"| {q} | {mean['bpp']:.3f} | {mean['psnr']:.2f} | {mean['preview_psnr']:.2f} "
+            f"| {100 * mean['preview_share']:.1f}% |"
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ measurement per round so that a noisy machine slows all of them alike (medians):
 On a CUDA machine the c2f measurements run on the GPU too (synchronised), plus a 4K
 decode. `--big WxH` encodes and decodes an image of that size, resized from IMAGE, with
 `c2f encode` and `c2f decode` in child processes, and records each one's peak resident
-memory (`--big-from` picks another image to resize, a large photo being more honest). Writes speed.json and speed.md into DIR.
+memory (`--big-from` picks another image to resize, a large photo being more honest).
+Writes speed.json and speed.md into DIR.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def _compressai_timers(rgb: Image.Image) -> dict[str, Timer]:
         with torch.inference_mode():
             return net.decompress(packed["strings"], packed["shape"])
 
-    return {"CompressAI hyperprior compress": compress, "CompressAI hyperprior decompress": decompress}
+    return {
+        "CompressAI hyperprior compress": compress,
+        "CompressAI hyperprior decompress": decompress,
+    }
 
 
 def time_rounds(timers: dict[str, Timer], runs: int, device: str) -> dict[str, float]:

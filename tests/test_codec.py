@@ -281,3 +281,4 @@ def test_tiles_join_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
     tiled_px = np.asarray(c2f_format.decode(whole))
     assert np.abs(tiled_px.astype(int) - whole_px).max() <= 1
     assert psnr(tiled_px, whole_px) >= 55
+    assert abs(psnr(tiled_px, arr) - psnr(whole_px, arr)) <= 0.05
