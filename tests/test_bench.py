@@ -1,0 +1,59 @@
+"""The benchmarks' arithmetic and a small end-to-end run of each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from c2f_format import bench, bench_speed
+
+
+def test_bd_rate_recovers_a_known_saving() -> None:
+    ref = [(0.2, 28.0), (0.4, 31.0), (0.8, 34.0), (1.6, 37.0)]
+    test = [(b * 0.8, p) for b, p in ref]  # 20% fewer bits at every quality
+    assert bench.bd_rate(ref, test) == pytest.approx(-20.0, abs=1e-6)
+    assert bench.bd_rate(test, ref) == pytest.approx(25.0, abs=1e-6)
+    assert np.isnan(bench.bd_rate(ref, [(1.0, 50.0), (2.0, 55.0)]))  # no overlap
+
+
+def test_psnr_and_ms_ssim() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert bench.psnr(a, a) == float("inf")
+    b = np.clip(a.astype(int) + 1, 0, 255).astype(np.uint8)
+    assert 47 < bench.psnr(a, b) < 49  # MSE just under 1
+    assert bench.ms_ssim(a, a) == pytest.approx(1.0)
+    assert bench.ms_ssim(a, b) > bench.ms_ssim(a, rng.permutation(a))
+
+
+def test_bench_end_to_end(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(small_rgb).save(folder / "a.png")
+    out = tmp_path / "out"
+    assert bench.main([str(folder), "-o", str(out), "--codecs", "c2f,jpeg", "--no-msssim"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    c2f_rows = [r for r in result["rows"] if r["codec"] == "c2f"]
+    assert len(c2f_rows) == len(bench.CODECS["c2f"][1])
+    assert all(0 < r["preview_share"] < 1 and r["preview_psnr"] > 15 for r in c2f_rows)
+    assert "jpeg" in result["bd_rate_c2f_vs"] and "bpg444 (published)" not in result["curves"]
+    assert (out / "rd.png").stat().st_size > 0 and (out / "results.csv").exists()
+    printed = capsys.readouterr().out
+    assert "BD-rate of c2f against jpeg" in printed and "preview PSNR" in printed
+
+
+def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(small_rgb).save(src)
+    out = tmp_path / "speed"
+    assert bench_speed.main([str(src), "--runs", "1", "-o", str(out)]) == 0
+    result = json.loads((out / "speed.json").read_text())
+    cpu = result["times"]["cpu"]
+    assert {"c2f encode", "c2f decode", "c2f Pillow load", "c2f Pillow draft"} <= set(cpu)
+    assert all(v > 0 for v in cpu.values())
+    assert "Pillow draft / Pillow full load" in result["ratios"]
+    assert "| cpu | c2f decode |" in (out / "speed.md").read_text()
