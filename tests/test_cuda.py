@@ -1,0 +1,41 @@
+"""CPU <-> CUDA exactness. Runs wherever CUDA is present (CI has none: skipped there);
+`python -m pytest tests/test_cuda.py -rs` on a GPU machine records what ran."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import c2f_format
+from c2f_format.conformance import check_vector, latent_digest
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
+
+
+def _latents(data: bytes, device: str) -> str:
+    dec = c2f_format.StreamDecoder(device=device)
+    dec.feed(data)
+    assert dec.complete
+    return latent_digest(dec.latents())
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["stream"] for e in ENTRIES])
+def test_vectors_decode_on_cuda(entry: dict[str, object]) -> None:
+    check_vector(VECTORS, entry, device="cuda")
+
+
+def test_streams_cross_devices(kodim23_stream: bytes, small_rgb: np.ndarray) -> None:
+    """Encoded on one device, decoded on the other: the same integers, images within the
+    spec's float tolerance."""
+    from_cuda = c2f_format.encode(small_rgb, quality=60, device="cuda")
+    for data in (kodim23_stream, from_cuda):
+        assert _latents(data, "cpu") == _latents(data, "cuda")
+        on_cpu = np.asarray(c2f_format.decode(data, device="cpu"), dtype=np.int16)
+        on_cuda = np.asarray(c2f_format.decode(data, device="cuda"), dtype=np.int16)
+        assert np.abs(on_cpu - on_cuda).max() <= 8
