@@ -4,6 +4,7 @@ import c2f_format
 data = c2f_format.encode(image, quality=75)   # PIL image or uint8 array -> bytes
 image = c2f_format.decode(data)               # -> PIL.Image.Image
 print(c2f_format.info(data))                  # header and segment table
+streams = c2f_format.encode_many(images)      # a process per core (errors in place)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
+from .batch import decode_many, encode_many
 from .bitstream import Header
 from .errors import (
     C2FError,
@@ -73,7 +75,9 @@ __all__ = [
     "UnsupportedVersionError",
     "WeightsError",
     "decode",
+    "decode_many",
     "encode",
+    "encode_many",
     "info",
     "register",
 ]
