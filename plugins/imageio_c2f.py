@@ -51,8 +51,8 @@ class C2FPlugin(PluginV3):
             self._data = self.request.get_file().read()
         return self._data
 
-    def _decoder(self) -> api.StreamDecoder:
-        dec = api.StreamDecoder(device=self._device)
+    def _decoder(self, max_pixels: int | None) -> api.StreamDecoder:
+        dec = api.StreamDecoder(device=self._device, max_pixels=max_pixels)
         dec.feed(self._bytes())
         return dec
 
@@ -65,23 +65,33 @@ class C2FPlugin(PluginV3):
             return False
         raise IndexError(f"a c2f file holds one image; index {index!r} does not exist")
 
-    def read(self, *, index: Any = None, preview: bool = False) -> np.ndarray:
-        """The decoded image; `preview=True` gives the 1/8-scale preview instead."""
+    def read(
+        self,
+        *,
+        index: Any = None,
+        preview: bool = False,
+        max_pixels: int | None = api.DEFAULT_MAX_PIXELS,
+    ) -> np.ndarray:
+        """The decoded image; `preview=True` gives the 1/8-scale preview instead.
+        `max_pixels` as in `c2f_format.decode`."""
         batch = self._check_index(index)
-        dec = self._decoder()
+        dec = self._decoder(max_pixels)
         image = dec.preview() if preview else dec.image()
         arr = np.asarray(image)
         return arr[None] if batch else arr
 
-    def iter(self, *, progressive: bool = False) -> Iterator[np.ndarray]:
+    def iter(
+        self, *, progressive: bool = False, max_pixels: int | None = api.DEFAULT_MAX_PIXELS
+    ) -> Iterator[np.ndarray]:
         """Yield the image; with `progressive=True` first the preview, upsampled to full
         size, as a viewer would show it while the rest of the file arrives."""
-        dec = self._decoder()
+        dec = self._decoder(max_pixels)
         if progressive:
-            header = dec.header
-            assert header is not None
-            preview = dec.preview().resize((header.width, header.height), Image.Resampling.BILINEAR)
-            yield np.asarray(preview)
+            preview = dec.preview()  # raises first when the header or hyper layers are missing
+            full = (preview.width, preview.height)
+            if dec.header is not None:
+                full = (dec.header.width, dec.header.height)
+            yield np.asarray(preview.resize(full, Image.Resampling.BILINEAR))
         yield np.asarray(dec.image())
 
     def properties(self, index: Any = None) -> ImageProperties:

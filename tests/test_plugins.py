@@ -210,3 +210,15 @@ def test_imageio_leaves_other_files_alone(tmp_path: Path) -> None:
     path = tmp_path / "c.png"
     iio.imwrite(path, np.zeros((4, 4, 3), np.uint8))
     assert iio.imread(path).shape == (4, 4, 3)
+
+
+def test_imageio_errors_on_damaged_input(small_stream: bytes) -> None:
+    """Found by fuzzing the imageio path: a stream cut inside the header reached an
+    assertion in the progressive iterator instead of raising a C2FError."""
+    for cut in (20, bitstream.HEADER_SIZE + 5):
+        with pytest.raises(c2f_format.TruncatedStreamError):
+            list(iio.imiter(small_stream[:cut], extension=".c2f", progressive=True))
+        with pytest.raises(c2f_format.TruncatedStreamError):
+            iio.imread(small_stream[:cut], extension=".c2f")
+    with pytest.raises(c2f_format.ImageTooLargeError):
+        iio.imread(small_stream, extension=".c2f", max_pixels=1000)

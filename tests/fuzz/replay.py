@@ -5,7 +5,8 @@ campaign's clean replays (`campaign.py`) and the regression test over the kept c
 
 The paths: `info`, `decode` (whole, and tolerating truncation), `StreamDecoder` fed in
 97-byte pieces with a preview as soon as one is ready, Pillow's `Image.open().load()`,
-a 1/8 draft load, and `ImageFile.Parser` fed in 256-byte pieces.
+a 1/8 draft load, `ImageFile.Parser` fed in 256-byte pieces, and imageio's v3
+`imread` and progressive `imiter`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import imageio.v3 as iio
 from PIL import Image, ImageFile
 
 import c2f_format
@@ -61,6 +63,18 @@ def through_pillow(data: bytes) -> None:
         pass
 
 
+def through_imageio(data: bytes) -> None:
+    try:
+        iio.imread(data, extension=".c2f", max_pixels=MAX_PIXELS)
+    except c2f_format.C2FError:
+        pass
+    try:
+        for _ in iio.imiter(data, extension=".c2f", progressive=True, max_pixels=MAX_PIXELS):
+            pass
+    except c2f_format.C2FError:
+        pass
+
+
 def check(data: bytes) -> None:
     """Run `data` through every path; raise only if the contract is broken."""
     saved = Image.MAX_IMAGE_PIXELS
@@ -70,5 +84,6 @@ def check(data: bytes) -> None:
             warnings.simplefilter("ignore")
             through_api(data)
             through_pillow(data)
+            through_imageio(data)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
