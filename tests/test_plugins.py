@@ -213,7 +213,7 @@ def test_imageio_leaves_other_files_alone(tmp_path: Path) -> None:
 
 
 def test_imageio_errors_on_damaged_input(small_stream: bytes) -> None:
-    """Found by fuzzing the imageio path: a stream cut inside the header reached an
+    """Found while adding imageio to the fuzz harness: a stream cut inside the header hit an
     assertion in the progressive iterator instead of raising a C2FError."""
     for cut in (20, bitstream.HEADER_SIZE + 5):
         with pytest.raises(c2f_format.TruncatedStreamError):
