@@ -116,6 +116,9 @@ def main() -> int:
             "instrumentation_ooms": benign,
         }
         summary_path.write_text(json.dumps(summary, indent=2))
+        if proc.returncode and took < 30:  # failed at start-up: a broken harness, or a
+            print(proc.stderr[-3000:], file=sys.stderr)  # finding that recurs at once
+            break
     print(json.dumps(summary, indent=2))
     return 1 if findings else 0
 

