@@ -51,6 +51,21 @@ def load_images(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
     return images
 
 
+def pack_images(folders: list[Path], out: Path, quality: int = 95) -> int:
+    """Write the training images, downscaled as `load_images` does, as JPEG (4:4:4) into
+    `out`, so that the whole set travels with the code to a GPU machine (about a third
+    of the PNG size; q95 errors sit near 45 dB, far above the rates trained). Returns
+    the bytes written."""
+    out.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for folder in folders:
+        for i, arr in enumerate(load_images(folder)):
+            path = out / f"{folder.name}-{i:04d}.jpg"
+            Image.fromarray(arr).save(path, quality=quality, subsampling=0)
+            total += path.stat().st_size
+    return total
+
+
 class CropSampler:
     def __init__(self, images: list[np.ndarray], crop: int, seed: int) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
@@ -173,7 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--pack",
+        type=Path,
+        help="write --data, downscaled, as JPEG q95 into this folder (a compact set for a "
+        "GPU machine) and stop",
+    )
     args = ap.parse_args(argv)
+    if args.pack:
+        if not args.data:
+            ap.error("--pack needs --data")
+        size = pack_images(args.data, args.pack)
+        print(f"packed {len(list(args.pack.iterdir()))} images, {size / 2**20:.1f} MiB")
+        return 0
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:

@@ -1,0 +1,43 @@
+"""The training command end to end, tiny: pack, train, resume, export, then encode and
+decode with the exported weights as an installation would."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import c2f_format
+from c2f_format import codec as codec_module
+from c2f_format.train import main as train
+
+
+def test_pack_train_resume_export(
+    tmp_path: Path, small_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(small_rgb, 11 * i, axis=0)).save(photos / f"p{i}.png")
+    pack = tmp_path / "pack"
+    assert train(["--data", str(photos), "--pack", str(pack)]) == 0
+    assert len(list(pack.glob("*.jpg"))) == 3
+
+    run, weights = tmp_path / "run", tmp_path / "weights" / "tiny.npz"
+    common = ["--data", str(pack), "--run", str(run), "--batch", "2", "--crop", "64"]
+    common += ["--log-every", "1", "--val-every", "1000", "--threads", "1"]
+    assert train([*common, "--iters", "2"]) == 0
+    assert (run / "checkpoint.pt").exists()
+    assert train([*common, "--iters", "4", "--export", str(weights)]) == 0  # resumes at 2
+    with (run / "log.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f)]
+    assert steps == sorted(steps) and steps[-1] == 4 and steps.count(1) == 1
+
+    monkeypatch.setenv("C2F_WEIGHTS_DIR", str(weights.parent))
+    monkeypatch.setattr(codec_module, "_CACHE", {})
+    data = c2f_format.encode(small_rgb, quality=50)
+    assert c2f_format.info(data).header.model_id.hex() in codec_module.weights_index()
+    assert c2f_format.decode(data).size == (80, 96)
