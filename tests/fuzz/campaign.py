@@ -69,6 +69,8 @@ def main() -> int:
     seconds = float(summary.get("seconds_fuzzed", 0.0))
     findings: list[dict[str, str]] = list(summary.get("findings", []))
     benign: list[dict[str, str]] = list(summary.get("instrumentation_ooms", []))
+    slowest = int(summary.get("slowest_input_seconds", 0))
+    peak_rss = int(summary.get("peak_rss_mb_instrumented", 0))
     deadline = time.monotonic() + args.minutes * 60
     segment = 0
     while (left := deadline - time.monotonic()) > 30:
@@ -94,6 +96,12 @@ def main() -> int:
         seconds += took
         found = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
         runs += int(found.group(1)) if found else 0
+        found = re.search(r"stat::slowest_unit_time_sec:\s*(\d+)", proc.stderr)
+        slowest = max(slowest, int(found.group(1)) if found else 0)
+        found = re.search(r"stat::peak_rss_mb:\s*(\d+)", proc.stderr)
+        peak_rss = max(peak_rss, int(found.group(1)) if found else 0)
+        with (args.work.parent / "segments.log").open("a") as log:
+            log.write(proc.stderr[-4000:] + "\n")
         for art in sorted(set(artifacts.iterdir()) - before):
             verdict = replay(art)
             entry = {"file": art.name, "kind": art.name.split("-")[0]}
@@ -112,6 +120,8 @@ def main() -> int:
             "inputs_tried": runs,
             "seconds_fuzzed": round(seconds),
             "corpus_files": len(list(args.work.iterdir())),
+            "slowest_input_seconds": slowest,  # libFuzzer's whole-second resolution
+            "peak_rss_mb_instrumented": peak_rss,
             "findings": findings,
             "instrumentation_ooms": benign,
         }
