@@ -200,7 +200,7 @@ class Codec:
         padded = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
         x = torch.from_numpy(padded).to(self.device)
         gain, _ = self.net.gains(self.net.config.level_of_quality(quality))
-        y = self._analyse(x) * gain.to(self.device).view(1, -1, 1, 1)
+        y = self._analyse(x).mul_(gain.to(self.device).view(1, -1, 1, 1))
         z2 = self.net.h_a2(y)
         z1 = self.net.h_a1(z2)
 
@@ -286,8 +286,9 @@ def _tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, in
 
 def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:
     """Integer symbols round(value - mean), clamped to the escape range (encoder only)."""
-    r = torch.round(value.to(torch.float64) - mean_steps.to(torch.float64) * MEAN_STEP)
-    return r.clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
+    # in place, one float64 temporary: -(mean * step) + value is exactly value - mean * step
+    r = mean_steps.to(torch.float64).mul_(-MEAN_STEP).add_(value)
+    return r.round_().clamp_(-SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
