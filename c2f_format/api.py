@@ -222,7 +222,8 @@ class StreamDecoder:
 
     @property
     def rows_received(self) -> int:
-        """Latent rows of y decoded so far (each is 16 pixel rows)."""
+        """Latent rows of y covered by the bands received so far (each is 16 pixel rows);
+        under `tolerate_damage`, rows of skipped bands are counted but predicted."""
         return self._rows
 
     @property
@@ -378,9 +379,13 @@ class StreamDecoder:
                 f"stream ends before the hyper segments are complete ({self.bytes_received} bytes)"
             )
         rows = self.header.latent_size[0]
-        if self.damage:
-            return "; ".join(self.damage)
-        return f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
+        where = (
+            f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
+        )
+        if not self.damage:
+            return where
+        ended = self._parser.finished or self._halted
+        return "; ".join(self.damage) + ("" if ended else f"; {where}")
 
 
 def decode(

@@ -7,8 +7,10 @@ deadlock) and each loads the model once. On a GPU the work stays in this process
 device is already shared between images, and several processes would only compete for
 its memory.
 
-Results come back in input order. A failure on one item does not stop the others: each
-result is either the value or the `C2FError` it raised.
+Like any spawn-based pool, it needs a script that calls it at top level to do so under
+`if __name__ == "__main__":`. Results come back in input order. A failure on one item
+does not stop the others: each result is either the value or the `C2FError` it raised
+(a worker that dies fails only the items it held).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -56,6 +58,8 @@ def _guarded(fn: Callable[[T], R], item: T) -> R | C2FError:
         return fn(item)
     except C2FError as exc:
         return exc
+    except (MemoryError, Image.DecompressionBombError) as exc:  # one item too big
+        return C2FError(f"{type(exc).__name__}: {exc}")
 
 
 def run_batch(
@@ -92,13 +96,34 @@ def _pooled(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R |
         # at most two items in flight per worker: bounded memory for long lists
         window = 2 * jobs
         pending: list[Future[R | C2FError]] = []
-        it = iter(items)
-        for item in it:
-            pending.append(pool.submit(_guarded, fn, item))
+        broken: BrokenExecutor | None = None
+        for item in items:
+            if broken is None:
+                try:
+                    pending.append(pool.submit(_guarded, fn, item))
+                except BrokenExecutor as exc:
+                    broken = exc
+            if broken is not None:
+                pending.append(_failed(broken))
             if len(pending) >= window:
-                yield pending.pop(0).result()
+                yield _result(pending.pop(0))
         for fut in pending:
-            yield fut.result()
+            yield _result(fut)
+
+
+def _failed(exc: BaseException) -> Future[Any]:
+    fut: Future[Any] = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+def _result(fut: Future[R | C2FError]) -> R | C2FError:
+    """The item's result; a worker that died (killed for memory, say) fails its items,
+    not the batch."""
+    try:
+        return fut.result()
+    except BrokenExecutor as exc:
+        return C2FError(f"worker process died: {exc}")
 
 
 # ---- images and streams in memory ------------------------------------------------------
@@ -176,10 +201,10 @@ def encode_file(job: FileJob) -> Path:
             data = encode(im, quality=job.quality, device=job.device)
     except UnidentifiedImageError:
         raise C2FError(f"{job.src}: not an image Pillow can read") from None
-    except OSError as exc:
-        raise C2FError(f"{job.src}: {exc.strerror or exc}") from None
-    except C2FError as exc:
+    except (C2FError, Image.DecompressionBombError) as exc:
         raise C2FError(f"{job.src}: {exc}") from None
+    except (OSError, ValueError) as exc:  # unreadable file, or Pillow failing to decode it
+        raise C2FError(f"{job.src}: {getattr(exc, 'strerror', None) or exc}") from None
     _write(job.dst, data)
     return job.dst
 

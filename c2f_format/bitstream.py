@@ -221,6 +221,8 @@ class StreamParser:
             (crc,) = struct.unpack_from(">I", self._buffer, start + length)
             if crc != zlib.crc32(payload, zlib.crc32(kind)):
                 if self.skip_damaged_bands and kind == SEG_Y:
+                    if len(self.damaged) >= self.header.latent_size[0]:  # bounded work
+                        raise CorruptStreamError("more damaged YBND segments than latent rows")
                     self.damaged.append(self._here)
                     self._gap = True
                     self._pos += total

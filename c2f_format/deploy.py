@@ -32,7 +32,8 @@ class SubpixelDeconv(nn.Module):
         super().__init__()
         cin, cout, k, _ = deconv.weight.shape
         if (
-            (k, deconv.stride, deconv.padding, deconv.output_padding) != (5, (2, 2), (2, 2), (1, 1))
+            (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding)
+            != ((5, 5), (2, 2), (2, 2), (1, 1))
             or deconv.groups != 1
             or deconv.dilation != (1, 1)
         ):
@@ -51,7 +52,11 @@ class SubpixelDeconv(nn.Module):
                         if 0 <= kx < k:
                             weight[:, a, b, :, t, u] = w_t[:, :, ky, kx].t()
         self.weight = nn.Parameter(weight.reshape(cout * 4, cin, 3, 3), requires_grad=False)
-        bias = deconv.bias.detach() if deconv.bias is not None else torch.zeros(cout)
+        bias = (
+            deconv.bias.detach()
+            if deconv.bias is not None
+            else torch.zeros(cout, dtype=w_t.dtype, device=w_t.device)
+        )
         self.bias = nn.Parameter(bias.repeat_interleave(4), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -58,9 +58,9 @@ def pack_images(folders: list[Path], out: Path, quality: int = 95) -> int:
     the bytes written."""
     out.mkdir(parents=True, exist_ok=True)
     total = 0
-    for folder in folders:
+    for n, folder in enumerate(folders):
         for i, arr in enumerate(load_images(folder)):
-            path = out / f"{folder.name}-{i:04d}.jpg"
+            path = out / f"{n:02d}-{folder.name}-{i:04d}.jpg"
             Image.fromarray(arr).save(path, quality=quality, subsampling=0)
             total += path.stat().st_size
     return total
@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pack:
         if not args.data:
             ap.error("--pack needs --data")
+        if args.pack.exists() and any(args.pack.iterdir()):
+            ap.error(f"--pack folder {args.pack} is not empty")
         size = pack_images(args.data, args.pack)
         print(f"packed {len(list(args.pack.iterdir()))} images, {size / 2**20:.1f} MiB")
         return 0

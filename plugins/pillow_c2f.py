@@ -178,6 +178,8 @@ class C2FDecoder(ImageFile.PyDecoder):
                 return -1, 0
             head = _read_up_to(fd, 8)
             self._stream.feed(head)
+            if self._stream.ended:  # a garbled head ended reading under tolerance
+                break
             if len(head) < 8:
                 return self._truncated()
             length = int.from_bytes(head[4:8], "big")

@@ -14,13 +14,18 @@ from c2f_format.batch import decode_many, default_jobs, encode_many
 from c2f_format.cli import main
 
 
-def test_pool_matches_one_process(small_rgb: np.ndarray) -> None:
-    images = [small_rgb, small_rgb[:40, :50].copy(), small_rgb[::-1].copy()]
+def test_pool_keeps_order_and_matches_one_process(small_rgb: np.ndarray) -> None:
+    """Worker processes return every item, in input order, decoded exactly as this
+    process decodes it (encodes may differ in float rounding between thread counts,
+    so the streams are compared through their headers and their decodes)."""
+    images = [small_rgb, small_rgb[:40, :50].copy(), small_rgb[::-1].copy(), small_rgb[:7, :9]]
     pooled = encode_many(images, quality=60, jobs=2)
     decoded = decode_many(pooled, jobs=2)
-    for stream, image in zip(pooled, decoded, strict=True):
-        assert isinstance(stream, bytes) and isinstance(image, Image.Image)
-        assert image.tobytes() == c2f_format.decode(stream).tobytes()
+    for image, stream, out in zip(images, pooled, decoded, strict=True):
+        assert isinstance(stream, bytes) and isinstance(out, Image.Image)
+        assert c2f_format.info(stream).header.width == image.shape[1]
+        assert out.size == (image.shape[1], image.shape[0])
+        assert out.tobytes() == c2f_format.decode(stream).tobytes()
 
 
 def test_a_bad_item_is_reported_in_place(small_stream: bytes) -> None:
@@ -48,3 +53,18 @@ def test_cli_goes_on_after_a_bad_file(tmp_path: Path, small_rgb: np.ndarray, cap
     assert sorted(p.name for p in out.iterdir()) == ["g0.c2f", "g1.c2f"]
     err = capsys.readouterr().err
     assert "bad.png: not an image" in err and "1 of 3 files failed" in err
+
+
+def test_a_decompression_bomb_fails_alone(
+    tmp_path: Path, small_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Pillow's bomb check (or any error Pillow raises on one file) costs that file only."""
+    good = tmp_path / "good.png"
+    Image.fromarray(small_rgb).save(good)
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (400, 300)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 120,000 > 2x: an error
+    out = tmp_path / "out"
+    assert main(["encode", str(bomb), str(good), "-o", str(out), "-j", "1"]) == 1
+    assert [p.name for p in out.iterdir()] == ["good.c2f"]
+    assert "bomb.png: Image size" in capsys.readouterr().err

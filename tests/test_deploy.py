@@ -39,6 +39,14 @@ def test_subpixel_equals_transposed_convolution(
 def test_other_transposed_convolutions_are_refused() -> None:
     with pytest.raises(ValueError, match="only 5x5"):
         SubpixelDeconv(torch.nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
+    with pytest.raises(ValueError, match="only 5x5"):
+        SubpixelDeconv(torch.nn.ConvTranspose2d(4, 4, (5, 3), 2, 2, output_padding=1))
+
+
+def test_no_bias_and_float64() -> None:
+    layer = torch.nn.ConvTranspose2d(3, 2, 5, 2, 2, output_padding=1, bias=False).double()
+    x = torch.randn(1, 3, 4, 5, dtype=torch.float64)
+    torch.testing.assert_close(SubpixelDeconv(layer)(x), layer(x))
 
 
 def test_frozen_gdn_matches() -> None:

@@ -229,3 +229,30 @@ def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream: bytes) -> 
     hyp1 = _segments(kodim23_stream)[0]
     with pytest.raises(c2f_format.CorruptStreamError, match="HYP1"):
         c2f_format.decode(_flip_in(kodim23_stream, hyp1), allow_truncated=True)
+
+
+def test_a_band_with_good_crc_but_bad_coding(kodim23_stream: bytes) -> None:
+    """Coded data that the entropy decoder rejects, behind a valid CRC (a buggy or
+    hostile encoder): an error naming the segment, or under tolerance a predicted band."""
+    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][2]
+    row, count, coded = bs.parse_band(band.payload)
+    payload = bs._BAND.pack(row, count) + coded[:-4] + b"\x00\x00\x00\x00"  # last word 0
+    fixed = bs.pack_segment(bs.SEG_Y, payload)
+    data = kodim23_stream[: band.offset] + fixed + kodim23_stream[band.offset + band.size :]
+    with pytest.raises(c2f_format.CorruptStreamError):
+        c2f_format.decode(data)
+    with pytest.warns(UserWarning, match=f"YBND segment at offset {band.offset}"):
+        assert c2f_format.decode(data, allow_truncated=True).size == (768, 512)
+
+
+def test_damaged_segments_are_bounded(small_stream: bytes) -> None:
+    """A flood of damaged bands cannot grow the tolerant decoder's bookkeeping: more of
+    them than the image has latent rows ends the reading."""
+    segs = _segments(small_stream)
+    hyp2_end = next(s.offset + s.size for s in segs if s.kind == bs.SEG_Z2)
+    junk = bs.pack_segment(bs.SEG_Y, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
+    data = small_stream[:hyp2_end] + junk * 10_000
+    dec = c2f_format.StreamDecoder(tolerate_damage=True)
+    dec.feed(data)
+    assert dec.halted and len(dec.damage) <= bs.Header(80, 96, "RGB", 1, b"").latent_size[0] + 1
+    assert "more damaged YBND segments than latent rows" in dec.damage[-1]

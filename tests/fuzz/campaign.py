@@ -9,7 +9,9 @@ process would end on libFuzzer's RSS limit rather than on a finding. A segment t
 stops on a crash, a timeout or an out-of-memory report leaves its input behind; the
 input is replayed in a clean, uninstrumented process with a 2 GiB address-space limit,
 and the replay decides: an input that fails there too is a finding (copied to
-tests/fuzz/crashes/), one that passes was the instrumentation's growth.
+tests/fuzz/crashes/); an out-of-memory input that passes was the instrumentation's
+growth; a crash or timeout that passes is kept as a regression input and listed as
+unconfirmed.
 
 Writes a JSON summary (inputs tried, seconds fuzzed, findings) next to the corpus.
 """
@@ -69,6 +71,7 @@ def main() -> int:
     seconds = float(summary.get("seconds_fuzzed", 0.0))
     findings: list[dict[str, str]] = list(summary.get("findings", []))
     benign: list[dict[str, str]] = list(summary.get("instrumentation_ooms", []))
+    unconfirmed: list[dict[str, str]] = list(summary.get("unconfirmed", []))
     slowest = int(summary.get("slowest_input_seconds", 0))
     peak_rss = int(summary.get("peak_rss_mb_instrumented", 0))
     deadline = time.monotonic() + args.minutes * 60
@@ -107,8 +110,12 @@ def main() -> int:
             entry = {"file": art.name, "kind": art.name.split("-")[0]}
             if verdict is None and art.name.startswith("oom-"):
                 benign.append(entry)
+            elif verdict is None:  # kept as a regression input all the same
+                entry["replay"] = "did not reproduce in a clean process"
+                unconfirmed.append(entry)
+                shutil.copy(art, HERE / "crashes" / art.name)
             else:
-                entry["replay"] = verdict or "passes in a clean process"
+                entry["replay"] = verdict
                 findings.append(entry)
                 shutil.copy(art, HERE / "crashes" / art.name)
         print(
@@ -124,6 +131,7 @@ def main() -> int:
             "peak_rss_mb_instrumented": peak_rss,
             "findings": findings,
             "instrumentation_ooms": benign,
+            "unconfirmed": unconfirmed,
         }
         summary_path.write_text(json.dumps(summary, indent=2))
         if proc.returncode and took < 30:  # failed at start-up: a broken harness, or a

@@ -3,10 +3,11 @@ an image or raises a documented exception. Shared by the fuzzer (`fuzz_c2f.py`),
 campaign's clean replays (`campaign.py`) and the regression test over the kept corpus
 (`tests/test_fuzz_corpus.py`); any other exception propagates, which is the finding.
 
-The paths: `info`, `decode` (whole, and tolerating truncation), `StreamDecoder` fed in
-97-byte pieces with a preview as soon as one is ready, Pillow's `Image.open().load()`,
-a 1/8 draft load, `ImageFile.Parser` fed in 256-byte pieces, and imageio's v3
-`imread` and progressive `imiter`.
+The paths: `info`, `decode` (strict and tolerant), `StreamDecoder` (strict and
+tolerant) fed in 97-byte pieces with a preview as soon as one is ready, Pillow's
+`Image.open().load()`, a 1/8 draft load and `ImageFile.Parser` fed in 256-byte pieces
+(strict and under `LOAD_TRUNCATED_IMAGES`), and imageio's v3 `imread` and progressive
+`imiter`.
 """
 
 from __future__ import annotations
@@ -35,18 +36,20 @@ def through_api(data: bytes) -> None:
             c2f_format.decode(data, max_pixels=MAX_PIXELS, allow_truncated=allow)
         except c2f_format.C2FError:
             pass
-    dec = c2f_format.StreamDecoder(max_pixels=MAX_PIXELS)
-    try:
-        for pos in range(0, len(data), 97):
-            dec.feed(data[pos : pos + 97])
-            if dec.preview_ready:
-                dec.preview()
-        dec.image(partial=True)
-    except c2f_format.C2FError:
-        pass
+    for tolerate in (False, True):
+        dec = c2f_format.StreamDecoder(max_pixels=MAX_PIXELS, tolerate_damage=tolerate)
+        try:
+            for pos in range(0, len(data), 97):
+                dec.feed(data[pos : pos + 97])
+                if dec.preview_ready:
+                    dec.preview()
+            dec.image(partial=True)
+        except c2f_format.C2FError:
+            pass
 
 
 def through_pillow(data: bytes) -> None:
+    """Strict, then as under `ImageFile.LOAD_TRUNCATED_IMAGES` (see `check`)."""
     for draft in (False, True):
         try:
             with Image.open(io.BytesIO(data)) as im:
@@ -86,7 +89,7 @@ def through_imageio(data: bytes) -> None:
 
 def check(data: bytes) -> None:
     """Run `data` through every path; raise only if the contract is broken."""
-    saved = Image.MAX_IMAGE_PIXELS
+    saved, truncated = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
     try:
         with warnings.catch_warnings():
@@ -94,5 +97,8 @@ def check(data: bytes) -> None:
             through_api(data)
             through_pillow(data)
             through_imageio(data)
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+            through_pillow(data)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
