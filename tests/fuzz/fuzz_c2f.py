@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing of every way c2f reads bytes from strangers (atheris).
 
     pip install atheris
