@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -12,6 +14,19 @@ import c2f_format
 
 DATA = Path(__file__).parent / "data"
 KODIM23 = DATA / "kodim23.png"
+FUZZ = Path(__file__).parent / "fuzz"
+
+
+def _load_replay() -> ModuleType:
+    """tests/fuzz/replay.py: the decoding contract for one input (shared with the fuzzer)."""
+    spec = importlib.util.spec_from_file_location("c2f_fuzz_replay", FUZZ / "replay.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+replay = _load_replay()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
