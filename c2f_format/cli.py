@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `c2f info x.c2f | head -1`: the reader left, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # as a program killed by SIGPIPE reports
     except (C2FError, OSError, ValueError, Image.DecompressionBombError) as exc:
         message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
         print(f"c2f: error: {message}", file=sys.stderr)

@@ -72,3 +72,16 @@ def test_preview_strip(tmp_path: Path, small_stream: bytes, capsys) -> None:  # 
     assert "preview:" in out and "final:" in out and "(100.0%)" in out
     with Image.open(tmp_path / "s.stages.png") as strip:
         assert strip.width >= 2 * 120
+
+
+def test_a_closed_pipe_is_quiet(tmp_path: Path, small_stream: bytes) -> None:
+    """`c2f info x.c2f | head -1`: no error message, the status of a SIGPIPE death."""
+    src = tmp_path / "s.c2f"
+    src.write_bytes(small_stream)
+    exe = shutil.which("c2f") or str(Path(sys.executable).parent / "c2f")
+    proc = subprocess.Popen([exe, "info", str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader leaves before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == b""
