@@ -12,7 +12,7 @@ from PIL import Image
 
 from .bitstream import (
     MAX_DIMENSION,
-    MAX_SEGMENT_LENGTH,
+    MAX_METADATA_BYTES,
     SEG_END,
     SEG_EXIF,
     SEG_ICC,
@@ -101,6 +101,16 @@ def _image_to_rgb(image: ImageLike) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(arr), mode
 
 
+def _bytes_of(data: object, what: str) -> bytes:
+    """`data` as bytes, or InvalidArgumentError naming `what` took the wrong thing."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"{what} takes bytes, not {type(data).__name__}")
+    try:
+        return bytes(data)
+    except (ValueError, TypeError, BufferError) as exc:  # a released or odd memoryview
+        raise InvalidArgumentError(f"{what}: unreadable buffer ({exc})") from None
+
+
 def _check_max_pixels(max_pixels: object) -> int | None:
     if max_pixels is None:
         return None
@@ -150,9 +160,13 @@ def encode(
                 value = value[len(EXIF_PREFIX) :]  # store the TIFF structure, as PNG's eXIf
             if not value.startswith((b"MM\x00*", b"II*\x00")):
                 raise InvalidArgumentError("exif must be TIFF-structured Exif data (MM or II)")
-        if len(value) > MAX_SEGMENT_LENGTH:
-            raise InvalidArgumentError(f"{name} is too large ({len(value)} bytes)")
         ancillary.append((kind, bytes(value)))
+    metadata = sum(len(v) for _, v in ancillary)
+    if metadata > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(
+            f"exif and icc_profile take {metadata} bytes, more than the "
+            f"{MAX_METADATA_BYTES >> 20} MiB a stream may carry"
+        )
     return get_codec(_device(device)).encode(rgb, mode, q, ancillary)
 
 
@@ -247,8 +261,7 @@ class StreamDecoder:
 
         After an error the decoder stays failed: every later call raises it again.
         """
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise InvalidArgumentError(f"feed() takes bytes, not {type(data).__name__}")
+        chunk = _bytes_of(data, "feed()")
         self._raise_if_failed()
         if self._halted:
             return []
@@ -256,7 +269,7 @@ class StreamDecoder:
             done, seen = len(self._parser.segments), len(self._parser.damaged)
             failure = None
             try:
-                self._parser.feed(bytes(data))
+                self._parser.feed(chunk)
             except CorruptStreamError as exc:
                 if not self.tolerate_damage:
                     raise
@@ -383,6 +396,9 @@ class StreamDecoder:
         where = (
             f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
         )
+        inside = self._parser.incomplete()
+        if inside:
+            where += f": {inside}"
         if not self.damage:
             return where
         ended = self._parser.finished or self._halted
@@ -403,10 +419,9 @@ def decode(
     `StreamDecoder.tolerate_damage`); a stream cut or damaged before y cannot be
     decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError(f"decode() takes bytes, not {type(data).__name__}")
+    raw = _bytes_of(data, "decode()")
     dec = StreamDecoder(device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated)
-    dec.feed(bytes(data))
+    dec.feed(raw)
     if not dec.complete and allow_truncated and dec.preview_ready:
         warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)
         return dec.image(partial=True)
@@ -456,10 +471,9 @@ def info(data: bytes | bytearray | memoryview) -> StreamInfo:
 
     A truncated stream is reported with `complete=False`; a corrupt one raises.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError(f"info() takes bytes, not {type(data).__name__}")
+    raw = _bytes_of(data, "info()")
     parser = StreamParser(max_pixels=None)
-    segments = parser.feed(bytes(data))
+    segments = parser.feed(raw)
     if parser.header is None:
         raise TruncatedStreamError(f"stream ends inside the header ({len(data)} bytes)")
     notes = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -203,7 +204,8 @@ def encode_file(job: FileJob) -> Path:
         raise C2FError(f"{job.src}: not an image Pillow can read") from None
     except (C2FError, Image.DecompressionBombError) as exc:
         raise C2FError(f"{job.src}: {exc}") from None
-    except (OSError, ValueError) as exc:  # unreadable file, or Pillow failing to decode it
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        # an unreadable file, or one of Pillow's format plugins failing on a broken file
         raise C2FError(f"{job.src}: {getattr(exc, 'strerror', None) or exc}") from None
     _write(job.dst, data)
     return job.dst

@@ -159,6 +159,9 @@ def _type_name(kind: bytes) -> str:
 
 
 MAX_ANCILLARY = 64  # more metadata segments than this is not a real image
+# Metadata payloads together (ICC profiles run to a few hundred KiB, Exif to 64 KiB in
+# JPEG): checked from the segment heads, so metadata cannot make a reader hold much.
+MAX_METADATA_BYTES = 16 << 20
 
 
 @dataclass
@@ -186,6 +189,7 @@ class StreamParser:
     _critical: int = 0  # critical segments accepted so far
     _ancillary: set[bytes] = field(default_factory=set)
     _ancillary_count: int = 0
+    _ancillary_bytes: int = 0
     _rows_seen: int = 0
     _gap: bool = False  # a damaged band was skipped; the next band may start later
 
@@ -196,6 +200,20 @@ class StreamParser:
     @property
     def _here(self) -> int:
         return self._offset + self._pos
+
+    def incomplete(self) -> str | None:
+        """The segment that the received bytes end inside, in words, or None when they
+        end between segments. A length field damaged into a larger number looks the
+        same as a cut stream, so the message names both."""
+        if self.header is None or self.finished or len(self._buffer) - self._pos < 8:
+            return None
+        kind, length = _SEG_HEAD.unpack_from(self._buffer, self._pos)
+        present = len(self._buffer) - self._pos - _SEG_HEAD.size
+        return (
+            f"the {_type_name(kind)} segment at offset {self._here} declares {length} "
+            f"payload bytes, {max(0, min(present, length))} present (cut short, or its "
+            "length field is damaged)"
+        )
 
     def feed(self, data: bytes) -> list[Segment]:
         """Add bytes; return the segments completed by them."""
@@ -254,6 +272,10 @@ class StreamParser:
                 raise CorruptStreamError(f"{name} segment {where} after the hyper segments")
             if self._ancillary_count >= MAX_ANCILLARY:
                 raise CorruptStreamError(f"more than {MAX_ANCILLARY} ancillary segments")
+            if self._ancillary_bytes + length > MAX_METADATA_BYTES:
+                raise CorruptStreamError(
+                    f"{name} segment {where} takes the metadata past {MAX_METADATA_BYTES >> 20} MiB"
+                )
             return
         if kind not in CRITICAL_TYPES:
             raise CorruptStreamError(f"unknown critical segment {name} {where}")
@@ -276,6 +298,7 @@ class StreamParser:
                 raise CorruptStreamError(f"second {_type_name(seg.kind)} segment")
             self._ancillary.add(seg.kind)
             self._ancillary_count += 1
+            self._ancillary_bytes += len(seg.payload)
             return
         rows = self.header.latent_size[0]
         if seg.kind == SEG_Y:

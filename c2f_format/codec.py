@@ -76,9 +76,13 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(choice)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"invalid device {choice!r}: {exc}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {choice!r} is not supported: c2f runs on 'cpu' or 'cuda'")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {choice!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {choice!r}: only {torch.cuda.device_count()} CUDA devices")
         if dev.index is None:  # one cache entry per GPU, however it was named
             dev = torch.device("cuda", torch.cuda.current_device())
     return dev

@@ -84,23 +84,60 @@ class EntropyTables:
 _ESCAPE_MODEL = constriction.stream.model.Uniform(ESCAPE_ALPHABET)
 
 
-def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> bytes:
-    """Code integer residuals `symbols`, each with the table at `levels` (same shape)."""
-    sym = np.clip(symbols.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT)
-    lvl = levels.reshape(-1).astype(np.int64)
-    coder = constriction.stream.stack.AnsCoder()
+# Once a coded unit's words are used up and the coder's state is 0, rANS decoding yields
+# symbol 0 forever without changing the state, so an empty unit would pass the end check
+# as a region of any size. A unit whose decoded symbols end in more than this many
+# zeros is therefore corrupt (spec 7.5, step 8); `encode` never writes one.
+MAX_TRAILING_ZEROS = 64
+
+
+def _plan(
+    sym: np.ndarray, lvl: np.ndarray, tables: EntropyTables, escape_edges: bool
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(level, table symbols, escape payloads) per non-empty level, in decoding order.
+
+    `escape_edges` codes the residual -R (table symbol 0) as an escape instead, which
+    the decoder reads back as the same value.
+    """
     order = np.argsort(lvl, kind="stable")
     bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
-    for level in range(tables.levels - 1, -1, -1):
+    plan = []
+    for level in range(tables.levels):
         group = sym[order[bounds[level] : bounds[level + 1]]]
         if group.size == 0:
             continue
         r = int(tables.radii[level])
-        escaped = np.abs(group) > r
-        if escaped.any():
-            payload = (group[escaped] + ESCAPE_LIMIT).astype(np.int32)
-            coder.encode_reverse(payload, _ESCAPE_MODEL)
+        escaped = (group > r) | (group < (-r + 1 if escape_edges else -r))
+        payload = (group[escaped] + ESCAPE_LIMIT).astype(np.int32)
         idx = np.where(escaped, 2 * r + 1, group + r).astype(np.int32)
+        plan.append((level, idx, payload))
+    return plan
+
+
+def trailing_zeros(chunks: list[np.ndarray]) -> int:
+    """How many zeros end the concatenation of `chunks` (decoding order)."""
+    run = 0
+    for chunk in chunks:
+        nonzero = np.flatnonzero(chunk)
+        run = run + chunk.size if nonzero.size == 0 else chunk.size - 1 - int(nonzero[-1])
+    return run
+
+
+def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> bytes:
+    """Code integer residuals `symbols`, each with the table at `levels` (same shape)."""
+    sym = np.clip(symbols.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT)
+    lvl = levels.reshape(-1).astype(np.int64)
+    plan = _plan(sym, lvl, tables, escape_edges=False)
+    if trailing_zeros([a for _, idx, pay in plan for a in (idx, pay)]) > MAX_TRAILING_ZEROS:
+        # Only when the last residuals in decoding order all sit at the lower edge of
+        # their tables (far in the tails: never seen from a real image): escape them,
+        # and keep escape payloads off 0, so the unit ends in a non-zero symbol.
+        sym = np.maximum(sym, 1 - ESCAPE_LIMIT)
+        plan = _plan(sym, lvl, tables, escape_edges=True)
+    coder = constriction.stream.stack.AnsCoder()
+    for level, idx, payload in reversed(plan):
+        if payload.size:
+            coder.encode_reverse(payload, _ESCAPE_MODEL)
         coder.encode_reverse(idx, tables.model(level))
     return coder.get_compressed().astype("<u4").tobytes()
 
@@ -108,8 +145,10 @@ def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> by
 def decode(data: bytes, levels: np.ndarray, tables: EntropyTables) -> np.ndarray:
     """Inverse of `encode`: residuals with the shape of `levels`.
 
-    Raises CorruptStreamError when the data cannot be a valid coded unit (its length is
-    not a whole number of 32-bit words, or the coder rejects it).
+    Raises CorruptStreamError when the data cannot be a valid coded unit: its length is
+    not a whole number of 32-bit words, the coder rejects it, its final state is not 0,
+    or its symbols end in more than MAX_TRAILING_ZEROS zeros (the coder ran dry: the
+    unit is shorter than its region).
     """
     if len(data) % 4:
         raise CorruptStreamError("entropy-coded data is not a whole number of 32-bit words")
@@ -120,21 +159,29 @@ def decode(data: bytes, levels: np.ndarray, tables: EntropyTables) -> np.ndarray
         coder = constriction.stream.stack.AnsCoder(words)
         order = np.argsort(lvl, kind="stable")
         bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
+        decoded: list[np.ndarray] = []
         for level in range(tables.levels):
             pos = order[bounds[level] : bounds[level + 1]]
             if pos.size == 0:
                 continue
             r = int(tables.radii[level])
             idx = coder.decode(tables.model(level), pos.size).astype(np.int64)
+            decoded.append(idx)
             values = idx - r
             escaped = idx == 2 * r + 1
             n_esc = int(escaped.sum())
             if n_esc:
                 payload = coder.decode(_ESCAPE_MODEL, n_esc).astype(np.int64)
+                decoded.append(payload)
                 values[escaped] = payload - ESCAPE_LIMIT
             out[pos] = values
         if not coder.is_empty():
             raise CorruptStreamError("entropy-coded data does not end where its symbols do")
+        run = trailing_zeros(decoded)
+        if run > MAX_TRAILING_ZEROS:
+            raise CorruptStreamError(
+                f"entropy-coded data runs out {run} symbols before the end of its region"
+            )
     except CorruptStreamError:
         raise
     except Exception as exc:  # constriction's own checks; never let them escape raw

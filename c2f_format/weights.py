@@ -234,3 +234,27 @@ def load_weights(path: Path) -> LoadedModel:
     for p in net.parameters():
         p.requires_grad_(False)
     return LoadedModel(net, layers, z1_mean, z1_scale, tables, model_id_of(arrays), path)
+
+
+def trainable_model(path: Path) -> C2FModel:
+    """A float model that continues training from a shipped weights file.
+
+    The integer layers are turned back into float weights (w = w_int * s with the
+    per-channel step s recovered from the multiplier and shift, s * in_step / out_step =
+    multiplier / 2**shift), so that exporting again without training reproduces the
+    same integers. Lets training resume from the weights in the repository when the
+    run's checkpoint is not at hand.
+    """
+    loaded = load_weights(path)
+    net = C2FModel(loaded.net.config)
+    state = {k: v.clone() for k, v in loaded.net.state_dict().items()}
+    for name, mod in _int_layers(net).items():
+        p = loaded.layers[name]
+        ratio = p.multiplier.double() / torch.pow(2.0, p.shift.double())
+        step = ratio * mod.out_step / mod.in_step
+        state[f"{name}.weight"] = (p.weight.double() * step.view(-1, 1, 1, 1)).float()
+        state[f"{name}.bias"] = (p.bias.double() * step * mod.in_step).float()
+    state["z1_mean"] = loaded.z1_mean.float() * MEAN_STEP
+    state["z1_scale"] = loaded.z1_scale.float()
+    net.load_state_dict(state)
+    return net

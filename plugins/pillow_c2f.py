@@ -11,7 +11,7 @@
   raises `OSError`, as for Pillow's own formats.
 * Pixel limits: Pillow's `MAX_IMAGE_PIXELS` applies at open, and c2f's own limit
   (`c2f_format.DEFAULT_MAX_PIXELS`, from the decoder's memory use) at load, unless
-  `MAX_IMAGE_PIXELS` is set to None.
+  `MAX_IMAGE_PIXELS` is set to None; either raises `DecompressionBombError`.
 * Saving takes `quality` (1..100, default 75), `exif`, `icc_profile` (kept from the
   source image unless given, as PNG does) and `device`. Modes RGB and L are written as
   such, 1 and P (without transparency) converted losslessly; other modes raise
@@ -30,6 +30,7 @@ from c2f_format import api, bitstream
 from c2f_format.codec import weights_index
 from c2f_format.errors import (
     C2FError,
+    ImageTooLargeError,
     NotC2FError,
     TruncatedStreamError,
     UnsupportedImageError,
@@ -56,11 +57,13 @@ def _read_up_to(fp: IO[bytes], n: int) -> bytes:
 
 
 def _pixel_limit() -> int | None:
-    """c2f's own memory-based limit, tightened by Pillow's (whose error starts at twice
-    MAX_IMAGE_PIXELS); setting MAX_IMAGE_PIXELS to None lifts both, as in Pillow."""
-    if Image.MAX_IMAGE_PIXELS is None:
-        return None
-    return min(api.DEFAULT_MAX_PIXELS, 2 * int(Image.MAX_IMAGE_PIXELS))
+    """c2f's memory-based limit on the padded size, for `load()`.
+
+    Pillow applies MAX_IMAGE_PIXELS itself at `open()` to the true size (a warning above
+    it, DecompressionBombError above twice it), as for every format; c2f adds its own
+    limit, from the decoder's memory use, unless MAX_IMAGE_PIXELS is None (which lifts
+    both, as in Pillow)."""
+    return None if Image.MAX_IMAGE_PIXELS is None else api.DEFAULT_MAX_PIXELS
 
 
 def _accept(prefix: bytes) -> bool:
@@ -152,6 +155,8 @@ class C2FDecoder(ImageFile.PyDecoder):
             if self.fd is not None and not buffer:
                 return self._pull()
             return self._push(bytes(buffer))  # type: ignore[arg-type]
+        except ImageTooLargeError as exc:
+            raise Image.DecompressionBombError(f"c2f: {exc}") from None
         except C2FError as exc:
             raise OSError(f"c2f: {exc}") from None
 

@@ -46,7 +46,7 @@ def test_code_length_is_the_integer_tables_ideal(tables: entropy.EntropyTables) 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(-40000, 40000), st.integers(0, 63)), max_size=300),
+    st.lists(st.tuples(st.integers(-32766, 40000), st.integers(0, 63)), max_size=300),
 )
 def test_round_trip_with_escapes(pairs: list[tuple[int, int]]) -> None:
     tables = get_codec(pick_device("cpu")).tables
@@ -73,3 +73,36 @@ def test_garbage_decodes_or_raises_c2f_error(data: bytes) -> None:
     except CorruptStreamError:
         return
     assert np.abs(out).max(initial=0) <= entropy.ESCAPE_LIMIT
+
+
+def test_a_unit_too_short_for_its_region_is_corrupt(tables: entropy.EntropyTables) -> None:
+    """Spec 7.5 step 8: a dry coder yields zeros forever at state 0, which would pass the
+    end check; an empty or short unit must not decode as a region of any size."""
+    big = np.full(100_000, 10, dtype=np.int64)
+    with pytest.raises(CorruptStreamError, match="runs out"):
+        entropy.decode(b"", big, tables)
+    rng = np.random.default_rng(3)
+    lvl = rng.integers(0, tables.levels, 128)
+    data = entropy.encode(rng.integers(-3, 4, 128), lvl, tables)
+    longer = np.concatenate([lvl, rng.integers(0, tables.levels, 4000)])
+    with pytest.raises(CorruptStreamError):
+        entropy.decode(data, longer, tables)
+    # a region of at most 64 elements may legitimately be coded in no words at all
+    assert np.array_equal(
+        entropy.decode(b"", np.zeros(64, dtype=np.int64), tables),
+        np.full(64, -int(tables.radii[0])),
+    )
+
+
+@pytest.mark.parametrize("value", ["lower edge", -40000])
+def test_encoder_never_ends_a_unit_in_free_zeros(
+    tables: entropy.EntropyTables, value: str | int
+) -> None:
+    """Residuals that would end the unit in table or escape symbol 0 are coded another
+    way, so every unit the encoder writes passes step 8."""
+    lvl = np.full(500, 63, dtype=np.int64)
+    v = -int(tables.radii[63]) if value == "lower edge" else int(value)
+    sym = np.full(500, v, dtype=np.int64)
+    out = entropy.decode(entropy.encode(sym, lvl, tables), lvl, tables)
+    expected = v if value == "lower edge" else 1 - entropy.ESCAPE_LIMIT
+    assert np.array_equal(out, np.full(500, expected))

@@ -78,13 +78,21 @@ def test_damaged_streams_through_the_api(corpus: list[tuple[str, bytes]]) -> Non
 def test_damaged_streams_through_pillow(corpus: list[tuple[str, bytes]]) -> None:
     """`load()`, a draft load and `ImageFile.Parser` (tests/fuzz/replay.py)."""
     slowest = 0.0
+    outcomes: dict[str, int] = {}
     for _, data in corpus:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            replay.through_pillow(data)  # raises anything but Pillow's documented errors
+            # raises anything but Pillow's documented errors
+            for outcome in replay.through_pillow(data):
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
         slowest = max(slowest, time.perf_counter() - start)
     assert slowest < 10.0
+    assert sum(outcomes.values()) == 3 * 400
+    # the plugin really decodes (header garbles that keep the size, cuts after IEND, ...)
+    # and really refuses (CRC failures surface as OSError)
+    assert outcomes.get("image", 0) > 30
+    assert outcomes.get("OSError", 0) > 300
 
 
 def test_concurrent_decodes_agree(small_stream: bytes, kodim23_stream: bytes) -> None:
@@ -123,6 +131,88 @@ def test_header_limits_are_checked_before_allocation() -> None:
     h = bs.Header(65536, 65536, "RGB", 50, bytes(16))
     with pytest.raises(c2f_format.ImageTooLargeError):
         c2f_format.decode(h.pack())
+
+
+def _with_header(data: bytes, width: int, height: int) -> bytes:
+    """`data` with another size in its header, the header CRC fixed (a hostile encoder)."""
+    h = bs.parse_header(data)
+    head = bs.Header(width, height, h.mode, h.quality, h.model_id).pack()
+    return head + data[bs.HEADER_SIZE :]
+
+
+@pytest.mark.parametrize("size", [(8192, 4096), (65536, 1), (320, 96)])
+def test_a_header_claiming_more_pixels_fails_fast(
+    small_stream: bytes, size: tuple[int, int]
+) -> None:
+    """The segments cannot cover the bigger latents: the band layout or the entropy
+    decoder (spec 7.5 step 8: a dry coder) says so at once, strict or not, instead of
+    decoding the rest as zeros."""
+    forged = _with_header(small_stream, *size)
+    for allow in (False, True):
+        start = time.perf_counter()
+        with pytest.raises(c2f_format.CorruptStreamError):
+            c2f_format.decode(forged, allow_truncated=allow)
+        assert time.perf_counter() - start < 2.0
+
+
+def test_an_empty_stream_of_any_size_is_refused() -> None:
+    """Header, empty hyper segments, IEND: no image may come out of no data."""
+    from c2f_format.codec import get_codec, pick_device
+
+    model_id = get_codec(pick_device("cpu")).model_id
+    parts = [bs.Header(8192, 4096, "RGB", 75, model_id).pack()]
+    parts += [bs.pack_segment(k, b"") for k in (bs.SEG_Z1, bs.SEG_Z2)]
+    parts += [bs.pack_band(0, 256, b""), bs.pack_segment(bs.SEG_END, b"")]
+    start = time.perf_counter()
+    with pytest.raises(c2f_format.CorruptStreamError, match="runs out"):
+        c2f_format.decode(b"".join(parts), allow_truncated=True)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_damaged_length_field_names_its_segment(kodim23_stream: bytes) -> None:
+    """A length flipped larger looks like a cut stream; the message says which segment
+    and that its length may be damaged."""
+    seg = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][3]
+    buf = bytearray(kodim23_stream)
+    buf[seg.offset + 5] ^= 0x80  # high bit of the length's second byte
+    where = f"YBND segment at offset {seg.offset}"
+    with pytest.raises(c2f_format.TruncatedStreamError, match=where):
+        c2f_format.decode(bytes(buf))
+    with pytest.raises(OSError, match="length field is damaged"):
+        Image.open(io.BytesIO(bytes(buf))).load()
+
+
+def test_metadata_is_bounded_from_the_segment_head(small_stream: bytes) -> None:
+    """An ancillary segment that would take the metadata past 16 MiB is refused from its
+    8-byte head, before any of its payload is read or held."""
+    head = small_stream[: bs.HEADER_SIZE]
+    big = b"zzZz" + (bs.MAX_METADATA_BYTES + 1).to_bytes(4, "big")
+    with pytest.raises(c2f_format.CorruptStreamError, match="16 MiB"):
+        c2f_format.StreamDecoder().feed(head + big)
+    half = bs.pack_segment(b"zzZz", bytes(bs.MAX_METADATA_BYTES // 2))
+    with pytest.raises(c2f_format.CorruptStreamError, match="16 MiB"):
+        c2f_format.decode(head + half + half + b"zzZz\x00\x00\x00\x01")
+    with pytest.raises(c2f_format.InvalidArgumentError, match="16 MiB"):
+        c2f_format.encode(np.zeros((8, 8, 3), np.uint8), icc_profile=bytes(17 << 20))
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu", "hpu", "cuda:7", "nonsense"])
+def test_unsupported_devices_are_argument_errors(
+    small_stream: bytes, device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(c2f_format.InvalidArgumentError, match="device"):
+        c2f_format.decode(small_stream, device=device)
+    monkeypatch.setenv("C2F_DEVICE", device)
+    with pytest.raises(c2f_format.InvalidArgumentError, match="device"):
+        c2f_format.decode(small_stream)
+
+
+def test_a_released_buffer_is_an_argument_error(small_stream: bytes) -> None:
+    view = memoryview(small_stream)
+    view.release()
+    for fn in (c2f_format.decode, c2f_format.info, c2f_format.StreamDecoder().feed):
+        with pytest.raises(c2f_format.InvalidArgumentError, match="buffer"):
+            fn(view)
 
 
 def _segments(data: bytes) -> list[bs.Segment]:

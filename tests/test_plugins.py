@@ -171,6 +171,22 @@ def test_max_image_pixels_applies_at_open(c2f_file: Path) -> None:
         Image.MAX_IMAGE_PIXELS = old
 
 
+def test_pixel_limits_behave_as_pillow_s(c2f_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between MAX_IMAGE_PIXELS and twice it Pillow only warns, and the image loads
+    (c2f's padding does not turn the warning into an error); past c2f's own memory
+    limit the load raises DecompressionBombError, as Pillow users expect."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 768 * 512 * 2 // 3)
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(c2f_file) as im:
+        im.load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
+    monkeypatch.setattr(c2f_format.api, "DEFAULT_MAX_PIXELS", 768 * 512 - 1)  # c2f's
+    with Image.open(c2f_file) as im, pytest.raises(Image.DecompressionBombError, match="c2f"):
+        im.load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with Image.open(c2f_file) as im:
+        im.load()
+
+
 def test_save_refuses_modes_it_cannot_store(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="cannot write mode RGBA as C2F"):
         Image.new("RGBA", (8, 8)).save(tmp_path / "x.c2f")

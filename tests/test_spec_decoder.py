@@ -21,6 +21,7 @@ def spec_decode_unit(data: bytes, levels: np.ndarray, tables: entropy.EntropyTab
     reader = RansReader(data)
     flat = levels.reshape(-1)
     out = np.zeros(flat.size, dtype=np.int64)
+    trailing_zeros = 0  # section 7.5, step 8
     for j in range(64):
         positions = np.flatnonzero(flat == j)
         if positions.size == 0:
@@ -30,10 +31,14 @@ def spec_decode_unit(data: bytes, levels: np.ndarray, tables: entropy.EntropyTab
         symbols = [reader.decode_table(freq) for _ in positions]
         for pos, u in zip(positions, symbols, strict=True):
             out[pos] = u - radius
+            trailing_zeros = trailing_zeros + 1 if u == 0 else 0
         for pos, u in zip(positions, symbols, strict=True):
             if u == 2 * radius + 1:
-                out[pos] = reader.decode_uniform(entropy.ESCAPE_ALPHABET) - entropy.ESCAPE_LIMIT
+                e = reader.decode_uniform(entropy.ESCAPE_ALPHABET)
+                out[pos] = e - entropy.ESCAPE_LIMIT
+                trailing_zeros = trailing_zeros + 1 if e == 0 else 0
     assert reader.is_finished()  # section 7.5, step 7
+    assert trailing_zeros <= 64  # step 8
     return out.reshape(levels.shape)
 
 

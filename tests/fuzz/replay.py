@@ -48,24 +48,29 @@ def through_api(data: bytes) -> None:
             pass
 
 
-def through_pillow(data: bytes) -> None:
+def through_pillow(data: bytes) -> list[str]:
     """`load()`, a 1/8 draft load, `ImageFile.Parser`; `check` runs this strict and
-    under `ImageFile.LOAD_TRUNCATED_IMAGES`."""
+    under `ImageFile.LOAD_TRUNCATED_IMAGES`. Returns each path's outcome: "image" or
+    the documented exception's name."""
+    outcomes = []
     for draft in (False, True):
         try:
             with Image.open(io.BytesIO(data)) as im:
                 if draft:
                     im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()
-        except PILLOW_ERRORS:
-            pass
+            outcomes.append("image")
+        except PILLOW_ERRORS as exc:
+            outcomes.append(type(exc).__name__)
     parser = ImageFile.Parser()
     try:
         for pos in range(0, len(data), 256):
             parser.feed(data[pos : pos + 256])
         parser.close()
-    except PILLOW_ERRORS:
-        pass
+        outcomes.append("image")
+    except PILLOW_ERRORS as exc:
+        outcomes.append(type(exc).__name__)
+    return outcomes
 
 
 IMAGEIO_ERRORS = c2f_format.C2FError
