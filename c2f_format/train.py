@@ -28,7 +28,7 @@ from PIL import Image
 
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
-from .weights import publish_weights
+from .weights import publish_weights, trainable_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="export the run's checkpoint to --export and stop (no training)",
     )
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        help="start a new run (no checkpoint in --run yet) from a shipped weights file, "
+        "e.g. weights/c2f-v1.npz, instead of from scratch",
+    )
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -210,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / "checkpoint.pt"
 
-    model = C2FModel(ModelConfig()).to(device)
+    if args.init_from and not ckpt_path.exists():
+        model = trainable_model(args.init_from).to(device)
+        print(f"starting from {args.init_from}", flush=True)
+    else:
+        model = C2FModel(ModelConfig()).to(device)
     opt = make_optimizer(model, args.lr)
     step = 0
     trained_seconds = 0.0
