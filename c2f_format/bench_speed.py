@@ -11,7 +11,10 @@ measurement per round so that a noisy machine slows all of them alike (medians):
   size), random weights after `update()`: `compress` and `decompress`, on the image
   padded to a multiple of 64 as CompressAI requires. Only importable where CompressAI
   is installed (the benchmark's environment, not c2f's requirements); skipped
-  otherwise.
+  otherwise. Random weights time the networks faithfully; the entropy coding of a
+  random model's latents is not representative of a trained one's.
+- peak resident memory of one encode + decode of IMAGE in a fresh process, for c2f,
+  for CompressAI, and for Python with torch alone.
 
 On a CUDA machine the c2f measurements run on the GPU too (synchronised), plus a 4K
 decode. `--big WxH` encodes and decodes an image of that size, resized from IMAGE, with
@@ -126,28 +129,93 @@ def time_rounds(timers: dict[str, Timer], runs: int, device: str) -> dict[str, f
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, float]:
-    """(peak resident GiB, seconds) of a child process running `cmd` (Linux: ru_maxrss
-    in KiB); the seconds include starting Python and loading the model."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed with status {proc.returncode}")
-    return usage.ru_maxrss / 2**20, time.perf_counter() - start  # ru_maxrss is in KiB
+# Runs a module or a snippet and writes its own peak resident memory (VmHWM, KiB) to a
+# file at exit. The kernel's ru_maxrss of a child would not do: it starts from the
+# parent's resident size at the fork, so a small child would read as big as its parent.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+def _report(path=sys.argv[1]):
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(path, "w") as out:
+        out.write(kib)
+atexit.register(_report)
+kind, target = sys.argv[2], sys.argv[3]
+sys.argv = [target, *sys.argv[4:]]
+if kind == "module":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(target, "<child>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def peak_rss(kind: str, target: str, args: list[str]) -> tuple[float, float]:
+    """(peak resident GiB, seconds) of a child running module `target` (kind "module")
+    or the code `target` (kind "code") with `args`; the seconds include starting Python
+    and loading the model. Linux only (/proc/self/status)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "peak"
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK_WRAPPER, str(report), kind, target, *args]
+        )
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            raise RuntimeError(f"{kind} {target[:40]!r} failed with status {proc.returncode}")
+        return int(report.read_text()) / 2**20, seconds
+
+
+# One encode and one decode of IMAGE in a fresh process, per codec: peak resident memory
+# of the whole process (Python, torch, the model, the work), and of Python with torch
+# alone for reference.
+_CHILD_PRELUDE = """
+import sys, numpy as np, torch
+from PIL import Image
+torch.set_num_threads({threads})
+rgb = Image.open(sys.argv[1]).convert("RGB")
+"""
+_CHILD_WORK = {
+    "python + torch only": "",
+    "c2f encode + decode": """
+import c2f_format
+c2f_format.decode(c2f_format.encode(rgb, quality=75, device="cpu"), device="cpu")
+""",
+    "CompressAI hyperprior compress + decompress": """
+from compressai.models import ScaleHyperprior
+torch.manual_seed(0)
+net = ScaleHyperprior(128, 192).eval()
+net.update(force=True)
+x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+h, w = x.shape[2:]
+x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+with torch.inference_mode():
+    packed = net.compress(x)
+    net.decompress(packed["strings"], packed["shape"])
+""",
+}
+
+
+def peak_memory(image: Path, with_peer: bool) -> dict[str, float]:
+    """Peak RSS (MiB) of each child in `_CHILD_WORK` on `image`."""
+    out = {}
+    for name, work in _CHILD_WORK.items():
+        if "CompressAI" in name and not with_peer:
+            continue
+        code = _CHILD_PRELUDE.format(threads=torch.get_num_threads()) + work
+        gib, _ = peak_rss("code", code, [str(image)])
+        out[name] = round(gib * 1024, 1)
+    return out
 
 
 def big_image(source: Image.Image, size: tuple[int, int], folder: Path) -> dict[str, Any]:
     src = folder / f"big-{size[0]}x{size[1]}.png"
     source.resize(size, Image.Resampling.LANCZOS).save(src, compress_level=1)
     out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}"}
-    c2f = [sys.executable, "-m", "c2f_format.cli"]
-    cpu = ["--device", "cpu"]
-    gib, secs = peak_rss([*c2f, "encode", *cpu, str(src), "-o", str(folder / "big.c2f")])
+    cli, cpu = "c2f_format.cli", ["--device", "cpu"]
+    gib, secs = peak_rss("module", cli, ["encode", *cpu, str(src), "-o", str(folder / "big.c2f")])
     out["encode"] = {"peak_rss_gib": round(gib, 3), "seconds": round(secs, 1)}
     gib, secs = peak_rss(
-        [*c2f, "decode", *cpu, str(folder / "big.c2f"), "-o", str(folder / "b.png")]
+        "module", cli, ["decode", *cpu, str(folder / "big.c2f"), "-o", str(folder / "b.png")]
     )
     out["decode"] = {"peak_rss_gib": round(gib, 3), "seconds": round(secs, 1)}
     out["bytes"] = (folder / "big.c2f").stat().st_size
@@ -171,6 +239,10 @@ def _markdown(result: dict[str, Any]) -> str:
     lines.append("")
     for name, value in result["ratios"].items():
         lines.append(f"- {name}: **{value:.3f}**")
+    if result.get("peak_memory"):
+        lines += ["", f"Peak resident memory, {result['image']}, one fresh process each:"]
+        for name, mib in result["peak_memory"].items():
+            lines.append(f"- {name}: {mib:.0f} MiB")
     if "big" in result:
         big = result["big"]
         lines += [
@@ -243,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
             {"c2f decode": lambda: decode(data, device="cuda")}, args.runs, "cuda"
         )
     result["ratios"] = ratios
+    result["peak_memory"] = peak_memory(
+        args.image, with_peer="CompressAI hyperprior decompress" in cpu
+    )
     if args.big:
         width, height = (int(v) for v in args.big.lower().split("x"))
         source = rgb

@@ -57,3 +57,6 @@ def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> No
     assert all(v > 0 for v in cpu.values())
     assert "Pillow draft / Pillow full load" in result["ratios"]
     assert "| cpu | c2f decode |" in (out / "speed.md").read_text()
+    memory = result["peak_memory"]
+    # the codec's process holds more than Python with torch alone, and not absurdly more
+    assert 0 < memory["python + torch only"] < memory["c2f encode + decode"] < 4096  # MiB
