@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -73,6 +74,21 @@ def test_parser_accepts_any_split() -> None:
     bytewise = bs.StreamParser()
     got = [s.kind for i in range(len(data)) for s in bytewise.feed(data[i : i + 1])]
     assert got == kinds and bytewise.finished
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 200), max_size=12))
+def test_parser_gives_the_same_segments_however_the_bytes_are_split(cuts: list[int]) -> None:
+    data = stream(bands=[(0, 3), (3, 5)])
+    whole = [(s.kind, s.offset, s.payload) for s in bs.StreamParser().feed(data)]
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    parser = bs.StreamParser()
+    pieces = [
+        (s.kind, s.offset, s.payload)
+        for a, b in itertools.pairwise(points)
+        for s in parser.feed(data[a:b])
+    ]
+    assert pieces == whole and parser.finished
 
 
 def test_ancillary_before_hyper_and_unknown_ancillary_skipped() -> None:
