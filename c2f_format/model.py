@@ -200,6 +200,27 @@ class C2FModel(nn.Module):
         inv = ig[lo] ** (1 - t) * ig[lo + 1] ** t
         return gain, inv
 
+    @torch.no_grad()
+    def project_gains(self) -> None:
+        """Put each channel's gains and inverse gains on a straight line in log-gain
+        over the levels (least squares on their magnitudes, which is what the model uses).
+
+        Free per-level gain vectors drift apart channel by channel in training, and the
+        geometric interpolation then gives rate spikes at the trained levels (the first
+        weights spent 1.02 bpp at level 1 against 0.68 on the line, for the same PSNR).
+        On a line, interpolation between levels is exact and rate and distortion move
+        monotonically with the level, while the weights file keeps its per-level form.
+        """
+        levels = self.gain.shape[0]
+        if levels < 3:
+            return
+        t = torch.arange(levels, dtype=torch.float32, device=self.gain.device).view(-1, 1)
+        t = t - t.mean()
+        for param in (self.gain, self.inv_gain):
+            log = (param.abs() + 1e-4).log()
+            slope = (t * (log - log.mean(0))).sum(0) / (t * t).sum()
+            param.copy_(torch.exp(log.mean(0) + slope * t) - 1e-4)
+
     def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder side: y (gained), z2, z1 as floats."""
         y = self.g_a(x) * gain.view(-1, self.config.m, 1, 1)

@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.init_from and not ckpt_path.exists():
         model = trainable_model(args.init_from).to(device)
+        model.project_gains()
         print(f"starting from {args.init_from}", flush=True)
     else:
         model = C2FModel(ModelConfig()).to(device)
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        model.project_gains()
         step += 1
         window.append({k: v.item() for k, v in stats.items()})
         if step % args.log_every == 0:

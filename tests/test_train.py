@@ -69,3 +69,28 @@ def test_a_run_can_start_from_shipped_weights(tmp_path: Path, small_rgb: np.ndar
     args += ["--iters", "1", "--threads", "1", "--init-from", str(shipped)]
     assert train(args) == 0
     assert (run / "checkpoint.pt").exists()
+
+
+def test_gains_are_projected_onto_a_line_in_log_gain() -> None:
+    """After projection every channel's log-gain is linear in the level, so the
+    interpolation between trained levels follows the same line (no rate spikes at the
+    trained levels) and projecting again changes nothing."""
+    import torch
+
+    from c2f_format.model import C2FModel
+
+    model = C2FModel()
+    with torch.no_grad():
+        model.gain.mul_(torch.rand_like(model.gain) + 0.5)  # scramble, as training drifts
+    model.project_gains()
+    for param in (model.gain, model.inv_gain):
+        log = (param.detach().abs() + 1e-4).log().double()
+        assert torch.allclose(
+            log[2:] - 2 * log[1:-1] + log[:-2], torch.zeros(1).double(), atol=1e-4
+        )
+    before = model.gain.detach().clone()
+    model.project_gains()
+    assert torch.allclose(model.gain, before, rtol=1e-5)
+    gain_at = lambda t: model.gains(t)[0].log()  # noqa: E731
+    assert torch.allclose(gain_at(1.5), (gain_at(1.0) + gain_at(2.0)) / 2, atol=1e-4)
+    assert torch.allclose(gain_at(2.5) - gain_at(1.5), gain_at(3.5) - gain_at(2.5), atol=1e-4)
