@@ -226,15 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         help="add published Kodak curves (BPG-444, CompressAI); auto: when the folder is kodak",
     )
     args = ap.parse_args(argv)
-    paths = sorted(
+    paths = sorted(  # lossless sources only, in subfolders too
         p
-        for p in args.folder.iterdir()
+        for p in args.folder.rglob("*")
         if p.suffix.lower() in {".png", ".ppm", ".bmp", ".tif", ".tiff"}
     )
     if args.limit:
         paths = paths[: args.limit]
     if not paths:
-        print(f"c2f bench: no images in {args.folder}", file=sys.stderr)
+        print(f"c2f bench: no PNG, PPM, BMP or TIFF images in {args.folder}", file=sys.stderr)
         return 1
     names = [c for c in args.codecs.split(",") if c]
     jobs = [(p, c, q) for p in paths for c in names for q in CODECS[c][1]]

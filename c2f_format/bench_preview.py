@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("-o", "--out", type=Path)
     args = ap.parse_args(argv)
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() == ".png")
+    paths = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() == ".png")
     paths = paths[: args.limit] if args.limit else paths
     rows = [measure(p, args.quality, args.runs) for p in progress(paths, len(paths), "preview")]
     keys = [k for k in rows[0] if k != "image"]

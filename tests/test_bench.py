@@ -32,8 +32,8 @@ def test_psnr_and_ms_ssim() -> None:
 
 def test_bench_end_to_end(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(small_rgb).save(folder / "a.png")
+    (folder / "set").mkdir(parents=True)  # images in subfolders count too
+    Image.fromarray(small_rgb).save(folder / "set" / "a.png")
     out = tmp_path / "out"
     assert bench.main([str(folder), "-o", str(out), "--codecs", "c2f,jpeg", "--no-msssim"]) == 0
     result = json.loads((out / "results.json").read_text())
