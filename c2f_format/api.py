@@ -388,17 +388,18 @@ class StreamDecoder:
         """What is still missing, in words (for messages about truncation)."""
         if self.header is None:
             return f"stream ends inside the header ({self.bytes_received} bytes)"
+        inside = self._parser.incomplete()
+        inside = f": {inside}" if inside else ""
         if self._h2 is None:
             return (
-                f"stream ends before the hyper segments are complete ({self.bytes_received} bytes)"
+                "stream ends before the hyper segments are complete "
+                f"({self.bytes_received} bytes){inside}"
             )
         rows = self.header.latent_size[0]
         where = (
-            f"stream ends after {self._rows} of {rows} latent rows ({self.bytes_received} bytes)"
+            f"stream ends after {self._rows} of {rows} latent rows "
+            f"({self.bytes_received} bytes){inside}"
         )
-        inside = self._parser.incomplete()
-        if inside:
-            where += f": {inside}"
         if not self.damage:
             return where
         ended = self._parser.finished or self._halted

@@ -226,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         help="add published Kodak curves (BPG-444, CompressAI); auto: when the folder is kodak",
     )
     args = ap.parse_args(argv)
-    paths = sorted(  # lossless sources only, in subfolders too
+    out_dir = args.out.resolve()
+    paths = sorted(  # lossless sources only, in subfolders too, never our own output
         p
         for p in args.folder.rglob("*")
         if p.suffix.lower() in {".png", ".ppm", ".bmp", ".tif", ".tiff"}
+        and not p.resolve().is_relative_to(out_dir)
     )
     if args.limit:
         paths = paths[: args.limit]
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             {
-                "image": path.name,
+                "image": path.relative_to(args.folder).as_posix(),
                 "codec": codec,
                 "quality": q,
                 "bytes": len(data),

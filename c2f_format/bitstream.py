@@ -208,11 +208,11 @@ class StreamParser:
         if self.header is None or self.finished or len(self._buffer) - self._pos < 8:
             return None
         kind, length = _SEG_HEAD.unpack_from(self._buffer, self._pos)
-        present = len(self._buffer) - self._pos - _SEG_HEAD.size
+        follow = len(self._buffer) - self._pos - _SEG_HEAD.size
         return (
             f"the {_type_name(kind)} segment at offset {self._here} declares {length} "
-            f"payload bytes, {max(0, min(present, length))} present (cut short, or its "
-            "length field is damaged)"
+            f"payload bytes and {follow} bytes follow its head (cut short, or its length "
+            "field is damaged)"
         )
 
     def feed(self, data: bytes) -> list[Segment]:

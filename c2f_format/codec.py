@@ -289,10 +289,14 @@ def _tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, in
 
 
 def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:
-    """Integer symbols round(value - mean), clamped to the escape range (encoder only)."""
+    """Integer symbols round(value - mean), clamped to -32766..32767 (encoder only).
+
+    The lower end is one above the escape range's so that no residual is ever escape
+    symbol 0 (spec 7.5 step 8, appendix): the integer networks then see exactly the
+    residuals the decoder will get back."""
     # in place, one float64 temporary: -(mean * step) + value is exactly value - mean * step
     r = mean_steps.to(torch.float64).mul_(-MEAN_STEP).add_(value)
-    return r.round_().clamp_(-SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
+    return r.round_().clamp_(1 - SYMBOL_LIMIT, SYMBOL_LIMIT).to(torch.int64)
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:

@@ -124,14 +124,18 @@ def trailing_zeros(chunks: list[np.ndarray]) -> int:
 
 
 def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> bytes:
-    """Code integer residuals `symbols`, each with the table at `levels` (same shape)."""
+    """Code integer residuals `symbols`, each with the table at `levels` (same shape).
+
+    Residuals are clipped to -32767..32767; see the fallback below for -32767."""
     sym = np.clip(symbols.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT)
     lvl = levels.reshape(-1).astype(np.int64)
     plan = _plan(sym, lvl, tables, escape_edges=False)
     if trailing_zeros([a for _, idx, pay in plan for a in (idx, pay)]) > MAX_TRAILING_ZEROS:
         # Only when the last residuals in decoding order all sit at the lower edge of
-        # their tables (far in the tails: never seen from a real image): escape them,
-        # and keep escape payloads off 0, so the unit ends in a non-zero symbol.
+        # their tables (far in the tails: never seen from a real image): code every -R
+        # as an escape, which decodes to the same value. Escape symbol 0 is the
+        # residual -32767, which the codec never passes (it clamps to -32766); a caller
+        # that does gets it raised to -32766 here, the one value that must change.
         sym = np.maximum(sym, 1 - ESCAPE_LIMIT)
         plan = _plan(sym, lvl, tables, escape_edges=True)
     coder = constriction.stream.stack.AnsCoder()

@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / "checkpoint.pt"
 
+    if args.init_from and ckpt_path.exists():
+        print(f"{ckpt_path} exists: resuming it, --init-from ignored", flush=True)
     if args.init_from and not ckpt_path.exists():
         model = trainable_model(args.init_from).to(device)
         model.project_gains()

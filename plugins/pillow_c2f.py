@@ -91,11 +91,10 @@ class C2FImageFile(ImageFile.ImageFile):
                 head = _read_up_to(self.fp, 8)
                 if len(head) < 8 or head[:4] == bitstream.SEG_Z1:
                     break
+                parser.feed(head)  # type, order and size checked before the payload is read
                 length = int.from_bytes(head[4:8], "big")
-                if length > bitstream.MAX_SEGMENT_LENGTH:
-                    raise OSError(f"c2f segment length {length} is too large")
                 body = _read_up_to(self.fp, length + 4)
-                parser.feed(head + body)
+                parser.feed(body)
                 if len(body) < length + 4:
                     break
         except (NotC2FError, TruncatedStreamError) as exc:

@@ -46,7 +46,7 @@ def test_code_length_is_the_integer_tables_ideal(tables: entropy.EntropyTables) 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(-32766, 40000), st.integers(0, 63)), max_size=300),
+    st.lists(st.tuples(st.integers(-40000, 40000), st.integers(0, 63)), max_size=300),
 )
 def test_round_trip_with_escapes(pairs: list[tuple[int, int]]) -> None:
     tables = get_codec(pick_device("cpu")).tables
@@ -54,7 +54,10 @@ def test_round_trip_with_escapes(pairs: list[tuple[int, int]]) -> None:
     lvl = np.array([p[1] for p in pairs], dtype=np.int64)
     out = entropy.decode(entropy.encode(sym, lvl, tables), lvl, tables)
     expected = np.clip(sym, -entropy.ESCAPE_LIMIT, entropy.ESCAPE_LIMIT)
-    assert np.array_equal(out, expected)
+    # exact, but for -32767, which may come back as -32766 (spec 7.5 step 8 fallback)
+    bottom = expected == -entropy.ESCAPE_LIMIT
+    assert np.array_equal(out[~bottom], expected[~bottom])
+    assert np.isin(out[bottom], [-entropy.ESCAPE_LIMIT, 1 - entropy.ESCAPE_LIMIT]).all()
 
 
 def test_bad_data_is_a_c2f_error(tables: entropy.EntropyTables) -> None:

@@ -196,6 +196,36 @@ def test_metadata_is_bounded_from_the_segment_head(small_stream: bytes) -> None:
         c2f_format.encode(np.zeros((8, 8, 3), np.uint8), icc_profile=bytes(17 << 20))
 
 
+def test_pillow_reads_no_metadata_payload_past_the_cap(small_stream: bytes) -> None:
+    """Image.open stops at a metadata segment's head when it would pass 16 MiB, before
+    reading any of its (here 40 MiB) payload."""
+
+    class Counting(io.BytesIO):
+        read_bytes = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            out = super().read(size)
+            Counting.read_bytes += len(out)
+            return out
+
+    head = small_stream[: bs.HEADER_SIZE]
+    big = bs.pack_segment(b"zzZz", bytes(40 << 20))
+    fp = Counting(head + big + small_stream[bs.HEADER_SIZE :])
+    with pytest.raises(OSError, match="16 MiB"):
+        Image.open(fp)
+    assert Counting.read_bytes < 4096
+
+
+def test_a_damaged_hyper_length_names_its_segment(small_stream: bytes) -> None:
+    seg = next(s for s in _segments(small_stream) if s.kind == bs.SEG_Z1)
+    buf = bytearray(small_stream)
+    buf[seg.offset + 5] ^= 0x10  # the length grows by 1 MiB
+    with pytest.raises(
+        c2f_format.TruncatedStreamError, match=f"HYP1 segment at offset {seg.offset}"
+    ):
+        c2f_format.decode(bytes(buf))
+
+
 @pytest.mark.parametrize("device", ["meta", "mps", "xpu", "hpu", "cuda:7", "nonsense"])
 def test_unsupported_devices_are_argument_errors(
     small_stream: bytes, device: str, monkeypatch: pytest.MonkeyPatch
