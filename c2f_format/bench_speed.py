@@ -86,17 +86,29 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
     return timers, data
 
 
+# The peer, built the same way in this process (timing) and in a fresh one (memory):
+# bmshj2018 hyperprior at its low-rate size, random weights, the image as a float
+# tensor `x` padded to a multiple of 64 as CompressAI requires. Needs `np`, `torch`
+# and `rgb` in scope.
+_COMPRESSAI_SETUP = """
+from compressai.models import ScaleHyperprior
+torch.manual_seed(0)
+net = ScaleHyperprior(128, 192).eval()
+net.update(force=True)
+x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+h, w = x.shape[2:]
+x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+"""
+
+
 def _compressai_timers(rgb: Image.Image) -> dict[str, Timer]:
     try:
-        from compressai.models import ScaleHyperprior
+        from compressai.models import ScaleHyperprior  # noqa: F401
     except ImportError:
         return {}
-    torch.manual_seed(0)
-    net = ScaleHyperprior(128, 192).eval()
-    net.update(force=True)
-    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    h, w = x.shape[2:]
-    x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+    scope: dict[str, Any] = {"np": np, "torch": torch, "rgb": rgb}
+    exec(_COMPRESSAI_SETUP, scope)
+    net, x = scope["net"], scope["x"]
     with torch.inference_mode():
         packed = net.compress(x)
 
@@ -180,14 +192,8 @@ _CHILD_WORK = {
 import c2f_format
 c2f_format.decode(c2f_format.encode(rgb, quality=75, device="cpu"), device="cpu")
 """,
-    "CompressAI hyperprior compress + decompress": """
-from compressai.models import ScaleHyperprior
-torch.manual_seed(0)
-net = ScaleHyperprior(128, 192).eval()
-net.update(force=True)
-x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-h, w = x.shape[2:]
-x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+    "CompressAI hyperprior compress + decompress": _COMPRESSAI_SETUP
+    + """
 with torch.inference_mode():
     packed = net.compress(x)
     net.decompress(packed["strings"], packed["shape"])

@@ -216,13 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / "checkpoint.pt"
 
-    if args.init_from and ckpt_path.exists():
-        print(f"{ckpt_path} exists: resuming it, --init-from ignored", flush=True)
     if args.init_from and not ckpt_path.exists():
         model = trainable_model(args.init_from).to(device)
         model.project_gains()
         print(f"starting from {args.init_from}", flush=True)
     else:
+        if args.init_from:
+            print(f"{ckpt_path} exists: resuming it, --init-from ignored", flush=True)
         model = C2FModel(ModelConfig()).to(device)
     opt = make_optimizer(model, args.lr)
     step = 0
