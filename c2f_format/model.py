@@ -15,7 +15,9 @@ and one network covers all rates through per-channel gain units (Cui et al. 2021
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -73,6 +75,9 @@ class ModelConfig:
     # the levels quality 1 and quality 100 map to: calibrated after training to the range
     # where rate and quality both rise with the level (None: all trained levels)
     quality_levels: list[float] | None = None
+    # "fixed": each channel's gain moves with the level as sqrt(lambda), only its base is
+    # learned; "line": the slope in log-gain over the levels is learned per channel too
+    gain_schedule: str = "line"
 
     def level_of_quality(self, quality: float) -> float:
         """quality 1..100 -> continuous level, linear between `quality_levels`."""
@@ -167,6 +172,7 @@ class C2FModel(nn.Module):
         self.preview_body = nn.Conv2d(cfg.h2 + cfg.h1, 64, 3, padding=1)
         self.preview_out = nn.Conv2d(64, 12, 1)
         self.fake_quant = False
+        self.mixed_precision = False
 
     # ---- pieces shared by training and coding -------------------------------------
 
@@ -210,39 +216,70 @@ class C2FModel(nn.Module):
         weights spent 1.02 bpp at level 1 against 0.68 on the line, for the same PSNR).
         On a line, interpolation between levels is exact and rate and distortion move
         monotonically with the level, while the weights file keeps its per-level form.
+        Under the "fixed" schedule the line's slope is not learned: every channel's gain
+        follows sqrt(lambda) (the MSE-optimal quantiser step scales as lambda**-0.5), so
+        the levels cannot collapse onto one trade-off.
         """
         levels = self.gain.shape[0]
+        if levels < 2:
+            return
+        device = self.gain.device
+        if self.config.gain_schedule == "fixed":
+            lam = torch.tensor(self.config.lambdas, dtype=torch.float32, device=device).log()
+            shape = 0.5 * (lam - lam.mean()).view(-1, 1)
+            for param, sign in ((self.gain, 1.0), (self.inv_gain, -1.0)):
+                log = (param.abs() + 1e-4).log()
+                base = (log - sign * shape).mean(0)
+                param.copy_(torch.exp(base + sign * shape) - 1e-4)
+            return
         if levels < 3:
             return
-        t = torch.arange(levels, dtype=torch.float32, device=self.gain.device).view(-1, 1)
+        t = torch.arange(levels, dtype=torch.float32, device=device).view(-1, 1)
         t = t - t.mean()
         for param in (self.gain, self.inv_gain):
             log = (param.abs() + 1e-4).log()
             slope = (t * (log - log.mean(0))).sum(0) / (t * t).sum()
             param.copy_(torch.exp(log.mean(0) + slope * t) - 1e-4)
 
+    @contextlib.contextmanager
+    def transforms_autocast(self, device_type: str) -> Iterator[None]:
+        """bfloat16 for the float transforms when `mixed_precision` is set (training
+        only). The integer networks and every likelihood stay in float32: their grids
+        (1/32 up to 1024) and probabilities near 1e-9 are beyond bfloat16."""
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            yield
+
     def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder side: y (gained), z2, z1 as floats."""
-        y = self.g_a(x) * gain.view(-1, self.config.m, 1, 1)
+        with self.transforms_autocast(x.device.type):
+            y = self.g_a(x)
+        y = y.float() * gain.view(-1, self.config.m, 1, 1)
         z2 = self.h_a2(y)
         z1 = self.h_a1(z2)
         return y, z2, z1
 
     def synthesis(self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor) -> Tensor:
-        u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
-        f2 = depth_to_space(self.fuse_h2(h2))
-        f1 = depth_to_space(self.fuse_h1(h1), 4)
-        u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
-        return self.g_s_tail(u)
+        with self.transforms_autocast(y_hat.device.type):
+            u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
+            f2 = depth_to_space(self.fuse_h2(h2))
+            f1 = depth_to_space(self.fuse_h1(h1), 4)
+            u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
+            return self.g_s_tail(u).float()
 
     def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
-        h = torch.cat([h2, F.interpolate(h1, scale_factor=2.0, mode="nearest")], dim=1)
-        return depth_to_space(self.preview_out(F.relu(self.preview_body(h)))) + 0.5
+        with self.transforms_autocast(h2.device.type):
+            h = torch.cat([h2, F.interpolate(h1, scale_factor=2.0, mode="nearest")], dim=1)
+            return depth_to_space(self.preview_out(F.relu(self.preview_body(h)))).float() + 0.5
 
     # ---- training forward ---------------------------------------------------------
 
     def forward(self, x: Tensor, level: Tensor) -> dict[str, Tensor]:
-        """Training pass. `x` in [0, 1], `level` one continuous level per image."""
+        """Training pass. `x` in [0, 1], `level` one continuous level per image.
+
+        Rates come from noisy latents in training and from the rounded ones in eval
+        mode (what the codec codes); the reconstruction always sees the rounded ones
+        with a straight-through gradient (the "mixed" surrogate).
+        """
         gain, inv_gain = self.gains(level)
         y, z2, z1 = self.analysis(x, gain)
         mu1 = self.z1_mean.view(1, -1, 1, 1)
@@ -251,15 +288,15 @@ class C2FModel(nn.Module):
             mu1 = ste_round(mu1 / MEAN_STEP) * MEAN_STEP
             idx1 = ste_round(idx1)
         z1_hat = ste_round(z1 - mu1) + mu1
-        bits_z1 = _gaussian_bits(z1 + _noise(z1), mu1, index_to_scale(idx1))
+        bits_z1 = gaussian_bits(self._coded(z1, z1_hat), mu1, index_to_scale(idx1))
         h1 = self.h_s1(z1_hat)
         mu2, idx2 = self.p2(h1)
         z2_hat = ste_round(z2 - mu2) + mu2
-        bits_z2 = _gaussian_bits(z2 + _noise(z2), mu2, index_to_scale(idx2))
+        bits_z2 = gaussian_bits(self._coded(z2, z2_hat), mu2, index_to_scale(idx2))
         h2 = self.h_s2(z2_hat)
         mu3, idx3 = self.p3(h2)
         y_hat = ste_round(y - mu3) + mu3
-        bits_y = _gaussian_bits(y + _noise(y), mu3, index_to_scale(idx3))
+        bits_y = gaussian_bits(self._coded(y, y_hat), mu3, index_to_scale(idx3))
         x_hat = self.synthesis(y_hat, inv_gain, h2, h1)
         return {
             "x_hat": x_hat,
@@ -268,12 +305,15 @@ class C2FModel(nn.Module):
             "bits_z": bits_z1 + bits_z2,
         }
 
+    def _coded(self, value: Tensor, rounded: Tensor) -> Tensor:
+        return value + _noise(value) if self.training else rounded
+
 
 def _noise(x: Tensor) -> Tensor:
     return torch.empty_like(x).uniform_(-0.5, 0.5)
 
 
-def _gaussian_bits(value: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
+def gaussian_bits(value: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
     """Bits per image of `value` under N(mean, scale) integrated over unit bins."""
     v = (value - mean).abs()
     s = scale * math.sqrt(2.0)
