@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import sys
 import time
@@ -69,7 +70,7 @@ def preview_quality(data: bytes, ref: np.ndarray) -> tuple[float, float]:
 
 
 CODECS: dict[str, tuple[CodecFn, list[int]]] = {
-    "c2f": (_c2f, [1, 12, 25, 38, 50, 62, 75, 88, 100]),
+    "c2f": (_c2f, [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
     "jpeg": (
         _pillow_codec("JPEG", lambda q: {"quality": q, "subsampling": 0}),
         [3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
@@ -86,11 +87,51 @@ CODECS: dict[str, tuple[CodecFn, list[int]]] = {
     "jpeg2000": (
         _pillow_codec(
             "JPEG2000",
-            lambda q: {"quality_mode": "rates", "quality_layers": [q], "irreversible": True},
+            lambda q: {
+                "quality_mode": "rates",
+                "quality_layers": [q],
+                "irreversible": True,
+                "mct": 1,
+            },
         ),
         [200, 120, 80, 50, 32, 20, 12, 8],
     ),
 }
+
+
+# Each peer at its best ordinary settings, written next to every result.
+SETTINGS: dict[str, str] = {
+    "c2f": "quality 1..100 (shipped weights)",
+    "jpeg": "Pillow/libjpeg, 4:4:4 (subsampling=0), quality grid",
+    "webp": "Pillow/libwebp, method=6 (slowest, best), quality grid",
+    "avif": "Pillow/libavif, 4:4:4, default speed, quality grid",
+    "jpeg2000": "Pillow/OpenJPEG, irreversible 9/7, colour transform on (mct=1), "
+    "one quality layer at a compression ratio",
+}
+
+
+def monotonicity(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether c2f's bpp and PSNR rise with quality on every image: the inversions
+    (image, quality pairs whose successor has less rate or less PSNR) and the mean rate
+    at the lowest and highest quality."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["codec"] == "c2f":
+            by_image.setdefault(r["image"], []).append(r)
+    inversions = []
+    for image, rs in by_image.items():
+        rs.sort(key=lambda r: r["quality"])
+        for a, b in itertools.pairwise(rs):
+            if b["bpp"] <= a["bpp"] or b["psnr"] <= a["psnr"]:
+                inversions.append(f"{image}: q{a['quality']}->q{b['quality']}")
+    lo = [rs[0]["bpp"] for rs in by_image.values()]
+    hi = [rs[-1]["bpp"] for rs in by_image.values()]
+    return {
+        "images": len(by_image),
+        "inversions": inversions,
+        "mean_bpp_lowest_quality": float(np.mean(lo)) if lo else float("nan"),
+        "mean_bpp_highest_quality": float(np.mean(hi)) if hi else float("nan"),
+    }
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -284,14 +325,34 @@ def main(argv: list[str] | None = None) -> int:
         for peer in curve:
             if peer != "c2f":
                 bd[peer] = bd_rate(curve[peer], curve["c2f"])
+    mono = monotonicity(rows)
+    settings = {c: SETTINGS[c] for c in names}
     (args.out / "results.json").write_text(
-        json.dumps({"rows": rows, "curves": curve, "bd_rate_c2f_vs": bd}, indent=1)
+        json.dumps(
+            {
+                "rows": rows,
+                "curves": curve,
+                "bd_rate_c2f_vs": bd,
+                "settings": settings,
+                "c2f_monotonicity": mono,
+            },
+            indent=1,
+        )
     )
     plot(curve, args.out / "rd.png", f"{args.folder.name}: {len(paths)} images")
     for codec, c in curve.items():
         print(f"{codec:>9}: " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in c))
     for peer, v in bd.items():
         print(f"BD-rate of c2f against {peer}: {v:+.1f}%")
+    for codec, text in settings.items():
+        print(f"{codec:>9} settings: {text}")
+    if mono["images"]:
+        print(
+            f"c2f quality range: {mono['mean_bpp_lowest_quality']:.3f} bpp (lowest) to "
+            f"{mono['mean_bpp_highest_quality']:.3f} bpp (highest), mean over "
+            f"{mono['images']} images; {len(mono['inversions'])} inversions"
+            + (f": {', '.join(mono['inversions'][:10])}" if mono["inversions"] else "")
+        )
     for line in preview_table(rows):
         print(line)
     return 0

@@ -90,7 +90,7 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
 # bmshj2018 hyperprior at its low-rate size, random weights, the image as a float
 # tensor `x` padded to a multiple of 64 as CompressAI requires. Needs `np`, `torch`
 # and `rgb` in scope.
-_COMPRESSAI_SETUP = """
+COMPRESSAI_SETUP = """
 from compressai.models import ScaleHyperprior
 torch.manual_seed(0)
 net = ScaleHyperprior(128, 192).eval()
@@ -107,7 +107,7 @@ def _compressai_timers(rgb: Image.Image) -> dict[str, Timer]:
     except ImportError:
         return {}
     scope: dict[str, Any] = {"np": np, "torch": torch, "rgb": rgb}
-    exec(_COMPRESSAI_SETUP, scope)
+    exec(COMPRESSAI_SETUP, scope)
     net, x = scope["net"], scope["x"]
     with torch.inference_mode():
         packed = net.compress(x)
@@ -192,7 +192,7 @@ _CHILD_WORK = {
 import c2f_format
 c2f_format.decode(c2f_format.encode(rgb, quality=75, device="cpu"), device="cpu")
 """,
-    "CompressAI hyperprior compress + decompress": _COMPRESSAI_SETUP
+    "CompressAI hyperprior compress + decompress": COMPRESSAI_SETUP
     + """
 with torch.inference_mode():
     packed = net.compress(x)

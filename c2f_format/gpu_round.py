@@ -29,6 +29,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +94,17 @@ def prepare() -> int:
         print(f"packed {len(folders)} folders into {PACK}: {size / 2**20:.1f} MiB")
     WHEELS.mkdir(parents=True, exist_ok=True)
     for version in ("3.11", "3.12", "3.13"):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-             "--python-version", version, "--implementation", "cp",
-             "--platform", "manylinux_2_34_x86_64", "--platform", "manylinux_2_28_x86_64",
-             "--platform", "manylinux_2_17_x86_64",
-             "--platform", "manylinux2014_x86_64", "-d", str(WHEELS), *WHEEL_SPECS],
-            check=True,
-        )  # fmt: skip
+        for spec in WHEEL_SPECS:
+            got = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                 "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
+                 "--platform", "manylinux_2_34_x86_64", "--platform", "manylinux_2_28_x86_64",
+                 "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+                 "-d", str(WHEELS), spec],
+                check=False,
+            )  # fmt: skip
+            if got.returncode and spec == WHEEL_SPECS[0]:
+                print(f"no {spec} wheel for Python {version}", file=sys.stderr)
     size = travel_size([PACK, WHEELS])
     limit = TRAVEL_LIMIT / 2**20
     print(f"travels: {size / 2**20:.1f} MiB of {limit:.0f} (carry runs/pack, runs/wheels)")
@@ -171,57 +176,53 @@ def _device_checks(out: Path, device: torch.device, small: bool) -> dict[str, An
         sizes.append(("3840x2160", kodim.resize((3840, 2160), Image.Resampling.LANCZOS)))
     timings = {}
     for name, image in sizes:
-        data = c2f_format.encode(image, quality=75, device=device)  # warm-up
-        c2f_format.decode(data, device=device)
-        enc_t, dec_t = [], []
-        for _ in range(3):
-            t = time.perf_counter()
-            data = c2f_format.encode(image, quality=75, device=device)
-            _sync(device)
-            enc_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            c2f_format.decode(data, device=device)
-            _sync(device)
-            dec_t.append(time.perf_counter() - t)
-        timings[name] = {"encode_s": float(np.median(enc_t)), "decode_s": float(np.median(dec_t))}
+        data = c2f_format.encode(image, quality=75, device=device)
+        timings[name] = _median_times(
+            partial(c2f_format.encode, image, quality=75, device=device),
+            partial(c2f_format.decode, data, device=device),
+            device,
+        )
     result["timings"] = timings
     result["compressai"] = _compressai_timings(device, sizes)
     return result
 
 
+def _median_times(
+    encode: Callable[[], Any], decode: Callable[[], Any], device: torch.device, runs: int = 3
+) -> dict[str, float]:
+    """Median seconds of `runs` encodes and decodes, after one warm-up of each."""
+    encode(), decode()
+    enc_t: list[float] = []
+    dec_t: list[float] = []
+    for _ in range(runs):
+        for fn, times in ((encode, enc_t), (decode, dec_t)):
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+    return {"encode_s": float(np.median(enc_t)), "decode_s": float(np.median(dec_t))}
+
+
 def _compressai_timings(device: torch.device, sizes: list[tuple[str, Any]]) -> Any:
-    """CompressAI's bmshj2018 hyperprior (128/192, random weights: timing only) on the
-    same device, where the package travelled along as a wheel."""
-    try:
-        return _time_compressai(device, sizes)
-    except Exception as exc:  # an optional peer: its failure must not stop the round
-        return f"not measured: {type(exc).__name__}: {exc}"
+    """CompressAI's bmshj2018 hyperprior (128/192, random weights: timing only, built as
+    `bench_speed` builds it) on the same device, where its wheel travelled along."""
+    from .bench_speed import COMPRESSAI_SETUP
 
-
-def _time_compressai(device: torch.device, sizes: list[tuple[str, Any]]) -> Any:
-    from compressai.zoo import bmshj2018_hyperprior  # type: ignore[import-not-found]
-
-    net = bmshj2018_hyperprior(quality=4, pretrained=False).eval().to(device)
-    net.update(force=True)
     out = {}
-    for name, image in sizes:
-        x = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float().div(255)
-        h, w = x.shape[2] // 64 * 64, x.shape[3] // 64 * 64
-        x = x[:, :, :h, :w].to(device)
-        with torch.no_grad():
-            comp = net.compress(x)
-            net.decompress(comp["strings"], comp["shape"])
-            enc_t, dec_t = [], []
-            for _ in range(3):
-                t = time.perf_counter()
-                comp = net.compress(x)
-                _sync(device)
-                enc_t.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                net.decompress(comp["strings"], comp["shape"])
-                _sync(device)
-                dec_t.append(time.perf_counter() - t)
-        out[name] = {"encode_s": float(np.median(enc_t)), "decode_s": float(np.median(dec_t))}
+    try:
+        for name, image in sizes:
+            scope: dict[str, Any] = {"np": np, "torch": torch, "rgb": image}
+            exec(COMPRESSAI_SETUP, scope)
+            net, x = scope["net"].to(device), scope["x"].to(device)
+            with torch.inference_mode():
+                packed = net.compress(x)
+                out[name] = _median_times(
+                    partial(net.compress, x),
+                    partial(net.decompress, packed["strings"], packed["shape"]),
+                    device,
+                )
+    except Exception as exc:  # an optional peer: its failure must not stop the round
+        return {**out, "error": f"{type(exc).__name__}: {exc}"}
     return out
 
 

@@ -439,7 +439,10 @@ class CsvLog:
             ]
         )
         self.file.flush()
-        left = (self.schedule.iters - row["step"]) / max(row["steps_per_second"], 1e-9)
+        left = min(
+            (self.schedule.iters - row["step"]) / max(row["steps_per_second"], 1e-9),
+            self.schedule.deadline - self.schedule.clock(),
+        )
         print(
             f"step {int(row['step'])}/{self.schedule.iters} loss {row['loss']:.3f} "
             f"bpp {row['bpp']:.3f} psnr {row['psnr']:.2f} preview {row['psnr_preview']:.2f} "
@@ -495,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decay and integer phase then follow the time fraction when it runs ahead",
     )
     ap.add_argument("--minutes", type=float, default=0.0, help="stop this invocation after")
+    ap.add_argument("--steps", type=int, default=0, help="stop this invocation after (0: no)")
     ap.add_argument("--batch", type=int, default=4, help="crops per step")
     ap.add_argument("--crop", type=int, default=192, help="crop side in pixels")
     ap.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
@@ -641,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         log=log,
         checkpoint=lambda: save_state(ckpt_path, model, opt, progress),
         val=val,
+        max_steps=args.steps,
     )
     save_state(ckpt_path, model, opt, progress)
     log.close()
