@@ -561,6 +561,10 @@ def start_model(
         print(f"starting from {args.init_from} (step {progress.step})", flush=True)
     elif args.init_from:
         model = trainable_model(args.init_from).to(device)
+        # a new line of training: its gain schedule is this run's, its quality range is
+        # calibrated again at export
+        model.config.gain_schedule = args.gain_schedule
+        model.config.quality_levels = None
         model.project_gains()
         opt, progress = make_optimizer(model, args.lr), Progress(seed=args.seed)
         print(f"starting from {args.init_from}", flush=True)
