@@ -52,11 +52,12 @@ from .train import (
     train_loop,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-TRAINING = ROOT / "training"
-PACK = ROOT / "runs" / "pack"
-WHEELS = ROOT / "runs" / "wheels"
-SHARED_TRAIN = ROOT.parent / "shared" / "data" / "train"
+# Paths inside the source checkout a round works on (`--repo`, default: the current
+# folder): the round needs the committed state and the tests, not just the package.
+TRAINING = Path("training")
+PACK = Path("runs/pack")
+WHEELS = Path("runs/wheels")
+SHARED_TRAIN = Path("../shared/data/train")
 TRAVEL_LIMIT = 64 * 2**20
 CARRIED_BUDGET = 38 * 2**20  # runs/pack (34.6 MiB for the 508 photos) and runs/wheels
 RETURN_FILE_LIMIT = 16 * 2**20
@@ -69,30 +70,30 @@ WHEEL_SPECS = ["constriction>=0.4,<0.6", "compressai==1.2.8", "pytorch-msssim"]
 # ---- here, before a round -----------------------------------------------------------------
 
 
-def travel_size(extra: list[Path]) -> int:
-    """Bytes that travel with a device call: the files git tracks or would track, plus
-    the carried (ignored) folders in `extra`."""
+def travel_size(root: Path, extra: list[Path]) -> int:
+    """Bytes that travel with a device call: the files git tracks or would track in the
+    checkout `root`, plus the carried (ignored) folders in `extra` (relative to it)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         check=True,
     ).stdout.split(b"\0")
-    files = [ROOT / os.fsdecode(name) for name in listed if name]
+    files = [root / os.fsdecode(name) for name in listed if name]
     total = sum(f.stat().st_size for f in files if f.is_file())
     for folder in extra:
-        if folder.exists():
-            total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        if (root / folder).exists():
+            total += sum(p.stat().st_size for p in (root / folder).rglob("*") if p.is_file())
     return total
 
 
-def prepare() -> int:
+def prepare(root: Path) -> int:
     """Pack the training set and fetch the wheels the GPU image lacks; say what travels."""
-    if not PACK.exists():
-        folders = sorted(p for p in SHARED_TRAIN.iterdir() if p.is_dir())
-        size = pack_images(folders, PACK)
+    if not (root / PACK).exists():
+        folders = sorted(p for p in (root / SHARED_TRAIN).iterdir() if p.is_dir())
+        size = pack_images(folders, root / PACK)
         print(f"packed {len(folders)} folders into {PACK}: {size / 2**20:.1f} MiB")
-    WHEELS.mkdir(parents=True, exist_ok=True)
+    (root / WHEELS).mkdir(parents=True, exist_ok=True)
     for version in ("3.11", "3.12", "3.13"):
         for spec in WHEEL_SPECS:
             got = subprocess.run(
@@ -100,18 +101,18 @@ def prepare() -> int:
                  "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
                  "--platform", "manylinux_2_34_x86_64", "--platform", "manylinux_2_28_x86_64",
                  "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-                 "-d", str(WHEELS), spec],
+                 "-d", str(root / WHEELS), spec],
                 check=False,
             )  # fmt: skip
             if got.returncode and spec == WHEEL_SPECS[0]:
                 print(f"no {spec} wheel for Python {version}", file=sys.stderr)
-    size = travel_size([PACK, WHEELS])
+    size = travel_size(root, [PACK, WHEELS])
     limit = TRAVEL_LIMIT / 2**20
     print(f"travels: {size / 2**20:.1f} MiB of {limit:.0f} (carry runs/pack, runs/wheels)")
     return 0 if size <= TRAVEL_LIMIT else 1
 
 
-def accept(folder: Path, training: Path = TRAINING) -> int:
+def accept(folder: Path, training: Path) -> int:
     """Merge a round's output into training/: the state replaces the committed one (it
     continued from it), the log rows are appended, and the round's summary is printed
     for the ledger in docs/training.md."""
@@ -137,7 +138,7 @@ def accept(folder: Path, training: Path = TRAINING) -> int:
 # ---- there, during a round -------------------------------------------------------------------
 
 
-def _device_checks(out: Path, device: torch.device, small: bool) -> dict[str, Any]:
+def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> dict[str, Any]:
     """tests/test_cuda.py, the cross-device stream check and GPU timings."""
     import c2f_format
     from c2f_format.conformance import latent_digest
@@ -146,13 +147,13 @@ def _device_checks(out: Path, device: torch.device, small: bool) -> dict[str, An
     with (out / "checks.log").open("w") as log:
         tests = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-             str(ROOT / "tests" / "test_cuda.py")],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=240, check=False,
+             str(root / "tests" / "test_cuda.py")],
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, timeout=240, check=False,
         )  # fmt: skip
     result["test_cuda_exit"] = tests.returncode
     from PIL import Image
 
-    with Image.open(ROOT / "tests" / "data" / "kodim23.png") as im:
+    with Image.open(root / "tests" / "data" / "kodim23.png") as im:
         kodim = im.convert("RGB")
     if small:
         kodim = kodim.crop((300, 200, 396, 280))
@@ -248,7 +249,7 @@ def run_round(args: argparse.Namespace) -> int:
     }
     print(f"round on {summary['device']}, torch {torch.__version__}", flush=True)
     if not args.no_checks:
-        summary["checks"] = _device_checks(out, device, small=args.dry_run)
+        summary["checks"] = _device_checks(args.repo, out, device, small=args.dry_run)
         print(f"checks: {json.dumps(summary['checks'])}", flush=True)
     summary["check_seconds"] = time.monotonic() - started
 
@@ -338,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accept", type=Path, help="merge a returned round folder into training/")
     ap.add_argument("--dry-run", action="store_true", help="the same path on the CPU")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/gpu-round")))
-    ap.add_argument("--state", type=Path, default=TRAINING / STATE_FILE)
-    ap.add_argument("--data", type=Path, nargs="+", default=[PACK])
+    ap.add_argument("--repo", type=Path, default=Path("."), help="the source checkout")
+    ap.add_argument("--state", type=Path, help="default: REPO/training/checkpoint.pt")
+    ap.add_argument("--data", type=Path, nargs="+", help="default: REPO/runs/pack")
     ap.add_argument("--minutes", type=float, default=8.5, help="the whole command's time")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=256)
@@ -351,17 +353,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: time)")
     args = ap.parse_args(argv)
     args.max_steps_seconds = float("inf")
+    args.repo = args.repo.resolve()
+    args.state = args.state or args.repo / TRAINING / STATE_FILE
     if args.prepare:
-        return prepare()
+        return prepare(args.repo)
     if args.accept:
-        return accept(args.accept)
+        return accept(args.accept, args.repo / TRAINING)
+    if not args.data:
+        args.data = [args.repo / PACK]
+        if args.dry_run and not args.data[0].exists():
+            args.data = [args.repo / "tests" / "data"]  # no pack here (CI): the sample image
     if args.dry_run:
-        if args.data == [PACK] and not PACK.exists():
-            args.data = [ROOT / "tests" / "data"]  # no pack here (CI): the sample image
         args.steps = args.steps or 3
         args.log_every = 1
         args.batch, args.crop = min(args.batch, 2), min(args.crop, 64)
-        print(f"travel size now: {travel_size([PACK, WHEELS]) / 2**20:.1f} MiB", flush=True)
+        size = travel_size(args.repo, [PACK, WHEELS])
+        print(f"travel size now: {size / 2**20:.1f} MiB", flush=True)
     return run_round(args)
 
 

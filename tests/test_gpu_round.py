@@ -12,10 +12,12 @@ import torch
 from c2f_format import gpu_round
 from c2f_format.train import LOG_FILE, STATE_FILE, load_state
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def test_dry_run_then_accept(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert gpu_round.main(["--dry-run", "--out", str(out)]) == 0
+    assert gpu_round.main(["--dry-run", "--repo", str(REPO), "--out", str(out)]) == 0
     summary = json.loads((out / "round.json").read_text())
     assert summary["dry_run"] and summary["round"]["steps"] == 3
     assert summary["checks"]["test_cuda_exit"] == 0  # skipped without CUDA, never failed
@@ -24,7 +26,7 @@ def test_dry_run_then_accept(tmp_path: Path) -> None:
     assert summary["state_bytes"] <= gpu_round.RETURN_FILE_LIMIT
     assert len(list(out.iterdir())) <= 8  # what may come back
 
-    committed = gpu_round.TRAINING / STATE_FILE
+    committed = REPO / gpu_round.TRAINING / STATE_FILE
     _, _, after = load_state(out / "state.pt", torch.device("cpu"), 1e-4)
     before = load_state(committed, torch.device("cpu"), 1e-4)[2].step if committed.exists() else 0
     assert after.step == before + 3 and after.rounds[-1]["steps"] == 3
@@ -38,4 +40,5 @@ def test_dry_run_then_accept(tmp_path: Path) -> None:
 
 def test_what_travels_fits() -> None:
     """Code, weights and committed state leave room for the packed photos and wheels."""
-    assert gpu_round.travel_size([]) + gpu_round.CARRIED_BUDGET <= gpu_round.TRAVEL_LIMIT
+    tracked = gpu_round.travel_size(REPO, [])
+    assert tracked + gpu_round.CARRIED_BUDGET <= gpu_round.TRAVEL_LIMIT
