@@ -169,13 +169,13 @@ def table(folder: Path) -> str:
     """The results under `folder` as a Markdown table (one row per arm)."""
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
     lines = [
-        "| arm | steps | steps/CPU-s | bpp | PSNR (dB) | J | J at half budget "
-        "| levels 0..last (bpp / dB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| arm | steps | steps per CPU-s | bpp | PSNR (dB) | J | J after 5 / 10 / 15 ... "
+        "CPU-min | levels 0..last (bpp / dB) |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         end = r["curve"][-1]
-        half = min(r["curve"], key=lambda p: abs(p["cpu_minutes"] - r["cpu_minutes"] / 2))
+        costs = " / ".join(f"{p['cost']:.2f}" for p in r["curve"])
         spread = (
             ", ".join(f"{p['bpp']:.2f}/{p['psnr']:.1f}" for p in r["levels"])
             if len(r["levels"]) > 1
@@ -183,8 +183,7 @@ def table(folder: Path) -> str:
         )
         lines.append(
             f"| {r['what']} | {r['steps']} | {r['steps'] / (r['cpu_minutes'] * 60):.2f} | "
-            f"{end['bpp']:.3f} | {end['psnr']:.2f} | {end['cost']:.3f} | {half['cost']:.3f} | "
-            f"{spread} |"
+            f"{end['bpp']:.3f} | {end['psnr']:.2f} | {end['cost']:.3f} | {costs} | {spread} |"
         )
     return "\n".join(lines)
 
