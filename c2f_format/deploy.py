@@ -81,7 +81,7 @@ def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.ConvTranspose2d):
             setattr(module, name, SubpixelDeconv(child))
-        elif isinstance(child, GDN):
+        elif type(child) is GDN:  # the simplified form only (FrozenGDN computes it)
             setattr(module, name, FrozenGDN(child))
         else:
             _rewrite(child)

@@ -42,11 +42,10 @@ from .train import (
     STATE_FILE,
     CsvLog,
     DeviceCrops,
-    Progress,
     Schedule,
     load_images,
     load_state,
-    make_optimizer,
+    new_model,
     pack_images,
     save_state,
     train_loop,
@@ -269,12 +268,12 @@ def run_round(args: argparse.Namespace) -> int:
         decay_from=2.0,
         int_from=2.0,
         batch=args.batch,
-        deadline=min(deadline, time.monotonic() + args.max_steps_seconds),
+        deadline=deadline,
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
         val_every=10**12,
     )
-    steps_before, gpu_before = progress.step, progress.gpu_seconds
+    steps_before, seconds_before = progress.step, progress.seconds
     log = CsvLog(out / LOG_FILE, schedule)
     state_path = out / "state.pt"
     first_step = time.monotonic()
@@ -299,7 +298,7 @@ def run_round(args: argparse.Namespace) -> int:
     }
     progress.rounds.append(
         {"kind": device.type, "device": summary["device"], "date": summary["date"],
-         "steps": steps, "seconds": progress.gpu_seconds - gpu_before}
+         "steps": steps, "seconds": progress.seconds - seconds_before}
     )  # fmt: skip
     save_state(state_path, model, opt, progress)
     log.close()
@@ -322,11 +321,8 @@ def _start(path: Path, device: torch.device, lr: float) -> Any:
         model, opt, progress = load_state(path, device, lr)
         print(f"resuming {path} at step {progress.step}", flush=True)
         return model, opt, progress
-    from .model import C2FModel, ModelConfig
-
     print(f"{path} not found: a new model", flush=True)
-    model = C2FModel(ModelConfig(gain_schedule="fixed")).to(device)
-    return model, make_optimizer(model, lr), Progress()
+    return new_model("fixed", device, lr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,7 +348,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt-every", type=int, default=2000)
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: time)")
     args = ap.parse_args(argv)
-    args.max_steps_seconds = float("inf")
     args.repo = args.repo.resolve()
     args.state = args.state or args.repo / TRAINING / STATE_FILE
     if args.prepare:

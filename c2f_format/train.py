@@ -569,10 +569,17 @@ def start_model(
         opt, progress = make_optimizer(model, args.lr), Progress(seed=args.seed)
         print(f"starting from {args.init_from}", flush=True)
     else:
-        model = C2FModel(ModelConfig(gain_schedule=args.gain_schedule)).to(device)
-        model.project_gains()
-        opt, progress = make_optimizer(model, args.lr), Progress(seed=args.seed)
+        model, opt, progress = new_model(args.gain_schedule, device, args.lr, args.seed)
     return model, opt, progress
+
+
+def new_model(
+    gain_schedule: str, device: torch.device, lr: float, seed: int = 0
+) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """A model trained from scratch, with its optimiser and an empty progress record."""
+    model = C2FModel(ModelConfig(gain_schedule=gain_schedule)).to(device)
+    model.project_gains()
+    return model, make_optimizer(model, lr), Progress(seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,18 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import conv, deconv
+from .layers import GDN, conv, deconv
 from .model import LIKELIHOOD_FLOOR, SCALE_MIN, gaussian_bits
 
 
-class FullGDN(nn.Module):
-    """GDN as in Ballé et al.: x / sqrt(beta + gamma * x**2) (inverse: times)."""
-
-    def __init__(self, channels: int, inverse: bool = False) -> None:
-        super().__init__()
-        self.inverse = inverse
-        self.beta = nn.Parameter(torch.ones(channels))
-        self.gamma = nn.Parameter(0.1 * torch.eye(channels).view(channels, channels, 1, 1))
+class FullGDN(GDN):
+    """GDN as in Ballé et al.: x / sqrt(beta + gamma * x**2) (inverse: times). Same
+    parameters as c2f's simplified GDN, squared instead of absolute values."""
 
     def forward(self, x: Tensor) -> Tensor:
         norm = torch.sqrt(F.conv2d(x * x, self.gamma.abs(), self.beta.abs() + 1e-6))
