@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .growth import grow
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
 from .weights import publish_weights, trainable_model
@@ -260,11 +261,34 @@ class Progress:
             self.cpu_seconds += seconds
 
 
+# Adam's second moments as codes of log2 at half-octave steps: the update divides by their
+# square root, so a code is within 2**0.25 of the value and the step within 9%.
+_SQ_STEPS_PER_OCTAVE = 2.0
+_SQ_LOG2_MIN = -100.0  # code 1 (2**-100); code 0 is an exact zero; code 255 is 2**27
+
+
+def pack_second_moment(sq: torch.Tensor) -> torch.Tensor:
+    """Adam's `exp_avg_sq` (non-negative) as uint8 codes of its logarithm."""
+    sq = sq.detach().float().cpu()
+    code = torch.round((torch.log2(sq.clamp_min(2.0**-149)) - _SQ_LOG2_MIN) * _SQ_STEPS_PER_OCTAVE)
+    code = (code + 1).clamp(1, 255)
+    return torch.where(sq > 0, code, torch.zeros_like(code)).to(torch.uint8)
+
+
+def unpack_second_moment(packed: torch.Tensor) -> torch.Tensor:
+    """`pack_second_moment`'s inverse (and the bfloat16 states written before it)."""
+    if packed.dtype != torch.uint8:
+        return packed.float()
+    code = packed.float()
+    value = torch.exp2((code - 1) / _SQ_STEPS_PER_OCTAVE + _SQ_LOG2_MIN)
+    return torch.where(code > 0, value, torch.zeros_like(value))
+
+
 def save_state(path: Path, model: C2FModel, opt: torch.optim.Adam, progress: Progress) -> None:
-    """The compact training state: float32 parameters, Adam's step and second moments in
-    bfloat16 (the first moments restart at zero: Adam rebuilds them in a few dozen
-    steps), so a 2.2 M-parameter model's state is about 13 MB and can be committed and
-    travel to a GPU and back."""
+    """The compact training state: float32 parameters, Adam's step and second moments as
+    8-bit logarithms (`pack_second_moment`; the first moments restart at zero: Adam
+    rebuilds them in a few dozen steps), so a 3 M-parameter model's state is about
+    15 MB, can be committed, and travels to a GPU and back as one file under 16 MiB."""
     adam = []
     for group in opt.param_groups:
         for p in group["params"]:
@@ -273,7 +297,7 @@ def save_state(path: Path, model: C2FModel, opt: torch.optim.Adam, progress: Pro
             adam.append(
                 None
                 if sq is None
-                else {"step": float(st["step"]), "exp_avg_sq": sq.to(torch.bfloat16).cpu()}
+                else {"step": float(st["step"]), "exp_avg_sq": pack_second_moment(sq)}
             )
     state = {
         "config": model.config.to_dict(),
@@ -307,7 +331,7 @@ def load_state(
                 opt.state[p] = {
                     "step": torch.tensor(st["step"]),
                     "exp_avg": torch.zeros_like(p),
-                    "exp_avg_sq": st["exp_avg_sq"].to(device=device, dtype=p.dtype),
+                    "exp_avg_sq": unpack_second_moment(st["exp_avg_sq"]).to(device, p.dtype),
                 }
     elif "optimizer" in ckpt:
         try:
@@ -530,6 +554,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a new run (no checkpoint in --run yet) from a shipped weights file "
         "(.npz) or a training state (.pt, e.g. training/state.pt), instead of from scratch",
     )
+    ap.add_argument(
+        "--latent-channels",
+        type=int,
+        help="grow the model's latent y to this many channels, keeping what it computes "
+        "(see c2f_format.growth); a no-op once it has them",
+    )
+    ap.add_argument(
+        "--lambdas",
+        type=float,
+        nargs="+",
+        help="train at these rate-distortion trade-offs from now on (fixed gain schedule: "
+        "every channel keeps its gain at each lambda); a no-op once it has them",
+    )
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--seed", type=int, default=0, help="seed of a new run")
@@ -606,6 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / STATE_FILE
     model, opt, progress = start_model(args, device)
+    model, opt, changes = grow(
+        model, opt, lambda m: make_optimizer(m, args.lr), args.latent_channels, args.lambdas
+    )
+    for change in changes:
+        print(f"grown: {change}", flush=True)
     seed = progress.seed + progress.step
     torch.manual_seed(seed)
     random.seed(seed)

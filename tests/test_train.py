@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import c2f_format
@@ -94,3 +95,18 @@ def test_gains_are_projected_onto_a_line_in_log_gain() -> None:
     gain_at = lambda t: model.gains(t)[0].log()  # noqa: E731
     assert torch.allclose(gain_at(1.5), (gain_at(1.0) + gain_at(2.0)) / 2, atol=1e-4)
     assert torch.allclose(gain_at(2.5) - gain_at(1.5), gain_at(3.5) - gain_at(2.5), atol=1e-4)
+
+
+def test_second_moments_pack_to_a_byte_within_a_quarter_octave() -> None:
+    """The committed state stores Adam's second moments as 8-bit logarithms."""
+    from c2f_format.train import pack_second_moment, unpack_second_moment
+
+    sq = torch.cat([torch.zeros(3), torch.logspace(-29, 7, 500)])
+    packed = pack_second_moment(sq)
+    assert packed.dtype == torch.uint8
+    back = unpack_second_moment(packed)
+    assert torch.equal(back[:3], torch.zeros(3))
+    ratio = back[3:] / sq[3:]
+    assert float(ratio.min()) >= 2**-0.25 - 1e-6 and float(ratio.max()) <= 2**0.25 + 1e-6
+    # states written before stored bfloat16: still read
+    assert torch.equal(unpack_second_moment(sq.to(torch.bfloat16)), sq.to(torch.bfloat16).float())
