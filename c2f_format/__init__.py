@@ -10,13 +10,9 @@ streams = c2f_format.encode_many(images)      # a process per core (errors in pl
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
-from .batch import decode_many, encode_many
+from . import registration
 from .bitstream import Header
 from .errors import (
     C2FError,
@@ -31,33 +27,49 @@ from .errors import (
     WeightsError,
 )
 
+if TYPE_CHECKING:
+    from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
+    from .batch import decode_many, encode_many
+
 __version__ = "0.1.0"
 
+# Names that need torch, imported on first use (PEP 562), so that `import c2f_format`
+# (and with it `c2f --help`) takes a fraction of a second rather than torch's import.
+_LAZY = {
+    "DEFAULT_MAX_PIXELS": "api",
+    "StreamDecoder": "api",
+    "StreamInfo": "api",
+    "decode": "api",
+    "encode": "api",
+    "info": "api",
+    "decode_many": "batch",
+    "encode_many": "batch",
+}
 
-def _plugins() -> ModuleType:
-    """`c2f_format.plugins`: installed from the top-level plugins/ folder; in a source
-    checkout (no install, or `python -m` from the repository root) loaded from there."""
-    try:
-        return importlib.import_module(f"{__name__}.plugins")
-    except ModuleNotFoundError:
-        folder = Path(__file__).resolve().parent.parent / "plugins"
-        spec = importlib.util.spec_from_file_location(
-            f"{__name__}.plugins", folder / "__init__.py", submodule_search_locations=[str(folder)]
-        )
-        if spec is None or spec.loader is None:
-            raise
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def register() -> None:
-    """Register the C2F format with Pillow and imageio (idempotent; done on import)."""
-    _plugins().register()
+    """Register the C2F format with Pillow and imageio (idempotent).
+
+    `import c2f_format` registers it already, with stand-ins that load the adapters (and
+    torch) when a .c2f file is first opened or saved; this loads and registers them now,
+    e.g. after a test framework has reset Pillow's registry."""
+    registration.register()
 
 
-register()
+registration.register_lazily()
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -15,22 +15,28 @@ does not stop the others: each result is either the value or the `C2FError` it r
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import struct
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
-from .codec import pick_device
+from .bitstream import LATENT_FACTOR, PAD_MULTIPLE, parse_header
+from .codec import TILE, get_codec, pick_device
 from .errors import C2FError, InvalidArgumentError
-from .progress import progress
+from .progress import Bar, progress
+from .safe_write import check_writable, write_file
+
+EXIF_PREFIX = b"Exif\x00\x00"  # as JPEG's APP1 marker and Pillow's Exif.tobytes() write it
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,8 +65,10 @@ def _guarded(fn: Callable[[T], R], item: T) -> R | C2FError:
         return fn(item)
     except C2FError as exc:
         return exc
-    except (MemoryError, Image.DecompressionBombError) as exc:  # one item too big
-        return C2FError(f"{type(exc).__name__}: {exc}")
+    except MemoryError:  # one item too big
+        return C2FError("out of memory")
+    except Image.DecompressionBombError as exc:
+        return C2FError(str(exc))
 
 
 def run_batch(
@@ -186,6 +194,10 @@ def decode_many(
 
 # ---- files (the CLI): workers read and write them, nothing large crosses processes ----
 
+# Pillow formats whose writers take `exif` and `icc_profile` keyword arguments
+METADATA_FORMATS = frozenset({"AVIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
+_METADATA_KEYS = ("exif", "icc_profile")
+
 
 @dataclass(frozen=True)
 class FileJob:
@@ -193,51 +205,208 @@ class FileJob:
     dst: Path
     quality: int = 75
     device: str | None = None
+    overwrite: bool = False  # replace an existing `dst` (never an input: the CLI checks)
+    allow_truncated: bool = False  # decode a cut or damaged stream, predicting what is lost
+    show_progress: bool = False  # a bar on stderr over this one image's tiles
 
 
-def encode_file(job: FileJob) -> Path:
+@dataclass(frozen=True)
+class FileResult:
+    """A file written, and what its user should hear about it (rows predicted, metadata
+    a format could not keep), as lines for stderr."""
+
+    path: Path
+    warnings: tuple[str, ...] = ()
+
+
+def output_format(path: Path) -> str:
+    """Pillow's name for the format `path`'s extension asks for; C2FError if Pillow has
+    no writer for it (checked before any work, and needed to save through a temp file)."""
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        kind = f"{path.suffix} files" if path.suffix else "files without an extension"
+        raise C2FError(f"{path}: cannot write {kind} (not an image format Pillow writes)")
+    return fmt
+
+
+def encode_file(job: FileJob) -> FileResult:
+    image = _load_image(job.src)
+    check_writable(job.dst, job.overwrite)  # before the slow part
+    stage = _encode_stage(image, job.device) if job.show_progress else None
+    with _tile_bar(stage, f"encode {job.src.name}") as bar:
+        data, notes = _encode_keeping_metadata(image, job)
+        _write(job.dst, lambda fp: fp.write(data), job.overwrite)
+        if bar is not None:
+            bar.advance()
+    return FileResult(job.dst, notes)
+
+
+def decode_file(job: FileJob) -> FileResult:
     try:
-        with Image.open(job.src) as im:
-            im.load()
-            data = encode(im, quality=job.quality, device=job.device)
-    except UnidentifiedImageError:
-        raise C2FError(f"{job.src}: not an image Pillow can read") from None
-    except (C2FError, Image.DecompressionBombError) as exc:
-        raise C2FError(f"{job.src}: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
-        # an unreadable file, or one of Pillow's format plugins failing on a broken file
-        raise C2FError(f"{job.src}: {getattr(exc, 'strerror', None) or exc}") from None
-    _write(job.dst, data)
-    return job.dst
-
-
-def decode_file(job: FileJob) -> Path:
-    try:
-        image = decode(job.src.read_bytes(), device=job.device)
+        data = job.src.read_bytes()
     except OSError as exc:
         raise C2FError(f"{job.src}: {exc.strerror or exc}") from None
-    except C2FError as exc:
+    fmt = output_format(job.dst)
+    check_writable(job.dst, job.overwrite)
+    stage = _decode_stage(data, job.device) if job.show_progress else None
+    with _tile_bar(stage, f"decode {job.src.name}") as bar:
+        image, notes = _decode_noting_losses(data, job)
+        params = _metadata_params(image)
+        if params and fmt not in METADATA_FORMATS:
+            lost = " and ".join("Exif" if k == "exif" else "ICC profile" for k in params)
+            notes += (f"{job.dst}: {fmt} files cannot hold the {lost}; not kept",)
+            params = {}
+        _write(job.dst, lambda fp: image.save(fp, format=fmt, **params), job.overwrite)
+        if bar is not None:
+            bar.advance()
+    return FileResult(job.dst, notes)
+
+
+def _metadata_params(image: Image.Image) -> dict[str, bytes]:
+    """`exif` and `icc_profile` for Pillow's writers, from the decoded image's info; Exif
+    with its `Exif\\0\\0` prefix, the form every Pillow writer takes (JPEG needs it)."""
+    params = {k: v for k in _METADATA_KEYS if isinstance(v := image.info.get(k), bytes) and v}
+    exif = params.get("exif")
+    if exif is not None and not exif.startswith(EXIF_PREFIX):
+        params["exif"] = EXIF_PREFIX + exif
+    return params
+
+
+def _load_image(src: Path) -> Image.Image:
+    try:
+        with Image.open(src) as im:
+            im.load()  # the pixels stay when the with block closes the file
+            return im
+    except UnidentifiedImageError:
+        raise C2FError(f"{src}: not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise C2FError(f"{src}: {exc}") from None
+    except MemoryError:
+        raise C2FError(f"{src}: out of memory") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        # an unreadable file, or one of Pillow's format plugins failing on a broken file
+        raise C2FError(f"{src}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _encode_keeping_metadata(image: Image.Image, job: FileJob) -> tuple[bytes, tuple[str, ...]]:
+    """The stream, with the source's Exif and ICC profile when c2f can carry them: a
+    block it refuses (Exif not TIFF-structured, too large) is dropped with a warning
+    rather than failing the image. (encode() checks them before any real work.)"""
+    exif, icc = (image.info.get(k) for k in _METADATA_KEYS)
+    exif = exif if isinstance(exif, bytes) and exif else None
+    icc = icc if isinstance(icc, bytes) and icc else None
+    reason = ""
+    try:
+        for e, c in dict.fromkeys([(exif, icc), (None, icc), (None, None)]):
+            try:
+                data = encode(image, job.quality, job.device, exif=e, icc_profile=c)
+            except InvalidArgumentError as exc:
+                if e is None and c is None:
+                    raise
+                reason = str(exc)
+                continue
+            lost = [
+                n
+                for n, had, kept in (("Exif", exif, e), ("ICC profile", icc, c))
+                if had and not kept
+            ]
+            notes = (f"{job.src}: {' and '.join(lost)} not kept: {reason}",) if lost else ()
+            return data, notes
+    except (C2FError, Image.DecompressionBombError) as exc:
         raise C2FError(f"{job.src}: {exc}") from None
-    try:
-        image.save(job.dst)
-    except (OSError, ValueError) as exc:
-        raise C2FError(f"{job.dst}: cannot write: {exc}") from None
-    return job.dst
+    except MemoryError:
+        raise C2FError(f"{job.src}: out of memory") from None
+    raise AssertionError("unreachable: the last try carries no metadata")
 
 
-def _write(path: Path, data: bytes) -> None:
+def _decode_noting_losses(data: bytes, job: FileJob) -> tuple[Image.Image, tuple[str, ...]]:
+    """The image, and the decoder's warnings (rows predicted) as lines for the user."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            image = decode(data, device=job.device, allow_truncated=job.allow_truncated)
+        except C2FError as exc:
+            raise C2FError(f"{job.src}: {exc}") from None
+        except MemoryError:
+            raise C2FError(f"{job.src}: out of memory") from None
+    notes = []
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, UserWarning) and text.startswith("c2f: "):
+            notes.append(f"{job.src}: {text.removeprefix('c2f: ')}")
+        else:  # not ours: shown as it would have been
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return image, tuple(notes)
+
+
+def _write(path: Path, write: Callable[[BinaryIO], object], overwrite: bool) -> None:
     try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise C2FError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        write_file(path, write, overwrite=overwrite)
+    except (OSError, ValueError, KeyError) as exc:  # Pillow's writer refusing the image
+        raise C2FError(f"{path}: cannot write: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+# ---- a progress bar for one large image -------------------------------------------------
+
+
+def _tiles(rows: int, cols: int) -> int:
+    return -(-rows // TILE) * -(-cols // TILE)
+
+
+def _decode_stage(data: bytes, device: str | None) -> tuple[torch.nn.Module, int] | None:
+    """The synthesis stage that runs once per tile of `data`'s image, and the number of
+    tiles; None when the stream or the device is bad (decode() then says what is wrong)."""
+    try:
+        header = parse_header(data)
+        net = get_codec(pick_device(device), header.model_id).net
+    except (C2FError, ValueError):
+        return None
+    stage = getattr(net, "g_s_tail", None)
+    return (stage, _tiles(*header.latent_size)) if isinstance(stage, torch.nn.Module) else None
+
+
+def _encode_stage(image: Image.Image, device: str | None) -> tuple[torch.nn.Module, int] | None:
+    """The analysis transform, which the encoder runs once per tile, and the tile count."""
+    try:
+        net = get_codec(pick_device(device)).net
+    except (C2FError, ValueError):
+        return None
+    rows, cols = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE // LATENT_FACTOR for n in image.size[::-1])
+    stage = getattr(net, "g_a", None)
+    return (stage, _tiles(rows, cols)) if isinstance(stage, torch.nn.Module) else None
+
+
+@contextlib.contextmanager
+def _tile_bar(stage: tuple[torch.nn.Module, int] | None, label: str) -> Iterator[Bar | None]:
+    """A bar over one image's tiles, then its writing, advanced by a forward hook on the
+    network stage that runs once per tile (the codec's tile loop has no callback of its
+    own). One unit beyond the tiles is left for the caller: the file written."""
+    if stage is None:
+        yield None
+        return
+    module, tiles = stage
+    bar = Bar(tiles + 1, label, percent=True)
+
+    def tile_done(_module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
+        bar.advance()
+
+    handle = module.register_forward_hook(tile_done)
+    try:
+        yield bar
+    finally:
+        handle.remove()
+        bar.close()
 
 
 __all__ = [
+    "METADATA_FORMATS",
     "FileJob",
+    "FileResult",
     "decode_file",
     "decode_many",
     "default_jobs",
     "encode_file",
     "encode_many",
+    "output_format",
     "run_batch",
 ]

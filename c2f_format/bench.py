@@ -251,22 +251,34 @@ def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
     im.save(path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="c2f bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("folder", type=Path)
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench"))
-    ap.add_argument("--codecs", default=",".join(CODECS))
+    ap.add_argument(
+        "folder", type=Path, help="lossless images (PNG, PPM, BMP, TIFF), in subfolders too"
+    )
+    ap.add_argument(
+        "-o", "--out", type=Path, default=Path("bench"), help="results folder (default: bench)"
+    )
+    ap.add_argument(
+        "--codecs",
+        default=",".join(CODECS),
+        help=f"comma-separated, from {', '.join(CODECS)} (default: all)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
-    ap.add_argument("--no-msssim", action="store_true")
+    ap.add_argument("--no-msssim", action="store_true", help="do not compute MS-SSIM")
     ap.add_argument(
         "--reference",
         choices=["auto", "kodak", "none"],
         default="auto",
         help="add published Kodak curves (BPG-444, CompressAI); auto: when the folder is kodak",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     out_dir = args.out.resolve()
     paths = sorted(  # lossless sources only, in subfolders too, never our own output
         p

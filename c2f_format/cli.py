@@ -7,7 +7,12 @@
     c2f preview photo.c2f                        # preview / partial / final, side by side
     c2f bench ../shared/data/kodak -o bench/     # RD against JPEG, WebP, AVIF, JPEG 2000
 
-Errors print one line and exit with status 1 (2 for bad usage).
+Errors print one line, `c2f: error: FILE: PROBLEM`, and exit with status 1 (2 for bad
+usage). No existing file is replaced without --force, and no input of the same run ever;
+outputs are written whole or not at all.
+
+torch is imported only once there is work to do: `c2f --help` and usage errors answer at
+once.
 """
 
 from __future__ import annotations
@@ -15,17 +20,81 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
+from PIL import Image  # imported by `import c2f_format` anyway, to register the format
 
 from . import __version__
-from .api import info
-from .batch import FileJob, decode_file, encode_file, run_batch
 from .errors import C2FError
+
+if TYPE_CHECKING:
+    from .batch import FileJob
+
+_DEVICE = re.compile(r"(cpu|cuda(:[0-9]+)?)\Z")
+DEVICES = "cpu, cuda or cuda:N"
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+def _device(text: str) -> str:
+    """A device c2f can run on, by its form; whether this machine has it is checked when
+    there is work to do (that needs torch)."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"invalid device {text!r}: c2f runs on {DEVICES}")
+    return text
+
+
+def _quality(text: str) -> int:
+    value = _integer(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be 1..100, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def check_device(device: str | None) -> None:
+    """Fail with the devices that work here if `device` (or $C2F_DEVICE) is not one."""
+    source = "--device"
+    if device is None:
+        device = os.environ.get("C2F_DEVICE") or None
+        source = "$C2F_DEVICE"
+    if device is None:
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    working = ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(count)] if count else [])
+    if device in working:
+        return
+    if not _DEVICE.match(device):
+        problem = f"c2f runs on {DEVICES}"
+    elif not count:
+        problem = "CUDA is not available on this machine"
+    else:
+        problem = f"this machine has {count} CUDA device{'s' if count > 1 else ''}"
+    raise C2FError(f"{source} {device!r}: {problem} (devices that work here: {', '.join(working)})")
+
+
+# ---- outputs -----------------------------------------------------------------------------
 
 
 def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]:
@@ -33,103 +102,218 @@ def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]
         return [p.with_suffix(suffix) for p in inputs]
     if len(inputs) == 1 and not output.is_dir() and output.suffix:
         return [output]
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise C2FError(f"{output}: not a folder (several inputs need -o FOLDER)") from None
+    except OSError as exc:
+        raise C2FError(f"{output}: cannot create folder: {exc.strerror or exc}") from None
     return [output / p.with_suffix(suffix).name for p in inputs]
 
 
+def _identity(path: Path) -> tuple[object, ...]:
+    """The file `path` names: (device, inode) when it exists, so that links and other
+    spellings of one file compare equal; else its absolute, normalised path."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ("path", os.path.normcase(os.path.abspath(path)))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def _refusals(jobs: list[FileJob]) -> dict[int, str]:
+    """Jobs that must not run, by index, with why: their output is an input of this run
+    (--force or not), or the output of another job too (which one would win is an
+    accident of order, so neither is written)."""
+    inputs = {_identity(job.src): job.src for job in jobs}
+    by_output: dict[tuple[object, ...], list[int]] = {}
+    for i, job in enumerate(jobs):
+        by_output.setdefault(_identity(job.dst), []).append(i)
+    refused = {}
+    for i, job in enumerate(jobs):
+        key = _identity(job.dst)
+        if key in inputs:
+            refused[i] = f"{job.dst}: is an input of this run; not overwritten, even with --force"
+        elif len(by_output[key]) > 1:
+            others = ", ".join(str(jobs[k].src) for k in by_output[key] if k != i)
+            refused[i] = f"{job.src}: its output {job.dst} is also the output of {others}"
+    return refused
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+
 def _run_files(kind: str, jobs: list[FileJob], workers: int | None, device: str | None) -> None:
+    """Run the jobs that may run; report every failure on its own line; fail at the end
+    if any did, after the others are done."""
+    from .batch import FileResult, decode_file, encode_file, run_batch
+
+    refused = _refusals(jobs)
+    if len(jobs) == 1 and refused:
+        raise C2FError(refused[0])
+    for message in refused.values():
+        print(f"c2f: error: {message}", file=sys.stderr)
+    todo = [job for i, job in enumerate(jobs) if i not in refused]
+    failures = len(refused)
+    if todo:
+        check_device(device)
     run = encode_file if kind == "encode" else decode_file
-    errors = []
-    for result in run_batch(run, jobs, workers, device, kind, show_progress=len(jobs) > 1):
+    for result in run_batch(run, todo, workers, device, kind, show_progress=len(todo) > 1):
         if isinstance(result, C2FError):
             if len(jobs) == 1:
                 raise result
-            errors.append(result)
+            failures += 1
             print(f"c2f: error: {result}", file=sys.stderr)
-    if errors:
-        raise _Failed(f"{len(errors)} of {len(jobs)} files failed")
+        elif isinstance(result, FileResult):
+            for warning in result.warnings:
+                print(f"c2f: warning: {warning}", file=sys.stderr)
+    if failures:
+        raise C2FError(f"{failures} of {len(jobs)} files failed")
 
 
-class _Failed(C2FError):
-    """Some files of a batch failed; each was reported already."""
+def _jobs(
+    args: argparse.Namespace,
+    outputs: list[Path],
+    quality: int = 75,
+    allow_truncated: bool = False,
+) -> list[FileJob]:
+    from .batch import FileJob
+
+    # one big image can take a minute: a bar, where someone is watching
+    bar = len(args.inputs) == 1 and sys.stderr.isatty()
+    return [
+        FileJob(src, dst, quality, args.device, args.force, allow_truncated, bar)
+        for src, dst in zip(args.inputs, outputs, strict=True)
+    ]
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    outputs = _outputs(args.inputs, args.output, ".c2f")
-    jobs = [
-        FileJob(s, d, args.quality, args.device) for s, d in zip(args.inputs, outputs, strict=True)
-    ]
+    jobs = _jobs(args, _outputs(args.inputs, args.output, ".c2f"), quality=args.quality)
     _run_files("encode", jobs, args.jobs, args.device)
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
+    from .batch import output_format
+
     suffix = "." + args.format.lower().lstrip(".")
     outputs = _outputs(args.inputs, args.output, suffix)
-    jobs = [FileJob(s, d, device=args.device) for s, d in zip(args.inputs, outputs, strict=True)]
+    for path in {p.suffix.lower(): p for p in outputs}.values():  # before any work
+        output_format(path)
+    jobs = _jobs(args, outputs, allow_truncated=args.allow_truncated)
     _run_files("decode", jobs, args.jobs, args.device)
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise C2FError(f"{path}: {exc.strerror or exc}") from None
+
+
 def cmd_info(args: argparse.Namespace) -> None:
+    from .api import info
+
+    failures = 0
     for src in args.inputs:
         try:
-            result = info(src.read_bytes())
+            data = _read(src)
+            try:
+                result = info(data)
+            except C2FError as exc:
+                raise C2FError(f"{src}: {exc}") from None
         except C2FError as exc:
-            raise C2FError(f"{src}: {exc}") from None
+            if len(args.inputs) == 1:
+                raise
+            print(f"c2f: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
         if args.json:
             print(json.dumps({"file": str(src), **result.as_dict()}, indent=2))
         else:
             if len(args.inputs) > 1:
                 print(f"{src}:")
             print(result)
+    if failures:
+        raise C2FError(f"{failures} of {len(args.inputs)} files failed")
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
+    from .batch import output_format
     from .progressive import progressive_stages, stage_strip
+    from .safe_write import check_writable, write_file
 
-    data = args.input.read_bytes()
+    output = args.output or args.input.with_suffix(".stages.png")
+    data = _read(args.input)
+    fmt = output_format(output)
+    if _identity(output) == _identity(args.input):
+        raise C2FError(f"{output}: is the input; not overwritten, even with --force")
+    check_writable(output, args.force)
+    check_device(args.device)
     try:
         stages = progressive_stages(data, device=args.device)
     except C2FError as exc:
         raise C2FError(f"{args.input}: {exc}") from None
-    output = args.output or args.input.with_suffix(".stages.png")
-    stage_strip(stages, len(data), args.width).save(output)
+    strip = stage_strip(stages, len(data), args.width)
+    try:
+        write_file(output, lambda fp: strip.save(fp, format=fmt), overwrite=args.force)
+    except (ValueError, KeyError) as exc:
+        raise C2FError(f"{output}: cannot write: {exc}") from None
     for stage in stages:
         share = 100 * stage.bytes_used / len(data)
         print(f"{stage.label:>12}: {stage.bytes_used:>8} bytes ({share:5.1f}%)")
     print(f"wrote {output}")
 
 
+# ---- the parser --------------------------------------------------------------------------
+
 JOBS_HELP = "worker processes for several files (default: one per core on the CPU)"
+DEVICE_HELP = f"{DEVICES} (default: $C2F_DEVICE, else CUDA when present, else cpu)"
+FORCE_HELP = "replace output files that exist (never an input of the same run)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="c2f", description="c2f learned image format")
     ap.add_argument("--version", action="version", version=f"c2f {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     enc = sub.add_parser("encode", help="compress images to .c2f")
-    enc.add_argument("inputs", nargs="+", type=Path)
-    enc.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
-    enc.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
-    enc.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: $C2F_DEVICE or auto)")
-    enc.add_argument("-j", "--jobs", type=int, help=JOBS_HELP)
+    enc.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE", help="images to compress")
+    enc.add_argument(
+        "-o", "--output", type=Path, help="output file, or folder for several (default: IN.c2f)"
+    )
+    enc.add_argument("-q", "--quality", type=_quality, default=75, help="1..100 (default 75)")
+    enc.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
+    enc.add_argument("--device", type=_device, help=DEVICE_HELP)
+    enc.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)
     enc.set_defaults(run=cmd_encode)
 
     dec = sub.add_parser("decode", help="decompress .c2f files")
-    dec.add_argument("inputs", nargs="+", type=Path)
-    dec.add_argument("-o", "--output", type=Path, help="output file, or folder for several")
-    dec.add_argument("--format", default="png", help="output format by extension (png)")
-    dec.add_argument("--device")
-    dec.add_argument("-j", "--jobs", type=int, help=JOBS_HELP)
+    dec.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help=".c2f files to decode")
+    dec.add_argument(
+        "-o", "--output", type=Path, help="output file, or folder for several (default: IN.png)"
+    )
+    dec.add_argument(
+        "--format", default="png", help="output format by extension without -o FILE (png)"
+    )
+    dec.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
+    dec.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="decode a stream cut short or damaged inside its image rows: the rows lost "
+        "are predicted from the hyper layers, with a warning (cut earlier: still an error)",
+    )
+    dec.add_argument("--device", type=_device, help=DEVICE_HELP)
+    dec.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)
     dec.set_defaults(run=cmd_decode)
 
     pre = sub.add_parser(
         "preview", help="render what a viewer shows while the file arrives (PNG strip)"
     )
-    pre.add_argument("input", type=Path)
-    pre.add_argument("-o", "--output", type=Path, help="default: IN.stages.png")
-    pre.add_argument("--width", type=int, default=384, help="width of each stage")
-    pre.add_argument("--device")
+    pre.add_argument("input", type=Path, metavar="FILE", help=".c2f file")
+    pre.add_argument("-o", "--output", type=Path, help="image to write (default: IN.stages.png)")
+    pre.add_argument("--width", type=_positive, default=384, help="width of each stage (384)")
+    pre.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
+    pre.add_argument("--device", type=_device, help=DEVICE_HELP)
     pre.set_defaults(run=cmd_preview)
 
     sub.add_parser(
@@ -137,10 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     inf = sub.add_parser("info", help="print header and segment table")
-    inf.add_argument("inputs", nargs="+", type=Path)
-    inf.add_argument("--json", action="store_true")
+    inf.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help=".c2f files")
+    inf.add_argument("--json", action="store_true", help="print JSON, one object per file")
     inf.set_defaults(run=cmd_info)
     return ap
+
+
+def _describe(exc: BaseException) -> str:
+    """One line, no exception class names: `FILE: strerror` for the OS's errors."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,8 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `c2f info x.c2f | head -1`: the reader left, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE  # as a program killed by SIGPIPE reports
-    except (C2FError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        message = str(exc) if isinstance(exc, C2FError) else f"{type(exc).__name__}: {exc}"
+    except (C2FError, OSError, ValueError, MemoryError, Image.DecompressionBombError) as exc:
+        message = "out of memory" if isinstance(exc, MemoryError) else _describe(exc)
         print(f"c2f: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,6 +17,57 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
+class Bar:
+    """`label [#####.....] k/total eta` on `stream` (stderr), advanced by calls.
+
+    For work that reports through callbacks rather than an iterator (the tiles of one
+    large image). On a terminal the bar redraws in place; otherwise one line per step is
+    written, so logs stay readable. `percent` shows 45% instead of k/total, for steps
+    that mean nothing to a user.
+    """
+
+    width = 24
+
+    def __init__(
+        self, total: int, label: str = "", stream: TextIO | None = None, *, percent: bool = False
+    ) -> None:
+        self.total = max(total, 0)
+        self.label = label
+        self.out = stream if stream is not None else sys.stderr
+        self.tty = self.out.isatty()
+        self.percent = percent
+        self.done = 0
+        self.start = time.monotonic()
+        self.closed = False
+        if self.tty:  # the bar is there from the start, not after the first (slow) step
+            self._draw()
+
+    def advance(self, steps: int = 1) -> None:
+        self.done = min(self.done + steps, self.total) if self.total else self.done + steps
+        self._draw()
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self.start
+        share = self.done / self.total if self.total else 1.0
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        filled = int(self.width * share)
+        count = f"{100 * share:3.0f}%" if self.percent else f"{self.done}/{self.total}"
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {count} "
+            f"{format_duration(elapsed)} elapsed, eta "
+            + (format_duration(eta) if eta is not None else "-:--")
+        )
+        self.out.write(("\r" + line) if self.tty else (line + "\n"))
+        self.out.flush()
+
+    def close(self) -> None:
+        """End the bar's line on a terminal, so what follows starts on its own line."""
+        if self.tty and not self.closed:
+            self.out.write("\n")
+            self.out.flush()
+        self.closed = True
+
+
 def progress(
     items: Iterable[T], total: int, label: str = "", stream: TextIO | None = None
 ) -> Iterator[T]:
@@ -25,20 +76,10 @@ def progress(
     On a terminal the bar redraws in place; otherwise one line per item is written,
     so logs stay readable.
     """
-    out = stream if stream is not None else sys.stderr
-    tty = out.isatty()
-    start = time.monotonic()
-    width = 24
-    for done, item in enumerate(items, start=1):
-        yield item
-        elapsed = time.monotonic() - start
-        eta = elapsed / done * (total - done)
-        filled = int(width * done / max(total, 1))
-        line = (
-            f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-            f"{format_duration(elapsed)} elapsed, eta {format_duration(eta)}"
-        )
-        out.write(("\r" + line) if tty else (line + "\n"))
-        out.flush()
-    if tty:
-        out.write("\n")
+    bar = Bar(total, label, stream)
+    try:
+        for item in items:
+            yield item
+            bar.advance()
+    finally:
+        bar.close()
