@@ -49,7 +49,7 @@ def _random_like_rows(w: Tensor, rows: int) -> Tensor:
 
 
 def widen_latent(model: C2FModel, m: int, seed: int = 0) -> C2FModel:
-    """A copy of `model` with `m` latent channels and (nearly) the same reconstruction."""
+    """A copy of `model` with `m` latent channels, computing the same image and rates."""
     old = model.config.m
     if m < old:
         raise ValueError(f"cannot narrow the latent from {old} to {m} channels")
@@ -58,13 +58,12 @@ def widen_latent(model: C2FModel, m: int, seed: int = 0) -> C2FModel:
     if m > old:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            w = state["g_a.6.weight"]
-            state["g_a.6.weight"] = torch.cat([w, _random_like_rows(w, m - old)])
-            # ConvTranspose2d weights are [in, out, k, k]: new inputs with weights a
-            # hundredth of the old ones' size, so the reconstruction barely moves while
-            # the gradient reaches the new analysis filters even where they round to 0
+            # ConvTranspose2d weights are [in, out, k, k]: the new inputs get filters of
+            # the old ones' size, so the distortion's gradient reaches the analysis
             w = state["g_s_head.0.weight"]
-            state["g_s_head.0.weight"] = torch.cat([w, 0.01 * _random_like_rows(w, m - old)])
+            state["g_s_head.0.weight"] = torch.cat([w, _random_like_rows(w, m - old)])
+        w = state["g_a.6.weight"]
+        state["g_a.6.weight"] = _pad(w, 0, m, 0.0)
         state["g_a.6.bias"] = _pad(state["g_a.6.bias"], 0, m, 0.0)
         for name in ("gain", "inv_gain"):  # new channels: the geometric mean gain
             g = state[name].abs() + 1e-4
@@ -76,8 +75,8 @@ def widen_latent(model: C2FModel, m: int, seed: int = 0) -> C2FModel:
         state["p3.mean.weight"] = _pad(state["p3.mean.weight"], 0, m, 0.0)
         state["p3.mean.bias"] = _pad(state["p3.mean.bias"], 0, m, 0.0)
         state["p3.scale.weight"] = _pad(state["p3.scale.weight"], 0, m, 0.0)
-        scale_bias = state["p3.scale.bias"]
-        state["p3.scale.bias"] = _pad(scale_bias, 0, m, scale_bias.median())
+        # the smallest scale: a channel that is all zeros costs nothing
+        state["p3.scale.bias"] = _pad(state["p3.scale.bias"], 0, m, 0.0)
     wide.load_state_dict(state)
     _copy_flags(model, wide)
     return wide

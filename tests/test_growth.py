@@ -32,10 +32,11 @@ def test_widening_keeps_the_reconstruction_and_the_hyper_rates() -> None:
     with torch.no_grad():
         a = small(x, torch.full((1,), 2.0))
         b = wide(x, torch.full((1,), 2.0))
-    torch.testing.assert_close(b["x_hat"], a["x_hat"], rtol=0, atol=2e-3)
+    torch.testing.assert_close(b["x_hat"], a["x_hat"], rtol=0, atol=1e-6)
     torch.testing.assert_close(b["bits_z"], a["bits_z"])
-    # the new channels are coded, so y costs more, never less
-    assert float(b["bits_y"]) > float(a["bits_y"])
+    # the new channels are zeros at the smallest scale: they cost (almost) nothing
+    new_elements = 8 * (128 // 16) ** 2
+    assert 0 <= float(b["bits_y"] - a["bits_y"]) < 1e-3 * new_elements
 
 
 def test_widened_channels_learn() -> None:
