@@ -173,6 +173,9 @@ class C2FModel(nn.Module):
         self.preview_out = nn.Conv2d(64, 12, 1)
         self.fake_quant = False
         self.mixed_precision = False
+        # training only: a weight per channel of y on its bits (None: all 1), so channels
+        # being brought to life can learn before they pay for their rate (growth.py)
+        self.rate_weight_y: Tensor | None = None
 
     # ---- pieces shared by training and coding -------------------------------------
 
@@ -296,7 +299,8 @@ class C2FModel(nn.Module):
         h2 = self.h_s2(z2_hat)
         mu3, idx3 = self.p3(h2)
         y_hat = ste_round(y - mu3) + mu3
-        bits_y = gaussian_bits(self._coded(y, y_hat), mu3, index_to_scale(idx3))
+        weight = self.rate_weight_y if self.training else None
+        bits_y = gaussian_bits(self._coded(y, y_hat), mu3, index_to_scale(idx3), weight)
         x_hat = self.synthesis(y_hat, inv_gain, h2, h1)
         return {
             "x_hat": x_hat,
@@ -313,11 +317,17 @@ def _noise(x: Tensor) -> Tensor:
     return torch.empty_like(x).uniform_(-0.5, 0.5)
 
 
-def gaussian_bits(value: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
-    """Bits per image of `value` under N(mean, scale) integrated over unit bins."""
+def gaussian_bits(
+    value: Tensor, mean: Tensor, scale: Tensor, channel_weight: Tensor | None = None
+) -> Tensor:
+    """Bits per image of `value` under N(mean, scale) integrated over unit bins (each
+    channel's bits times `channel_weight`, where given)."""
     v = (value - mean).abs()
     s = scale * math.sqrt(2.0)
     upper = 0.5 * torch.erfc((v - 0.5) / s)
     lower = 0.5 * torch.erfc((v + 0.5) / s)
     p = (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
-    return -torch.log2(p).sum(dim=(1, 2, 3))
+    bits = -torch.log2(p)
+    if channel_weight is not None:
+        bits = bits * channel_weight.view(1, -1, 1, 1)
+    return bits.sum(dim=(1, 2, 3))

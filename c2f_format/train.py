@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .growth import grow
+from .growth import RateWarmup, grow, reset_channels, silent_channels
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
 from .weights import publish_weights, trainable_model
@@ -249,6 +249,7 @@ class Progress:
     gpu_seconds: float = 0.0
     seed: int = 0
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    warmup: RateWarmup | None = None  # channels entering the rate term (growth.py)
 
     @property
     def seconds(self) -> float:
@@ -308,6 +309,7 @@ def save_state(path: Path, model: C2FModel, opt: torch.optim.Adam, progress: Pro
         "gpu_seconds": progress.gpu_seconds,
         "seed": progress.seed,
         "rounds": progress.rounds,
+        "warmup": progress.warmup.to_dict() if progress.warmup else None,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -344,6 +346,7 @@ def load_state(
         gpu_seconds=float(ckpt.get("gpu_seconds", 0.0)),
         seed=int(ckpt.get("seed", 0)),
         rounds=list(ckpt.get("rounds", [])),
+        warmup=RateWarmup(**ckpt["warmup"]) if ckpt.get("warmup") else None,
     )
     return model, opt, progress
 
@@ -408,6 +411,10 @@ def train_loop(
             group["lr"] = lr * group["lr_scale"]
         if isinstance(model, C2FModel):
             model.set_fake_quant(frac >= schedule.int_from)
+            if progress.warmup is not None:
+                model.rate_weight_y = progress.warmup.weight(progress.step, model.config.m, device)
+                if model.rate_weight_y is None:
+                    progress.warmup = None
         x = sampler.batch(schedule.batch)
         level = torch.rand(schedule.batch, device=device) * (levels - 1)
         stats = rd_loss(model, x, level)
@@ -567,6 +574,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="train at these rate-distortion trade-offs from now on (fixed gain schedule: "
         "every channel keeps its gain at each lambda); a no-op once it has them",
     )
+    ap.add_argument(
+        "--revive-silent",
+        action="store_true",
+        help="start again the channels of y that carry nothing at the highest level "
+        "(standard deviation under half a step on the validation crops)",
+    )
+    ap.add_argument(
+        "--rate-warmup",
+        type=int,
+        default=4000,
+        help="steps over which new or revived channels come to pay their full rate",
+    )
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--seed", type=int, default=0, help="seed of a new run")
@@ -643,11 +662,24 @@ def main(argv: list[str] | None = None) -> int:
     args.run.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / STATE_FILE
     model, opt, progress = start_model(args, device)
+    old_m = model.config.m
     model, opt, changes = grow(
         model, opt, lambda m: make_optimizer(m, args.lr), args.latent_channels, args.lambdas
     )
     for change in changes:
         print(f"grown: {change}", flush=True)
+    fresh = list(range(old_m, model.config.m))
+    if args.revive_silent and progress.warmup is not None:
+        print("a rate warm-up is under way: --revive-silent ignored", flush=True)
+    elif args.revive_silent:
+        if not args.val:
+            ap.error("--revive-silent needs --val")
+        silent = [c for c in silent_channels(model, validation_crops(args.val)) if c < old_m]
+        reset_channels(model, silent, seed=progress.step)
+        print(f"revived {len(silent)} silent channels of y: {silent}", flush=True)
+        fresh = silent + fresh
+    if fresh:
+        progress.warmup = RateWarmup(fresh, progress.step, args.rate_warmup)
     seed = progress.seed + progress.step
     torch.manual_seed(seed)
     random.seed(seed)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from c2f_format.growth import grow, retarget_lambdas, widen_latent
+from c2f_format.growth import (
+    RateWarmup,
+    grow,
+    reset_channels,
+    retarget_lambdas,
+    silent_channels,
+    widen_latent,
+)
 from c2f_format.model import C2FModel, ModelConfig
 from c2f_format.train import make_optimizer, rd_loss
 
@@ -83,3 +90,50 @@ def test_grow_carries_adam_and_is_idempotent() -> None:
     assert sq.shape[0] == 24 and torch.equal(sq[:16], old_sq)
     again, same_opt, none = grow(grown, new_opt, lambda m: make_optimizer(m, 1e-4), latent=24)
     assert again is grown and same_opt is new_opt and none == []
+
+
+def test_silent_channels_are_found_and_restarted_without_changing_the_image() -> None:
+    model = _model()
+    with torch.no_grad():
+        model.g_a[6].weight[3] *= 1e-6  # a channel whose scale collapsed
+        model.g_a[6].bias[3] = 0.0
+    x = _image()
+    silent = silent_channels(model, [x], threshold=0.05)
+    assert 3 in silent and len(silent) < 16
+    with torch.no_grad():
+        before = model(x, torch.full((1,), 2.0))["x_hat"]
+    reset_channels(model, [3])
+    with torch.no_grad():
+        after = model(x, torch.full((1,), 2.0))["x_hat"]
+    assert float(model.g_a[6].weight[3].detach().abs().max()) == 0.0
+    assert float(model.g_s_head[0].weight[3].detach().abs().mean()) > 0.0
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
+
+
+def test_rate_warmup_ramps_the_channels_and_ends() -> None:
+    warm = RateWarmup([1, 2], start=100, steps=50)
+    w = warm.weight(125, 4, torch.device("cpu"))
+    assert w is not None and w.tolist() == [1.0, 0.5, 0.5, 1.0]
+    w0 = warm.weight(90, 4, torch.device("cpu"))
+    assert w0 is not None and w0.tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert warm.weight(150, 4, torch.device("cpu")) is None
+    assert RateWarmup(**warm.to_dict()) == warm
+
+
+def test_a_channel_out_of_the_rate_term_costs_nothing_in_training() -> None:
+    model = _model().train()
+    x = _image()
+    weight = torch.ones(16)
+    weight[5] = 0.0
+    torch.manual_seed(3)
+    full = model(x, torch.full((1,), 2.0))["bits_y"]
+    model.rate_weight_y = weight
+    torch.manual_seed(3)
+    partial = model(x, torch.full((1,), 2.0))["bits_y"]
+    assert float(partial) < float(full)
+    model.eval()  # evaluation always counts every bit
+    with torch.no_grad():
+        counted = model(x, torch.full((1,), 2.0))["bits_y"]
+    model.rate_weight_y = None
+    with torch.no_grad():
+        assert torch.equal(counted, model(x, torch.full((1,), 2.0))["bits_y"])
