@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,9 +12,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import alpha as alpha_coding
 from .bitstream import (
+    ALPHA_MODES,
     MAX_DIMENSION,
     MAX_METADATA_BYTES,
+    MODES,
+    SEG_ALPHA,
     SEG_END,
     SEG_EXIF,
     SEG_ICC,
@@ -39,10 +45,25 @@ EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.to
 # measured, a 6000x4000 decode peaks at 1.13 GiB RSS (0.22 GiB of it the import), and
 # takes about a second per megapixel on 2 CPU cores.
 DEFAULT_MAX_PIXELS = 1 << 25
-# Modes converted without loss before encoding; everything else is refused.
-_LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB"}
+PREVIEW_SCALE = 8  # spec 9: the preview is at 1/8 of each side
+# Modes converted without loss before encoding (P and PA by their palette, 1 and L/RGB
+# with a `transparency` colour key as Pillow's converters read it); the rest is refused.
+_LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB", "PA": "RGBA"}
+_WITH_TRANSPARENCY = {"1": "LA", "L": "LA", "RGB": "RGBA", "P": "RGBA"}
 
 ImageLike = Image.Image | np.ndarray
+
+
+class _FromImage(enum.Enum):
+    """Default of `encode`'s metadata arguments: take the value from `image.info`."""
+
+    FROM_IMAGE = "from image.info"
+
+    def __repr__(self) -> str:
+        return "<from image.info>"
+
+
+FROM_IMAGE = _FromImage.FROM_IMAGE
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -52,40 +73,44 @@ def _device(device: str | torch.device | None) -> torch.device:
         raise InvalidArgumentError(str(exc)) from None
 
 
-def _image_to_rgb(image: ImageLike) -> tuple[np.ndarray, str]:
-    """(uint8 [H, W, 3], "RGB" or "L") from a PIL image or an array."""
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """The pixels of a PIL image in one of the stored modes, converted losslessly."""
+    mode = image.mode
+    if mode == "P" and (image.palette is None or image.palette.mode not in ("RGB", "RGBA")):
+        raise UnsupportedImageError(
+            "palette image with a palette that is not RGB or RGBA: convert it to RGB, "
+            "RGBA or L yourself"
+        )
+    if mode in _WITH_TRANSPARENCY and "transparency" in image.info:
+        target = _WITH_TRANSPARENCY[mode]  # a transparent colour or palette entries
+    elif mode == "P" and image.palette is not None and image.palette.mode == "RGBA":
+        target = "RGBA"
+    else:
+        target = _LOSSLESS_CONVERSIONS.get(mode, mode)
+    if target not in MODES.values():
+        raise UnsupportedImageError(
+            f"image mode {mode!r} is not supported: c2f encodes RGB, L, RGBA and LA "
+            "(8 bits a channel, alpha not premultiplied; 1, P and PA are converted "
+            "losslessly); convert explicitly, e.g. image.convert('RGB'), accepting what "
+            "that drops"
+        )
+    return np.asarray(image.convert(target) if target != mode else image)
+
+
+def _image_planes(image: ImageLike) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """(colour as uint8 [H, W, 3], colour mode, alpha as uint8 [H, W] or None) from a
+    PIL image or an array (HxW, HxWx1 and HxWx3 as L and RGB, HxWx2 and HxWx4 with
+    alpha)."""
     if isinstance(image, Image.Image):
-        mode = image.mode
-        if mode == "P" and (
-            "transparency" in image.info or image.palette is None or image.palette.mode != "RGB"
-        ):
-            raise UnsupportedImageError(
-                "palette image with transparency or a non-RGB palette: convert it to RGB "
-                "(dropping alpha) or L yourself"
-            )
-        if mode in _LOSSLESS_CONVERSIONS:
-            image = image.convert(_LOSSLESS_CONVERSIONS[mode])
-            mode = image.mode
-        if mode not in ("RGB", "L"):
-            raise UnsupportedImageError(
-                f"image mode {mode!r} is not supported: c2f encodes RGB and L "
-                "(and converts 1 and P losslessly); convert explicitly, e.g. "
-                "image.convert('RGB'), accepting what that drops"
-            )
-        arr = np.asarray(image)
+        arr = _pil_to_array(image)
     elif isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
             raise UnsupportedImageError(f"array dtype {arr.dtype} is not supported: use uint8")
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim == 2:
-            mode = "L"
-        elif arr.ndim == 3 and arr.shape[2] == 3:
-            mode = "RGB"
-        else:
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in MODES)):
             raise UnsupportedImageError(
-                f"array shape {arr.shape} is not supported: use HxW (L) or HxWx3 (RGB)"
+                f"array shape {arr.shape} is not supported: use HxW (L), HxWx2 (LA), "
+                "HxWx3 (RGB) or HxWx4 (RGBA)"
             )
     else:
         raise UnsupportedImageError(
@@ -96,9 +121,12 @@ def _image_to_rgb(image: ImageLike) -> tuple[np.ndarray, str]:
         raise UnsupportedImageError(
             f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side"
         )
-    if mode == "L":
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(arr), mode
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    mode = MODES[arr.shape[2]]  # the header's colour mode is the number of channels
+    alpha = np.ascontiguousarray(arr[:, :, -1]) if mode in ALPHA_MODES else None
+    colour = arr[:, :, :3] if mode.startswith("RGB") else np.repeat(arr[:, :, :1], 3, axis=2)
+    return np.ascontiguousarray(colour), mode, alpha
 
 
 def _bytes_of(data: object, what: str) -> bytes:
@@ -134,45 +162,91 @@ def encode(
     quality: int = 75,
     device: str | torch.device | None = None,
     *,
-    exif: bytes | None = None,
-    icc_profile: bytes | None = None,
+    exif: bytes | Image.Exif | _FromImage | None = FROM_IMAGE,
+    icc_profile: bytes | _FromImage | None = FROM_IMAGE,
 ) -> bytes:
-    """Compress a PIL image or a uint8 array (HxW or HxWx3) into a .c2f stream.
+    """Compress a PIL image or a uint8 array into a .c2f stream.
+
+    Modes RGB, L, RGBA and LA are stored as such (arrays: HxWx3, HxW, HxWx4, HxWx2);
+    1, P and PA are converted losslessly, P with transparency to RGBA. Alpha is stored
+    exactly (a constant alpha, such as a fully opaque RGBA image, costs 14 bytes); the
+    colour is coded as without it, also where alpha is 0.
 
     `quality` 1..100 trades size for fidelity as in JPEG. `device` ("cpu", "cuda", ...)
     defaults to $C2F_DEVICE, else CUDA when present, else CPU; the stream is the same
-    kind of stream either way and decodes on any device. `icc_profile` is stored
-    verbatim (iCCP segment); `exif` is TIFF-structured Exif data, with or without the
-    `Exif\\0\\0` prefix that Pillow's `Exif.tobytes()` adds, stored without it (eXIf
-    segment, as in PNG). Both come back in `StreamDecoder.metadata` as stored; Pillow and
-    imageio hand Exif out with the prefix, as Pillow's PNG reader does.
+    kind of stream either way and decodes on any device.
+
+    `exif` and `icc_profile` default to the image's `info["exif"]` and
+    `info["icc_profile"]` (as Pillow's readers fill them); pass None to leave one out,
+    or bytes (or an `Image.Exif`) to store those instead. The ICC profile is stored
+    verbatim (iCCP segment); Exif must be TIFF-structured, with or without the
+    `Exif\\0\\0` prefix, and is stored without it (eXIf segment, as in PNG). Pixels
+    are stored as given: an Exif Orientation tag is carried, not applied, as in JPEG,
+    so a viewer (or `ImageOps.exif_transpose`) turns the decoded image upright.
     """
     q = _check_quality(quality)
-    rgb, mode = _image_to_rgb(image)
-    ancillary = []
+    ancillary = _metadata_segments(image, exif, icc_profile)
+    rgb, mode, alpha = _image_planes(image)
+    alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
+    return get_codec(_device(device)).encode(rgb, mode, q, ancillary, alpha_payload)
+
+
+def _metadata_segments(
+    image: ImageLike, exif: object, icc_profile: object
+) -> list[tuple[bytes, bytes]]:
+    """The iCCP and eXIf segments for `encode`, from its arguments or the image's info."""
+    info = image.info if isinstance(image, Image.Image) else {}
+    out = []
     for kind, value, name in ((SEG_ICC, icc_profile, "icc_profile"), (SEG_EXIF, exif, "exif")):
+        source = name
+        if value is FROM_IMAGE:
+            value, source = info.get(name), f"image.info[{name!r}]"
+        if isinstance(value, Image.Exif):
+            value = value.tobytes()
         if value is None or value == b"":
             continue
         if not isinstance(value, (bytes, bytearray)):
-            raise InvalidArgumentError(f"{name} must be bytes, not {type(value).__name__}")
+            raise InvalidArgumentError(f"{source} must be bytes, not {type(value).__name__}")
         if kind == SEG_EXIF:
-            if value.startswith(EXIF_PREFIX):
-                value = value[len(EXIF_PREFIX) :]  # store the TIFF structure, as PNG's eXIf
+            value = bytes(value).removeprefix(EXIF_PREFIX)  # the TIFF structure, as PNG's eXIf
             if not value.startswith((b"MM\x00*", b"II*\x00")):
-                raise InvalidArgumentError("exif must be TIFF-structured Exif data (MM or II)")
-        ancillary.append((kind, bytes(value)))
-    metadata = sum(len(v) for _, v in ancillary)
+                hint = "" if source == name else "; pass exif=None to leave it out"
+                raise InvalidArgumentError(
+                    f"{source} must be TIFF-structured Exif data (MM or II){hint}"
+                )
+        out.append((kind, bytes(value)))
+    metadata = sum(len(v) for _, v in out)
     if metadata > MAX_METADATA_BYTES:
         raise InvalidArgumentError(
             f"exif and icc_profile take {metadata} bytes, more than the "
             f"{MAX_METADATA_BYTES >> 20} MiB a stream may carry"
         )
-    return get_codec(_device(device)).encode(rgb, mode, q, ancillary)
+    return out
 
 
-def _rgb_to_image(rgb: np.ndarray, mode: str) -> Image.Image:
+def _to_image(rgb: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:
+    """The decoded colour (uint8 [H, W, 3]) and alpha as a PIL image of `mode`."""
     im = Image.fromarray(rgb, "RGB")
-    return im.convert("L") if mode == "L" else im
+    if mode in ("L", "LA"):
+        im = im.convert("L")  # spec 8: ITU-R 601-2 in fixed point, as Pillow computes it
+    if alpha is None:
+        return im
+    return Image.merge(mode, (*im.split(), Image.fromarray(alpha, "L")))
+
+
+_METADATA_KEYS = {SEG_EXIF: "exif", SEG_ICC: "icc_profile"}
+
+
+def image_info(segments: Iterable[Segment]) -> dict[str, bytes]:
+    """`Image.info` entries for the metadata among `segments`, named and shaped as
+    Pillow's PNG and JPEG readers give them: `exif` with the `Exif\\0\\0` prefix (so
+    `getexif()` and every Pillow writer take it), `icc_profile` verbatim."""
+    info = {}
+    for seg in segments:
+        key = _METADATA_KEYS.get(seg.kind)
+        if key is not None:
+            info[key] = EXIF_PREFIX + seg.payload if seg.kind == SEG_EXIF else seg.payload
+    return info
 
 
 @dataclass
@@ -186,7 +260,10 @@ class StreamDecoder:
                 show(dec.preview())        # from the hyper segments alone
         final = dec.image()
 
-    Each segment is decoded as soon as it is complete and its CRC checked. `image()`
+    Each segment is decoded as soon as it is complete and its CRC checked. Images come
+    in the stream's mode (RGB, L, RGBA, LA) with its Exif and ICC profile in `info`
+    (see `image_info`); the preview's alpha is the exact alpha reduced by 8 (the mean
+    of each 8x8 block), since ALPH precedes the hyper segments. `image()`
     on an incomplete stream raises `TruncatedStreamError` unless `partial=True`, which
     fills the latent rows not yet received with their predicted means.
 
@@ -200,7 +277,8 @@ class StreamDecoder:
     device: str | torch.device | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     tolerate_damage: bool = False
-    metadata: dict[str, bytes] = field(init=False, default_factory=dict)  # exif, icc_profile
+    # exif and icc_profile as stored (Exif without the prefix that `info` adds)
+    metadata: dict[str, bytes] = field(init=False, default_factory=dict)
     damage: list[str] = field(init=False, default_factory=list)
     _parser: StreamParser = field(init=False)
     _codec: Codec | None = field(init=False, default=None)
@@ -214,6 +292,7 @@ class StreamDecoder:
     _rows: int = field(init=False, default=0)
     _latents: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
     _error: C2FError | None = field(init=False, default=None)
+    _alpha: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.max_pixels = _check_max_pixels(self.max_pixels)
@@ -230,6 +309,11 @@ class StreamDecoder:
     @property
     def bytes_received(self) -> int:
         return self._parser.bytes_received
+
+    @property
+    def info(self) -> dict[str, bytes]:
+        """The metadata received so far as `Image.info` holds it (`image_info`)."""
+        return image_info(self._parser.segments)
 
     @property
     def preview_ready(self) -> bool:
@@ -298,10 +382,10 @@ class StreamDecoder:
     def _apply(self, seg: Segment) -> None:
         codec, header = self._codec, self.header
         assert codec is not None and header is not None
-        if seg.kind == SEG_EXIF:
-            self.metadata["exif"] = seg.payload
-        elif seg.kind == SEG_ICC:
-            self.metadata["icc_profile"] = seg.payload
+        if seg.kind in _METADATA_KEYS:
+            self.metadata[_METADATA_KEYS[seg.kind]] = seg.payload
+        elif seg.kind == SEG_ALPHA:
+            self._alpha = alpha_coding.decode_plane(seg.payload, header.width, header.height)
         elif seg.kind == SEG_Z1:
             with torch.inference_mode():
                 z1 = codec.decode_z1(header, seg.payload)
@@ -352,14 +436,18 @@ class StreamDecoder:
         return {k: v.cpu().numpy().copy() for k, v in self._latents.items()}
 
     def preview(self) -> Image.Image:
-        """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers."""
+        """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers,
+        with alpha (each sample the mean of the 8x8 it stands for) when it has alpha."""
         self._raise_if_failed()
         if self._h2 is None or self._h1 is None or self._codec is None or self.header is None:
             raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
         with torch.inference_mode():
             x = self._codec.render_preview(self._h2, self._h1)
-        h, w = -(-self.header.height // 8), -(-self.header.width // 8)
-        return _rgb_to_image(to_uint8(x, h, w), self.header.mode)
+        h, w = -(-self.header.height // PREVIEW_SCALE), -(-self.header.width // PREVIEW_SCALE)
+        alpha = None
+        if self._alpha is not None:
+            alpha = alpha_coding.reduce_plane(self._alpha, PREVIEW_SCALE)
+        return self._with_info(_to_image(to_uint8(x, h, w), self.header.mode, alpha))
 
     def image(self, partial: bool = False) -> Image.Image:
         """The decoded image; see the class docstring for `partial`."""
@@ -382,7 +470,11 @@ class StreamDecoder:
                 header.height,
                 header.width,
             )
-        return _rgb_to_image(rgb, header.mode)
+        return self._with_info(_to_image(rgb, header.mode, self._alpha))
+
+    def _with_info(self, image: Image.Image) -> Image.Image:
+        image.info.update(self.info)
+        return image
 
     def missing(self) -> str:
         """What is still missing, in words (for messages about truncation)."""
@@ -413,7 +505,8 @@ def decode(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     allow_truncated: bool = False,
 ) -> Image.Image:
-    """Decode a complete .c2f stream into a PIL image (mode RGB or L).
+    """Decode a complete .c2f stream into a PIL image (mode RGB, L, RGBA or LA) whose
+    `info` has the stream's `exif` and `icc_profile` (see `image_info`).
 
     With `allow_truncated=True`, a stream cut or damaged inside y decodes with the
     missing or damaged rows predicted (a `UserWarning` says so; see
@@ -486,6 +579,10 @@ def info(data: bytes | bytearray | memoryview) -> StreamInfo:
             notes[s.offset] = "hyper layer " + ("z1 (1/64)" if s.kind == SEG_Z1 else "z2 (1/32)")
         elif s.kind == SEG_END:
             notes[s.offset] = "end"
+        elif s.kind == SEG_ALPHA:
+            notes[s.offset] = alpha_coding.describe(s.payload)
+        elif s.kind in _METADATA_KEYS:
+            notes[s.offset] = "Exif" if s.kind == SEG_EXIF else "ICC profile"
     return StreamInfo(
         parser.header,
         [(s.kind.decode("ascii"), s.offset, len(s.payload)) for s in segments],
@@ -502,5 +599,6 @@ __all__ = [
     "StreamInfo",
     "decode",
     "encode",
+    "image_info",
     "info",
 ]

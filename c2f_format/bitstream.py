@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .alpha import max_payload as max_alpha_payload
 from .errors import (
     CorruptStreamError,
     ImageTooLargeError,
@@ -23,11 +24,11 @@ from .errors import (
 
 MAGIC = b"\x89c2f\r\n\x1a\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+ALPHA_MINOR = 1  # the revision (1.1) that added colour modes 2 and 4 and ALPH
 MAX_DIMENSION = 1 << 16  # width and height are at most 65536
-MODE_L = 1
-MODE_RGB = 3
-MODES = {MODE_L: "L", MODE_RGB: "RGB"}
+# colour mode field: the number of channels
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+ALPHA_MODES = ("LA", "RGBA")  # carried by an ALPH segment, new in version 1.1
 MODEL_ID_SIZE = 16
 PAD_MULTIPLE = 64  # the model works on images padded to a multiple of this
 LATENT_FACTOR = 16  # y is at 1/16 of the padded size
@@ -46,17 +47,22 @@ SEG_Y = b"YBND"
 SEG_END = b"IEND"
 SEG_EXIF = b"eXIf"
 SEG_ICC = b"iCCP"
-CRITICAL_TYPES = (SEG_Z1, SEG_Z2, SEG_Y, SEG_END)
+SEG_ALPHA = b"ALPH"
+CRITICAL_TYPES = (SEG_ALPHA, SEG_Z1, SEG_Z2, SEG_Y, SEG_END)
 
 
 @dataclass(frozen=True)
 class Header:
     width: int
     height: int
-    mode: str  # "RGB" or "L"
+    mode: str  # one of MODES' values: "L", "LA", "RGB", "RGBA"
     quality: int
     model_id: bytes
-    version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)
+    version: tuple[int, int] = (VERSION_MAJOR, 0)  # writers: version_for(mode)
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.mode in ALPHA_MODES
 
     @property
     def padded_size(self) -> tuple[int, int]:
@@ -82,6 +88,12 @@ class Header:
             self.model_id,
         )
         return body + struct.pack(">I", zlib.crc32(body))
+
+
+def version_for(mode: str) -> tuple[int, int]:
+    """The version a writer puts in the header: the oldest revision that has everything
+    the stream uses (GIF's rule), so a stream without alpha stays 1.0 byte for byte."""
+    return (VERSION_MAJOR, ALPHA_MINOR if mode in ALPHA_MODES else 0)
 
 
 def _round_up(n: int) -> int:
@@ -168,10 +180,11 @@ MAX_METADATA_BYTES = 16 << 20
 class StreamParser:
     """Incremental parser: `feed()` bytes in any pieces, get checked segments back.
 
-    Enforces segment order (ancillary segments, then HYP1, HYP2, one or more YBND
-    covering y's rows in order, then IEND) and each segment's CRC. The order of a
-    segment is checked as soon as its 8-byte head arrives, before its payload. Work is
-    linear in the stream length however it is split. With `skip_damaged_bands`, a YBND
+    Enforces segment order (ancillary segments, then ALPH if the colour mode has alpha,
+    HYP1, HYP2, one or more YBND covering y's rows in order, then IEND) and each
+    segment's CRC. The order of a segment (and the length of an ALPH) is checked as
+    soon as its 8-byte head arrives, before its payload. Work is linear in the stream
+    length however it is split. With `skip_damaged_bands`, a YBND
     segment whose CRC fails is skipped (its offset goes to `damaged`) and the next band
     may start at a later row: its rows are lost, the rest of the image is not.
     """
@@ -269,7 +282,9 @@ class StreamParser:
         name = _type_name(kind)
         if 97 <= kind[0] <= 122:  # ancillary
             if self._critical:
-                raise CorruptStreamError(f"{name} segment {where} after the hyper segments")
+                raise CorruptStreamError(
+                    f"{name} segment {where} after a critical segment (ancillary ones come first)"
+                )
             if self._ancillary_count >= MAX_ANCILLARY:
                 raise CorruptStreamError(f"more than {MAX_ANCILLARY} ancillary segments")
             if self._ancillary_bytes + length > MAX_METADATA_BYTES:
@@ -279,16 +294,22 @@ class StreamParser:
             return
         if kind not in CRITICAL_TYPES:
             raise CorruptStreamError(f"unknown critical segment {name} {where}")
-        expected = (
-            (SEG_Z1,)
-            if self._critical == 0
-            else (SEG_Z2,)
-            if self._critical == 1
-            else (SEG_Y, SEG_END)
-        )
+        assert self.header is not None
+        if kind == SEG_ALPHA and not self.header.has_alpha:
+            raise CorruptStreamError(
+                f"ALPH segment {where} in a stream of colour mode {self.header.mode}, "
+                "which has no alpha"
+            )
+        fixed = (SEG_ALPHA, SEG_Z1, SEG_Z2) if self.header.has_alpha else (SEG_Z1, SEG_Z2)
+        expected = (fixed[self._critical],) if self._critical < len(fixed) else (SEG_Y, SEG_END)
         if kind not in expected:
             raise CorruptStreamError(
                 f"{name} segment out of order {where} (expected {_type_name(expected[0])})"
+            )
+        if kind == SEG_ALPHA and length > max_alpha_payload(self.header.width, self.header.height):
+            raise CorruptStreamError(
+                f"ALPH segment {where} declares {length} bytes, more than any alpha plane "
+                f"of {self.header.width}x{self.header.height} needs"
             )
 
     def _check_body(self, seg: Segment) -> None:

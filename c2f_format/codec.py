@@ -20,12 +20,14 @@ import torch
 from . import entropy
 from .bitstream import (
     LATENT_FACTOR,
+    SEG_ALPHA,
     SEG_END,
     SEG_Z1,
     SEG_Z2,
     Header,
     pack_band,
     pack_segment,
+    version_for,
 )
 from .deploy import for_inference
 from .errors import UnknownModelError, WeightsError
@@ -194,11 +196,15 @@ class Codec:
         mode: str,
         quality: int,
         ancillary: Sequence[tuple[bytes, bytes]] = (),
+        alpha: bytes | None = None,
     ) -> bytes:
-        """`rgb`: uint8 [H, W, 3]; `ancillary`: (type, payload) segments such as ICC and
-        Exif, written before the hyper segments. Returns the complete stream."""
+        """`rgb`: uint8 [H, W, 3]; `mode`: the header's colour mode (L and LA are coded
+        from grey RGB); `ancillary`: (type, payload) segments such as ICC and Exif;
+        `alpha`: the ALPH payload, required for LA and RGBA. Returns the whole stream."""
         height, width = rgb.shape[:2]
-        header = Header(width, height, mode, quality, self.model_id)
+        header = Header(width, height, mode, quality, self.model_id, version_for(mode))
+        if (alpha is not None) != header.has_alpha:
+            raise ValueError(f"colour mode {mode} takes {'an' if header.has_alpha else 'no'} ALPH")
         ph, pw = header.padded_size
         # kept as uint8 (3 bytes a pixel) and converted to float a tile at a time
         padded = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
@@ -216,6 +222,8 @@ class Codec:
         s3 = _residual(y, mu3)
 
         out = [header.pack()] + [pack_segment(kind, payload) for kind, payload in ancillary]
+        if alpha is not None:
+            out.append(pack_segment(SEG_ALPHA, alpha))
         out.append(pack_segment(SEG_Z1, entropy.encode(_np(s1), _np(idx1), self.tables)))
         out.append(pack_segment(SEG_Z2, entropy.encode(_np(s2), _np(idx2), self.tables)))
         rows = header.latent_size[0]

@@ -1,7 +1,8 @@
 """Conformance vectors (spec/vectors): make them, and check a decoder against them.
 
 Each vector is a stream, the SHA-256 of the integers the exact path must produce, and a
-reference image with the tolerance of spec section 11.
+reference image with the tolerance of spec section 11 for the colour; its alpha, Exif and
+ICC profile must come out exactly.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
+from . import alpha as alpha_coding
 from .api import StreamDecoder, encode
+from .bitstream import SEG_ALPHA, iter_segments, pack_segment
 
-# name, crop box of the sample image (left, top, right, bottom), mode, quality
+# name, crop box of the sample image (left, top, right, bottom), mode, quality; RGBA and
+# LA vectors get the alpha of `vector_alpha` and the metadata of `vector_metadata`
 VECTORS = [
     ("kodim23-crop-q50", (256, 128, 512, 320), "RGB", 50),
     ("kodim23-crop-q95", (400, 200, 528, 328), "RGB", 95),
     ("gray-61x37-q80", (300, 300, 361, 337), "L", 80),
     ("pixel-1x1-q1", (10, 10, 11, 11), "RGB", 1),
+    ("kodim23-rgba-exif-icc-q60", (300, 150, 428, 246), "RGBA", 60),
 ]
 DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3
 MIN_PSNR = 45.0
@@ -35,17 +40,48 @@ def latent_digest(latents: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def vector_alpha(width: int, height: int) -> np.ndarray:
+    """A cut-out's alpha: a soft-edged ellipse (a 6-pixel ramp) with a hard-edged
+    transparent notch, so the ALPH coding meets flat runs, hard edges and ramps."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    dist = np.hypot((x - width / 2) / (0.45 * width), (y - height / 2) / (0.45 * height))
+    ramp = np.clip((1.0 - dist) * 0.45 * min(width, height) / 6.0, 0.0, 1.0)
+    alpha = np.round(255.0 * ramp).astype(np.uint8)
+    alpha[height // 3 : height // 2, width // 2 :] = 0
+    return alpha
+
+
+def vector_metadata() -> dict[str, bytes]:
+    """Exif with Orientation 6 (stored, not applied: spec 2.3) and an sRGB ICC profile
+    with a fixed creation date, so that remaking the vectors gives the same bytes."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    exif[0x010F] = "c2f conformance"  # Make
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[24:36] = bytes.fromhex("07ea000b001a000000000000")  # 2026-11-26 00:00:00
+    return {"exif": exif.tobytes(), "icc_profile": bytes(icc)}
+
+
 def make_vectors(source: Path, folder: Path) -> list[dict[str, object]]:
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     with Image.open(source) as im:
         base = im.convert("RGB")
     for name, box, mode, quality in VECTORS:
-        data = encode(base.crop(box).convert(mode), quality=quality)
+        image = base.crop(box).convert(mode)
+        metadata: dict[str, bytes] = {}
+        if mode in ("LA", "RGBA"):
+            image.putalpha(Image.fromarray(vector_alpha(*image.size)))
+            metadata = vector_metadata()
+        exif, icc = metadata.get("exif"), metadata.get("icc_profile")
+        data = encode(image, quality=quality, exif=exif, icc_profile=icc)
+        if mode in ("LA", "RGBA"):
+            data = _with_every_filter(data, vector_alpha(*image.size))
         (folder / f"{name}.c2f").write_bytes(data)
         dec = StreamDecoder()
         dec.feed(data)
-        dec.image().save(folder / f"{name}.png")
+        reference = dec.image()
+        reference.save(folder / f"{name}.png", exif=reference.info.get("exif"))
         entries.append(
             {
                 "stream": f"{name}.c2f",
@@ -60,6 +96,18 @@ def make_vectors(source: Path, folder: Path) -> list[dict[str, object]]:
     return entries
 
 
+def _with_every_filter(data: bytes, alpha: np.ndarray) -> bytes:
+    """`data` with its ALPH recoded with filters drawn at random for each row (the
+    first row predicted from above), so that a decoder meets every filter, runs of
+    them and changes between them; the reference encoder would pick fewer."""
+    rows = int(alpha.shape[0])
+    filters = np.random.default_rng(23).integers(0, alpha_coding.FILTERS, size=rows)
+    filters[0] = alpha_coding.FILTER_UP | alpha_coding.FILTER_LEFT
+    seg = next(s for s in iter_segments(data) if s.kind == SEG_ALPHA)
+    payload = alpha_coding.encode_plane(alpha, filters)
+    return data[: seg.offset] + pack_segment(SEG_ALPHA, payload) + data[seg.offset + seg.size :]
+
+
 def check_vector(folder: Path, entry: dict[str, Any], device: str | None = None) -> None:
     """Raise ConformanceError unless this decoder conforms on the vector."""
     name = entry["stream"]
@@ -69,10 +117,17 @@ def check_vector(folder: Path, entry: dict[str, Any], device: str | None = None)
     _require(dec.complete, f"{name}: stream incomplete")
     digest = latent_digest(dec.latents())
     _require(digest == entry["latents_sha256"], f"{name}: decoded integers differ")
-    got = np.asarray(dec.image(), dtype=np.float64)
+    image = dec.image()
     with Image.open(folder / str(entry["reference"])) as ref_im:
-        ref = np.asarray(ref_im, dtype=np.float64)
+        ref_im.load()
+    _require(image.mode == ref_im.mode, f"{name}: mode {image.mode} != {ref_im.mode}")
+    for key in ("exif", "icc_profile"):
+        _require(image.info.get(key) == ref_im.info.get(key), f"{name}: {key} differs")
+    got, ref = np.asarray(image, dtype=np.float64), np.asarray(ref_im, dtype=np.float64)
     _require(got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}")
+    if image.mode in ("LA", "RGBA"):  # alpha is exact; the colour has a tolerance
+        _require(np.array_equal(got[..., -1], ref[..., -1]), f"{name}: alpha differs")
+        got, ref = got[..., :-1], ref[..., :-1]
     diff = np.abs(got - ref)
     mse = float(np.mean(diff**2))
     score = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -1,11 +1,12 @@
 """imageio v3 plugin for c2f (also serves imageio's v2 `imread`/`imwrite`).
 
     import imageio.v3 as iio
-    arr = iio.imread("x.c2f")                         # HxWx3 (RGB) or HxW (L), uint8
+    arr = iio.imread("x.c2f")             # HxWx3 (RGB), HxW (L), HxWx4 (RGBA), HxWx2 (LA)
     iio.imwrite("y.c2f", arr, quality=60)
     for stage in iio.imiter("x.c2f", progressive=True):
         ...                                            # preview (upsampled), then final
     iio.improps("x.c2f").shape, iio.immeta("x.c2f")["quality"]
+    iio.immeta("x.c2f")["exif"], ["icc_profile"]      # as Pillow's Image.info has them
 
 A .c2f file holds one image: `index` may be 0 (or None), or `...` for a batch of one.
 """
@@ -98,8 +99,9 @@ class C2FPlugin(PluginV3):
         batch = self._check_index(index)
         header = api.info(self._bytes()).header
         shape: tuple[int, ...] = (header.height, header.width)
-        if header.mode == "RGB":
-            shape += (3,)
+        bands = Image.getmodebands(header.mode)
+        if bands > 1:
+            shape += (bands,)
         if batch:
             return ImageProperties(shape=(1, *shape), dtype=UINT8, n_images=1, is_batch=True)
         return ImageProperties(shape=shape, dtype=UINT8)
@@ -118,11 +120,7 @@ class C2FPlugin(PluginV3):
             "c2f_model": header.model_id.hex(),
             "c2f_version": "{}.{}".format(*header.version),
         }
-        payloads = {seg.kind: seg.payload for seg in segments}
-        if bitstream.SEG_ICC in payloads:
-            meta["icc_profile"] = payloads[bitstream.SEG_ICC]
-        if bitstream.SEG_EXIF in payloads:
-            meta["exif"] = api.EXIF_PREFIX + payloads[bitstream.SEG_EXIF]
+        meta.update(api.image_info(segments))
         return meta
 
     # ---- writing --------------------------------------------------------------------
@@ -136,7 +134,8 @@ class C2FPlugin(PluginV3):
         icc_profile: bytes | None = None,
         is_batch: bool | None = None,
     ) -> bytes | None:
-        """Encode one image (HxW or HxWx3 uint8, or a batch of one)."""
+        """Encode one image (uint8 HxW, HxWx2, HxWx3 or HxWx4, or a batch of one);
+        `exif` and `icc_profile` as in `c2f_format.encode`."""
         images = list(ndimage) if isinstance(ndimage, list) else None
         arr = np.asarray(images[0] if images and len(images) == 1 else ndimage)
         if images is not None and len(images) != 1:

@@ -1,9 +1,13 @@
 """Pillow support for c2f: `Image.open("x.c2f")`, `im.save("x.c2f", quality=...)`.
 
-* Opening reads the header and the metadata segments only; `load()` decodes.
+* Opening reads the header and the metadata segments only; `load()` decodes. The mode
+  (RGB, L, RGBA, LA) comes from the header; `info` has `exif` (with the `Exif\\0\\0`
+  prefix, as Pillow's PNG and JPEG readers give it) and `icc_profile`. Pixels are as
+  stored: apply the Exif orientation with `ImageOps.exif_transpose`, as for JPEG.
 * `draft(mode, size)` works as for JPEG: when the requested size is at most 1/8 of the
-  image, the 1/8-scale preview is decoded from the hyper segments alone, and nothing
-  after them is read. (`im.thumbnail()` calls draft with twice the target size.)
+  image, the 1/8-scale preview is decoded from the hyper segments alone (and the alpha,
+  reduced by 8, which precedes them), and nothing after them is read.
+  (`im.thumbnail()` calls draft with twice the target size.)
 * `ImageFile.Parser` decodes while bytes arrive: its `image` shows the preview
   (upsampled) once the hyper segments are in, and the final image after `close()`.
 * `ImageFile.LOAD_TRUNCATED_IMAGES`: a file cut inside y loads with the missing rows
@@ -12,10 +16,11 @@
 * Pixel limits: Pillow's `MAX_IMAGE_PIXELS` applies at open, and c2f's own limit
   (`c2f_format.DEFAULT_MAX_PIXELS`, from the decoder's memory use) at load, unless
   `MAX_IMAGE_PIXELS` is set to None; either raises `DecompressionBombError`.
-* Saving takes `quality` (1..100, default 75), `exif`, `icc_profile` (kept from the
-  source image unless given, as PNG does) and `device`. Modes RGB and L are written as
-  such, 1 and P (without transparency) converted losslessly; other modes raise
-  `OSError` ("cannot write mode RGBA as C2F").
+* Saving takes `quality` (1..100, default 75), `exif` (bytes or `Image.Exif`, written
+  only when given, as by Pillow's other writers), `icc_profile` (kept from the source
+  image unless given, as PNG does) and `device`. Modes RGB, L, RGBA and LA are written
+  as such (alpha exactly), 1, P and PA converted losslessly (P with transparency to
+  RGBA); other modes raise `OSError` ("cannot write mode CMYK as C2F").
 """
 
 from __future__ import annotations
@@ -86,12 +91,14 @@ class C2FImageFile(ImageFile.ImageFile):
                 raise OSError(
                     f"c2f image made with model {header.model_id.hex()}, which is not installed"
                 )
-            # metadata segments sit between the header and HYP1: read just those
+            # metadata (ancillary) segments come first: read just those
             while True:
                 head = _read_up_to(self.fp, 8)
-                if len(head) < 8 or head[:4] == bitstream.SEG_Z1:
+                if len(head) < 8:
                     break
                 parser.feed(head)  # type, order and size checked before the payload is read
+                if head[:1].isupper():  # critical (ALPH or HYP1): image data, for load()
+                    break
                 length = int.from_bytes(head[4:8], "big")
                 body = _read_up_to(self.fp, length + 4)
                 parser.feed(body)
@@ -101,11 +108,7 @@ class C2FImageFile(ImageFile.ImageFile):
             raise SyntaxError(str(exc)) from None
         except C2FError as exc:
             raise OSError(f"c2f: {exc}") from None
-        for seg in parser.segments:
-            if seg.kind == bitstream.SEG_ICC:
-                self.info["icc_profile"] = seg.payload
-            elif seg.kind == bitstream.SEG_EXIF:
-                self.info["exif"] = api.EXIF_PREFIX + seg.payload  # as Pillow's PNG reader
+        self.info.update(api.image_info(parser.segments))
         self.info["quality"] = header.quality
         self.info["c2f_model"] = header.model_id.hex()
         self.info["c2f_version"] = "{}.{}".format(*header.version)
@@ -235,17 +238,13 @@ class C2FDecoder(ImageFile.PyDecoder):
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     info = im.encoderinfo
-    exif = info.get("exif")
-    if isinstance(exif, Image.Exif):
-        exif = exif.tobytes()
-    icc = info.get("icc_profile", im.info.get("icc_profile"))
     try:
         data = api.encode(
             im,
             quality=info.get("quality", 75),
             device=info.get("device"),
-            exif=exif or None,
-            icc_profile=icc or None,
+            exif=info.get("exif") or None,
+            icc_profile=info.get("icc_profile", im.info.get("icc_profile")) or None,
         )
     except UnsupportedImageError as exc:
         raise OSError(f"cannot write mode {im.mode} as {FORMAT}: {exc}") from None

@@ -33,7 +33,7 @@ def test_a_bad_item_is_reported_in_place(small_stream: bytes) -> None:
     assert isinstance(results[0], Image.Image)
     assert isinstance(results[1], c2f_format.NotC2FError)
     assert isinstance(results[2], c2f_format.TruncatedStreamError)
-    assert isinstance(encode_many([np.zeros((2, 2, 4), np.uint8)], jobs=1)[0], c2f_format.C2FError)
+    assert isinstance(encode_many([np.zeros((2, 2, 5), np.uint8)], jobs=1)[0], c2f_format.C2FError)
 
 
 def test_jobs_are_checked() -> None:

@@ -212,3 +212,27 @@ def test_parser_never_raises_foreign_exceptions(noise: bytes, cut: int) -> None:
         bs.StreamParser(max_pixels=1 << 24).feed(data)
     except C2FError:
         pass
+
+
+def test_alpha_modes_and_their_segment() -> None:
+    """Colour modes 2 and 4 (1.1) need exactly one ALPH, right before HYP1; modes 1 and
+    3 take none; writers mark only alpha streams 1.1 (spec 2.5)."""
+    assert bs.version_for("RGB") == bs.version_for("L") == (1, 0)
+    assert bs.version_for("RGBA") == bs.version_for("LA") == (1, 1)
+    for mode in ("LA", "RGBA"):
+        h = header(mode=mode, version=bs.version_for(mode))
+        assert bs.parse_header(h.pack()) == h and h.has_alpha
+        plain = stream(h)
+        alpha = bs.pack_segment(bs.SEG_ALPHA, b"\x00\xff")
+        data = plain[: bs.HEADER_SIZE] + alpha + plain[bs.HEADER_SIZE :]
+        parser = bs.StreamParser()
+        assert [s.kind for s in parser.feed(data)][:2] == [bs.SEG_ALPHA, bs.SEG_Z1]
+        assert parser.finished
+        with pytest.raises(CorruptStreamError, match=r"HYP1 segment out of order .*ALPH"):
+            bs.StreamParser().feed(plain)
+    rgb = stream()
+    with pytest.raises(CorruptStreamError, match="colour mode RGB, which has no alpha"):
+        bs.StreamParser().feed(rgb[: bs.HEADER_SIZE] + bs.pack_segment(bs.SEG_ALPHA, b"\x00\xff"))
+    body = struct.pack(">8sBBIIBB16s", bs.MAGIC, 1, 1, 10, 10, 5, 50, MODEL)
+    with pytest.raises(CorruptStreamError, match="unknown colour mode 5"):
+        bs.parse_header(body + struct.pack(">I", zlib.crc32(body)))

@@ -68,10 +68,14 @@ def test_lossless_mode_conversions(small_rgb: np.ndarray) -> None:
 @pytest.mark.parametrize(
     ("image", "words"),
     [
-        (Image.new("RGBA", (8, 8)), "mode 'RGBA'"),
-        (Image.new("I;16", (8, 8)), "mode 'I;16'"),
+        (Image.new("RGBa", (8, 8)), "mode 'RGBa'.*premultiplied"),
+        (Image.new("La", (8, 8)), "mode 'La'"),
+        (Image.new("I;16", (8, 8)), "mode 'I;16'.*8 bits"),
+        (Image.new("I", (8, 8)), "mode 'I'"),
+        (Image.new("F", (8, 8)), "mode 'F'"),
         (Image.new("CMYK", (8, 8)), "mode 'CMYK'"),
-        (np.zeros((8, 8, 4), np.uint8), "shape"),
+        (np.zeros((8, 8, 5), np.uint8), "shape"),
+        (np.zeros((8, 8, 4), np.uint16), "dtype uint16"),
         (np.zeros((8, 8), np.float32), "dtype float32"),
         (np.zeros((0, 8, 3), np.uint8), "outside"),
         ("not an image", "cannot encode a str"),

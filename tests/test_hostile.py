@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import tracemalloc
 import warnings
 import zlib
 
@@ -15,6 +16,7 @@ from conftest import replay
 from PIL import Image, ImageFile
 
 import c2f_format
+from c2f_format import alpha as alpha_coding
 from c2f_format import bitstream as bs
 
 PILLOW_ERRORS = (Image.UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
@@ -292,16 +294,139 @@ def _flip_in(data: bytes, seg: bs.Segment, at: int = 0) -> bytes:
     return bytes(buf)
 
 
-def test_flipped_bits_name_the_segment(small_rgb: np.ndarray) -> None:
-    data = c2f_format.encode(small_rgb, quality=60, exif=b"MM\x00*\x00\x00\x00\x08\x00\x00")
-    for seg in _segments(data):
+@pytest.fixture(scope="module")
+def rgba_stream(small_rgb: np.ndarray) -> bytes:
+    """An RGBA stream with every segment type: iCCP, eXIf, ALPH (a soft-edged cut-out)
+    and the colour."""
+    y, x = np.mgrid[0:96, 0:80]
+    alpha = np.clip((36 - np.hypot(x - 40, y - 48)) * 40, 0, 255).astype(np.uint8)
+    exif = b"MM\x00*\x00\x00\x00\x08\x00\x00"
+    return c2f_format.encode(
+        np.dstack((small_rgb, alpha)), quality=60, exif=exif, icc_profile=b"icc profile"
+    )
+
+
+def test_flipped_bits_name_the_segment(rgba_stream: bytes) -> None:
+    """Every segment, the metadata and ALPH included; damage before HYP2 (ALPH among
+    it: alpha is exact or absent) is an error even when damage is tolerated."""
+    kinds = [seg.kind for seg in _segments(rgba_stream)]
+    assert kinds[:4] == [bs.SEG_ICC, bs.SEG_EXIF, bs.SEG_ALPHA, bs.SEG_Z1]
+    for seg in _segments(rgba_stream):
         name = seg.kind.decode()
-        damaged = _flip_in(data, seg)
+        damaged = _flip_in(rgba_stream, seg)
         with pytest.raises(c2f_format.CorruptStreamError, match=f"CRC mismatch in {name}"):
             c2f_format.decode(damaged)
+        if seg.kind in (bs.SEG_ICC, bs.SEG_EXIF, bs.SEG_ALPHA):
+            with pytest.raises(c2f_format.CorruptStreamError, match=f"CRC mismatch in {name}"):
+                c2f_format.decode(damaged, allow_truncated=True)
         with pytest.raises(OSError, match=f"CRC mismatch in {name}"):
             with Image.open(io.BytesIO(damaged)) as im:
                 im.load()
+
+
+def _with_alpha_payload(data: bytes, payload: bytes) -> bytes:
+    """`data` with its ALPH payload replaced, the CRC fixed (a hostile encoder)."""
+    seg = next(s for s in _segments(data) if s.kind == bs.SEG_ALPHA)
+    fixed = bs.pack_segment(bs.SEG_ALPHA, payload)
+    return data[: seg.offset] + fixed + data[seg.offset + seg.size :]
+
+
+def test_an_alpha_zlib_bomb_is_refused_before_it_allocates(rgba_stream: bytes) -> None:
+    """6 MiB of zeros in 6 kB of deflate (within the length limit of a 96x80 plane):
+    refused having inflated no more than the plane's own 7,776 bytes (spec 2.4)."""
+    bomb = bytes((1,)) + zlib.compress(bytes(6 << 20), 9)
+    assert len(bomb) <= alpha_coding.max_payload(80, 96)
+    data = _with_alpha_payload(rgba_stream, bomb)
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        for allow in (False, True):
+            with pytest.raises(c2f_format.CorruptStreamError, match="more than its 7776 bytes"):
+                c2f_format.decode(data, allow_truncated=allow)
+        with pytest.raises(OSError, match="more than its 7776 bytes"):
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 2.0
+    assert peak < 1 << 20  # the stream's own copies and the plane, not 6 MiB
+
+
+def test_an_alpha_length_is_checked_from_the_segment_head(rgba_stream: bytes) -> None:
+    """A length beyond any deflate of the plane fails on the 8-byte head, before a byte
+    of its payload is read (Image.open included)."""
+    seg = next(s for s in _segments(rgba_stream) if s.kind == bs.SEG_ALPHA)
+    limit = alpha_coding.max_payload(80, 96)
+    head = rgba_stream[: seg.offset] + b"ALPH" + (limit + 1).to_bytes(4, "big")
+    with pytest.raises(c2f_format.CorruptStreamError, match="more than any alpha plane"):
+        c2f_format.StreamDecoder().feed(head)
+    with pytest.raises(OSError, match="more than any alpha plane"):
+        Image.open(io.BytesIO(head + bytes(limit + 5)))
+    # a length within the limit but past the data is a cut stream, named as such
+    assert len(rgba_stream) < limit
+    cut = head[:-4] + limit.to_bytes(4, "big") + rgba_stream[seg.offset + 8 :]
+    for allow in (False, True):
+        with pytest.raises(c2f_format.TruncatedStreamError, match="ALPH segment at offset"):
+            c2f_format.decode(cut, allow_truncated=allow)
+
+
+def test_alpha_in_the_wrong_place_is_refused(rgba_stream: bytes, small_stream: bytes) -> None:
+    segs = {s.kind: s for s in _segments(rgba_stream)}
+    alpha = segs[bs.SEG_ALPHA]
+    alpha_bytes = rgba_stream[alpha.offset : alpha.offset + alpha.size]
+    missing = rgba_stream[: alpha.offset] + rgba_stream[alpha.offset + alpha.size :]
+    twice = rgba_stream[: alpha.offset] + alpha_bytes + rgba_stream[alpha.offset :]
+    late = bs.pack_segment(b"tEXt", b"late")
+    end = alpha.offset + alpha.size
+    after = rgba_stream[:end] + late + rgba_stream[end:]
+    h = bs.HEADER_SIZE
+    in_rgb = small_stream[:h] + alpha_bytes + small_stream[h:]
+    for data, words in [
+        (missing, r"HYP1 segment out of order .*\(expected ALPH\)"),
+        (twice, r"ALPH segment out of order .*\(expected HYP1\)"),
+        (after, "tEXt segment .* after a critical segment"),
+        (in_rgb, "ALPH segment .* colour mode RGB, which has no alpha"),
+    ]:
+        with pytest.raises(c2f_format.CorruptStreamError, match=words):
+            c2f_format.decode(data)
+        with pytest.raises(OSError, match=words):
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+
+
+def test_a_stream_cut_inside_alpha_cannot_be_decoded(
+    rgba_stream: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alpha = next(s for s in _segments(rgba_stream) if s.kind == bs.SEG_ALPHA)
+    cut = rgba_stream[: alpha.offset + alpha.size // 2]
+    for allow in (False, True):
+        with pytest.raises(c2f_format.TruncatedStreamError, match="ALPH segment at offset"):
+            c2f_format.decode(cut, allow_truncated=allow)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.warns(UserWarning, match="image left blank"):
+        with Image.open(io.BytesIO(cut)) as im:
+            assert im.mode == "RGBA"
+            im.load()
+
+
+def test_damaged_alpha_streams_through_the_api_and_pillow(
+    rgba_stream: bytes, small_rgb: np.ndarray
+) -> None:
+    """The seeded corpus of test_damaged_streams_*, made from an RGBA stream with
+    metadata, through every path of tests/fuzz/replay.py."""
+    other = c2f_format.encode(np.dstack((small_rgb, small_rgb[:, :, 0])), quality=30)
+    corpus = damaged_streams(rgba_stream, other, 120, seed=2027)
+    outcomes: dict[str, int] = {}
+    for _, data in corpus:
+        start = time.perf_counter()
+        replay.check(data)  # raises anything but the documented errors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for outcome in replay.through_pillow(data):
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        assert time.perf_counter() - start < 20.0
+    assert outcomes.get("image", 0) > 10 and outcomes.get("OSError", 0) > 100
 
 
 def test_a_damaged_band_is_predicted_under_tolerance(

@@ -188,8 +188,10 @@ def test_pixel_limits_behave_as_pillow_s(c2f_file: Path, monkeypatch: pytest.Mon
 
 
 def test_save_refuses_modes_it_cannot_store(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="cannot write mode RGBA as C2F"):
-        Image.new("RGBA", (8, 8)).save(tmp_path / "x.c2f")
+    with pytest.raises(OSError, match="cannot write mode CMYK as C2F"):
+        Image.new("CMYK", (8, 8)).save(tmp_path / "x.c2f")
+    with pytest.raises(OSError, match="cannot write mode I;16 as C2F"):
+        Image.new("I;16", (8, 8)).save(tmp_path / "x.c2f")
     Image.new("P", (8, 8)).save(tmp_path / "p.c2f")  # lossless conversion to RGB
 
 
