@@ -219,6 +219,11 @@ class FileResult:
     warnings: tuple[str, ...] = ()
 
 
+# formats Pillow writes without an alpha channel: an RGBA decode is refused rather than
+# flattened onto a background nobody chose
+NO_ALPHA_FORMATS = frozenset({"JPEG", "MPO", "PPM", "PCX", "EPS", "PDF"})
+
+
 def output_format(path: Path) -> str:
     """Pillow's name for the format `path`'s extension asks for; C2FError if Pillow has
     no writer for it (checked before any work, and needed to save through a temp file)."""
@@ -251,6 +256,11 @@ def decode_file(job: FileJob) -> FileResult:
     stage = _decode_stage(data, job.device) if job.show_progress else None
     with _tile_bar(stage, f"decode {job.src.name}") as bar:
         image, notes = _decode_noting_losses(data, job)
+        if image.mode in ("RGBA", "LA") and fmt in NO_ALPHA_FORMATS:
+            raise C2FError(
+                f"{job.dst}: {fmt} files have no alpha channel and {job.src} has one; "
+                "decode to PNG, WebP or TIFF to keep it"
+            )
         params = _metadata_params(image)
         if params and fmt not in METADATA_FORMATS:
             lost = " and ".join("Exif" if k == "exif" else "ICC profile" for k in params)

@@ -366,3 +366,19 @@ def test_the_bar_counts_the_codecs_tiles(rows: int, cols: int) -> None:
     padding never fills a whole tile)."""
     rows, cols = 4 * rows, 4 * cols  # latent sizes are multiples of 4 (64-pixel padding)
     assert batch._tiles(rows, cols) == len(codec._tiles(rows, cols))
+
+
+def test_an_alpha_stream_is_not_flattened_into_a_jpeg(
+    tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rgba = np.dstack([small_rgb, np.full(small_rgb.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    assert main(["encode", str(tmp_path / "cut.png")]) == 0
+    assert main(["decode", str(tmp_path / "cut.c2f"), "-o", str(tmp_path / "cut.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert "JPEG files have no alpha channel" in err and "PNG" in err
+    assert not (tmp_path / "cut.jpg").exists()
+    _no_temp_files(tmp_path)
+    assert main(["decode", str(tmp_path / "cut.c2f"), "-o", str(tmp_path / "cut.webp")]) == 0
+    with Image.open(tmp_path / "cut.webp") as im:
+        assert im.mode == "RGBA"
