@@ -20,6 +20,7 @@ from .errors import (
     ImageTooLargeError,
     InvalidArgumentError,
     NotC2FError,
+    TorchRequiredError,
     TruncatedStreamError,
     UnknownModelError,
     UnsupportedImageError,
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Names that need torch, imported on first use (PEP 562), so that `import c2f_format`
-# (and with it `c2f --help`) takes a fraction of a second rather than torch's import.
+# Names imported on first use (PEP 562), so that `import c2f_format` (and with it `c2f
+# --help`) stays light: `encode`, `encode_many` and `decode_many` load torch when called,
+# decoding loads it only where it is the backend (see backend.py).
 _LAZY = {
     "DEFAULT_MAX_PIXELS": "api",
     "StreamDecoder": "api",
@@ -81,6 +83,7 @@ __all__ = [
     "NotC2FError",
     "StreamDecoder",
     "StreamInfo",
+    "TorchRequiredError",
     "TruncatedStreamError",
     "UnknownModelError",
     "UnsupportedImageError",

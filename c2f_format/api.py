@@ -6,13 +6,13 @@ import enum
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from . import alpha as alpha_coding
+from . import backend as backends
 from .bitstream import (
     ALPHA_MODES,
     MAX_DIMENSION,
@@ -30,7 +30,6 @@ from .bitstream import (
     StreamParser,
     parse_band,
 )
-from .codec import Codec, get_codec, pick_device, to_uint8
 from .errors import (
     C2FError,
     CorruptStreamError,
@@ -38,6 +37,9 @@ from .errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.tobytes() adds
 # 33.5 million pixels (6000x4000 fits); pass max_pixels=None to lift it. The float parts
@@ -64,13 +66,6 @@ class _FromImage(enum.Enum):
 
 
 FROM_IMAGE = _FromImage.FROM_IMAGE
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    try:
-        return pick_device(device)
-    except ValueError as exc:
-        raise InvalidArgumentError(str(exc)) from None
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
@@ -187,8 +182,12 @@ def encode(
     q = _check_quality(quality)
     ancillary = _metadata_segments(image, exif, icc_profile)
     rgb, mode, alpha = _image_planes(image)
+    backends.require_torch("encoding")  # the analysis transform is torch's alone
+    from .codec import get_codec
+
+    dev = backends.check_device("torch", device)
     alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
-    return get_codec(_device(device)).encode(rgb, mode, q, ancillary, alpha_payload)
+    return get_codec(dev).encode(rgb, mode, q, ancillary, alpha_payload)
 
 
 def _metadata_segments(
@@ -272,25 +271,31 @@ class StreamDecoder:
     that becomes unreadable (a garbled segment head, say) is read no further. The rows
     lost either way are predicted in `image(partial=True)`; `damage` says what
     happened, in words. Damage to the header or the hyper segments still raises.
+
+    `backend` picks the engine: "torch", "numpy" or "auto" (default: $C2F_BACKEND, else
+    torch when installed, else NumPy; see `c2f_format.backend`). Both give the same
+    symbols; pixels may differ by float rounding (spec 11). NumPy runs on the CPU only.
     """
 
     device: str | torch.device | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     tolerate_damage: bool = False
+    backend: str | None = None
     # exif and icc_profile as stored (Exif without the prefix that `info` adds)
     metadata: dict[str, bytes] = field(init=False, default_factory=dict)
     damage: list[str] = field(init=False, default_factory=list)
     _parser: StreamParser = field(init=False)
-    _codec: Codec | None = field(init=False, default=None)
-    _h1: torch.Tensor | None = field(init=False, default=None)
-    _h2: torch.Tensor | None = field(init=False, default=None)
-    _mu3: torch.Tensor | None = field(init=False, default=None)
-    _idx3: torch.Tensor | None = field(init=False, default=None)
-    _mu2: torch.Tensor | None = field(init=False, default=None)
-    _idx2: torch.Tensor | None = field(init=False, default=None)
-    _y: torch.Tensor | None = field(init=False, default=None)
+    # the engine's arrays (torch tensors or NumPy arrays, see backend.Engine)
+    _codec: backends.Engine | None = field(init=False, default=None)
+    _h1: Any = field(init=False, default=None)
+    _h2: Any = field(init=False, default=None)
+    _mu3: Any = field(init=False, default=None)
+    _idx3: Any = field(init=False, default=None)
+    _mu2: Any = field(init=False, default=None)
+    _idx2: Any = field(init=False, default=None)
+    _y: Any = field(init=False, default=None)
     _rows: int = field(init=False, default=0)
-    _latents: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
+    _latents: dict[str, Any] = field(init=False, default_factory=dict)
     _error: C2FError | None = field(init=False, default=None)
     _alpha: np.ndarray | None = field(init=False, default=None)
 
@@ -300,7 +305,8 @@ class StreamDecoder:
             max_pixels=self.max_pixels, skip_damaged_bands=self.tolerate_damage
         )
         self._halted = False  # tolerated damage made the rest of the stream unreadable
-        self._dev = _device(self.device)
+        self._backend = backends.resolve(self.backend)
+        self._dev = backends.check_device(self._backend, self.device)
 
     @property
     def header(self) -> Header | None:
@@ -360,7 +366,7 @@ class StreamDecoder:
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
             if self._codec is None and self.header is not None:
-                self._codec = get_codec(self._dev, self.header.model_id)
+                self._codec = backends.engine(self._backend, self._dev, self.header.model_id)
             for offset in self._parser.damaged[seen:]:
                 self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")
             for seg in segments:
@@ -387,13 +393,13 @@ class StreamDecoder:
         elif seg.kind == SEG_ALPHA:
             self._alpha = alpha_coding.decode_plane(seg.payload, header.width, header.height)
         elif seg.kind == SEG_Z1:
-            with torch.inference_mode():
+            with codec.inference():
                 z1 = codec.decode_z1(header, seg.payload)
                 self._h1, self._mu2, self._idx2 = codec.hyper_from_z1(z1)
             self._latents["z1"] = z1
         elif seg.kind == SEG_Z2:
             assert self._mu2 is not None and self._idx2 is not None
-            with torch.inference_mode():
+            with codec.inference():
                 z2 = codec.decode_z2(seg.payload, self._mu2, self._idx2)
                 self._h2 = codec.h2_from_z2(z2)
             self._latents["z2"] = z2
@@ -402,7 +408,7 @@ class StreamDecoder:
             row, count, coded = parse_band(seg.payload)
             self._rows = row + count
             try:
-                with torch.inference_mode():
+                with codec.inference():
                     sym = codec.decode_band(coded, idx3[:, :, row : row + count])
             except CorruptStreamError as exc:
                 if not self.tolerate_damage:
@@ -411,19 +417,19 @@ class StreamDecoder:
                 return
             self._y_symbols()[:, :, row : row + count] = sym
 
-    def _y_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _y_params(self) -> tuple[Any, Any]:
         """Means and scale indices of y, computed when first needed (the preview isn't)."""
         if self._mu3 is None or self._idx3 is None:
             assert self._codec is not None and self._h2 is not None
-            with torch.inference_mode():
+            with self._codec.inference():
                 self._mu3, self._idx3 = self._codec.y_params(self._h2)
             self._latents.update(mu3=self._mu3, idx3=self._idx3, y=self._y_symbols())
         return self._mu3, self._idx3
 
-    def _y_symbols(self) -> torch.Tensor:
+    def _y_symbols(self) -> Any:
         if self._y is None:
-            assert self._mu3 is not None
-            self._y = torch.zeros_like(self._mu3)
+            assert self._mu3 is not None and self._codec is not None
+            self._y = self._codec.zeros_like(self._mu3)
         return self._y
 
     def latents(self) -> dict[str, np.ndarray]:
@@ -433,7 +439,8 @@ class StreamDecoder:
         `idx3`: scale indices of y; `y`: residual symbols of y (rows not yet received
         are 0). All int64, shape [1, C, H, W].
         """
-        return {k: v.cpu().numpy().copy() for k, v in self._latents.items()}
+        codec = self._codec
+        return {k: codec.to_numpy(v).copy() for k, v in self._latents.items()} if codec else {}
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers,
@@ -441,13 +448,13 @@ class StreamDecoder:
         self._raise_if_failed()
         if self._h2 is None or self._h1 is None or self._codec is None or self.header is None:
             raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
-        with torch.inference_mode():
-            x = self._codec.render_preview(self._h2, self._h1)
         h, w = -(-self.header.height // PREVIEW_SCALE), -(-self.header.width // PREVIEW_SCALE)
+        with self._codec.inference():
+            rgb = self._codec.preview_pixels(self._h2, self._h1, h, w)
         alpha = None
         if self._alpha is not None:
             alpha = alpha_coding.reduce_plane(self._alpha, PREVIEW_SCALE)
-        return self._with_info(_to_image(to_uint8(x, h, w), self.header.mode, alpha))
+        return self._with_info(_to_image(rgb, self.header.mode, alpha))
 
     def image(self, partial: bool = False) -> Image.Image:
         """The decoded image; see the class docstring for `partial`."""
@@ -460,7 +467,7 @@ class StreamDecoder:
         if self._h2 is None or self._h1 is None or self._codec is None or header is None:
             raise TruncatedStreamError(self.missing())
         mu3, _ = self._y_params()
-        with torch.inference_mode():
+        with self._codec.inference():
             rgb = self._codec.reconstruct(
                 self._y_symbols(),
                 mu3,
@@ -504,6 +511,7 @@ def decode(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     allow_truncated: bool = False,
+    backend: str | None = None,
 ) -> Image.Image:
     """Decode a complete .c2f stream into a PIL image (mode RGB, L, RGBA or LA) whose
     `info` has the stream's `exif` and `icc_profile` (see `image_info`).
@@ -512,9 +520,12 @@ def decode(
     missing or damaged rows predicted (a `UserWarning` says so; see
     `StreamDecoder.tolerate_damage`); a stream cut or damaged before y cannot be
     decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
+    `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`.
     """
     raw = _bytes_of(data, "decode()")
-    dec = StreamDecoder(device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated)
+    dec = StreamDecoder(
+        device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
+    )
     dec.feed(raw)
     if not dec.complete and allow_truncated and dec.preview_ready:
         warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)

@@ -7,12 +7,9 @@ symbols. The float path (analysis, synthesis, preview) only shapes pixels.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,40 +30,12 @@ from .deploy import for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .weights import LoadedModel, load_weights
+from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
+from .weights_file import weights_index as weights_index
 
 BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
 SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
 STEPS_PER_MEAN = round(1 / MEAN_STEP)
-
-
-def weights_dir() -> Path:
-    """The folder of weights: $C2F_WEIGHTS_DIR, else the installed package data, else
-    the checkout's `weights/`."""
-    override = os.environ.get("C2F_WEIGHTS_DIR")
-    if override:
-        return Path(override)
-    try:
-        installed = Path(str(resources.files("c2f_format._weights")))
-        if (installed / "index.json").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "weights"
-
-
-def weights_index() -> dict[str, str]:
-    """Model id (hex) -> weights file name, newest model first."""
-    folder = weights_dir()
-    try:
-        index = json.loads((folder / "index.json").read_text())
-        models = {str(entry["model_id"]): str(entry["file"]) for entry in index["models"]}
-    except FileNotFoundError:
-        raise WeightsError(f"no weights index in {folder}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"weights index in {folder} is malformed: {exc!r}") from None
-    if not models:
-        raise WeightsError(f"weights index in {folder} lists no models")
-    return models
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -186,6 +155,23 @@ class Codec:
 
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
         return self.net.preview(self._float(h2), self._float(h1))
+
+    # ---- what `api.StreamDecoder` asks of a decoding engine (see backend.py) --------
+
+    def preview_pixels(
+        self, h2: torch.Tensor, h1: torch.Tensor, height: int, width: int
+    ) -> np.ndarray:
+        """The preview as uint8 [height, width, 3]."""
+        return to_uint8(self.render_preview(h2, h1), height, width)
+
+    def inference(self) -> torch.autograd.grad_mode.inference_mode:
+        return torch.inference_mode()
+
+    def zeros_like(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(t)
+
+    def to_numpy(self, t: torch.Tensor) -> np.ndarray:
+        return _np(t)
 
     # ---- whole images -------------------------------------------------------------
 

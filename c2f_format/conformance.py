@@ -108,11 +108,14 @@ def _with_every_filter(data: bytes, alpha: np.ndarray) -> bytes:
     return data[: seg.offset] + pack_segment(SEG_ALPHA, payload) + data[seg.offset + seg.size :]
 
 
-def check_vector(folder: Path, entry: dict[str, Any], device: str | None = None) -> None:
-    """Raise ConformanceError unless this decoder conforms on the vector."""
+def check_vector(
+    folder: Path, entry: dict[str, Any], device: str | None = None, backend: str | None = None
+) -> None:
+    """Raise ConformanceError unless this decoder (with `backend`, see `StreamDecoder`)
+    conforms on the vector."""
     name = entry["stream"]
     data = (folder / str(name)).read_bytes()
-    dec = StreamDecoder(device=device)
+    dec = StreamDecoder(device=device, backend=backend)
     dec.feed(data)
     _require(dec.complete, f"{name}: stream incomplete")
     digest = latent_digest(dec.latents())

@@ -45,3 +45,8 @@ class WeightsError(C2FError):
 
 class InvalidArgumentError(C2FError, ValueError):
     """An argument other than the image is out of range (quality, device, limits)."""
+
+
+class TorchRequiredError(C2FError, RuntimeError):
+    """The operation (encoding, a GPU device, the torch backend) needs torch, which this
+    installation lacks: decoding works without it, the rest comes with the `[torch]` extra."""

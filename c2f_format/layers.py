@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-WEIGHT_MAX = 2047  # integer weights are 12-bit signed
-HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...
-HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
-MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
-MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
-MULT_BITS = 16  # requantisation multipliers lie in [2**14, 2**16)
+from .spec_constants import HIDDEN_MAX, MULT_BITS, WEIGHT_MAX
+from .spec_constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
+from .spec_constants import MEAN_MAX as MEAN_MAX
+from .spec_constants import MEAN_STEP as MEAN_STEP
+
 BAND_ELEMENTS = 1 << 22  # values per unfolded band in `exact_conv` (32 MiB of float64)
 
 

@@ -16,7 +16,6 @@ bytes), so it identifies the numbers, not the archive's zip metadata.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -28,29 +27,15 @@ import torch
 
 from .entropy import EntropyTables, build_tables
 from .errors import WeightsError
-from .layers import (
-    HIDDEN_MAX,
-    MEAN_MAX,
-    MEAN_STEP,
-    MULT_BITS,
-    WEIGHT_MAX,
-    IntConv,
-    IntegerConvParams,
-)
+from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
 from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
-
-MODEL_ID_BYTES = 16
-
-
-def model_id_of(arrays: dict[str, np.ndarray]) -> bytes:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        digest.update(name.encode() + b"\0" + a.dtype.str.encode() + b"\0")
-        digest.update(np.asarray(a.shape, dtype="<i8").tobytes())
-        digest.update(a.tobytes())
-    return digest.digest()[:MODEL_ID_BYTES]
+from .weights_file import (  # re-exported: the torch-free half of reading a weights file
+    MAX_ABS_BIAS as MAX_ABS_BIAS,
+)
+from .weights_file import MAX_FAN_IN as MAX_FAN_IN
+from .weights_file import MAX_SHIFT as MAX_SHIFT
+from .weights_file import MODEL_ID_BYTES as MODEL_ID_BYTES
+from .weights_file import check_integer_arrays, check_role_range, model_id_of, read_arrays
 
 
 def _int_layers(model: C2FModel) -> dict[str, IntConv]:
@@ -113,51 +98,18 @@ def publish_weights(model: C2FModel, path: Path) -> bytes:
     return model_id
 
 
-# Bounds a weights file must respect so that the integer path is exact (spec,
-# "Integer networks"): with them every accumulator stays below 2**53 and every
-# requantisation product below 2**63.
-MAX_ABS_BIAS = 1 << 40
-MAX_SHIFT = 40
-MAX_FAN_IN = 1 << 12
-
-
 def check_integer_layer(name: str, p: IntegerConvParams) -> None:
     """Reject integer layers whose numbers could overflow the exact arithmetic."""
-    cout, cin, k, k2 = p.weight.shape
-    problems = []
-    if k != k2 or k not in (1, 3):
-        problems.append(f"kernel {k}x{k2}")
-    if cin * k * k > MAX_FAN_IN:
-        problems.append(f"fan-in {cin * k * k}")
-    if int(p.weight.abs().max()) > WEIGHT_MAX:
-        problems.append("weight magnitude")
-    if int(p.bias.abs().max()) > MAX_ABS_BIAS:
-        problems.append("bias magnitude")
-    if p.multiplier.min() < 1 or p.multiplier.max() >= 1 << MULT_BITS:
-        problems.append("multiplier range")
-    if p.shift.min() < 1 or p.shift.max() > MAX_SHIFT:
-        problems.append("shift range")
-    if not (-(1 << 20) <= p.out_min <= p.out_max <= 1 << 20):
-        problems.append("output range")
-    if tuple(s.shape[0] for s in (p.bias, p.multiplier, p.shift)) != (cout,) * 3:
-        problems.append("per-channel array lengths")
-    if problems:
-        raise WeightsError(
-            f"integer layer {name} violates the exactness bounds: {', '.join(problems)}"
-        )
-
-
-def _check_role_range(name: str, p: IntegerConvParams) -> None:
-    """Output ranges by role (spec 6.2): hidden [0, 1024], mean within +-32768 (units of
-    1/16), scale index within [0, 63]; the overflow bound relies on them."""
-    role = name.rsplit(".", 1)[-1]
-    lo, hi = {"mean": (-MEAN_MAX, MEAN_MAX), "scale": (0, SCALE_LEVELS - 1)}.get(
-        role, (0, HIDDEN_MAX)
+    check_integer_arrays(
+        name,
+        p.weight.cpu().numpy(),
+        p.bias.cpu().numpy(),
+        p.multiplier.cpu().numpy(),
+        p.shift.cpu().numpy(),
+        p.out_min,
+        p.out_max,
     )
-    if not (lo <= p.out_min <= p.out_max <= hi):
-        raise WeightsError(
-            f"integer layer {name}: output range [{p.out_min}, {p.out_max}] exceeds [{lo}, {hi}]"
-        )
+    check_role_range(name, p.out_min, p.out_max)
 
 
 @dataclass
@@ -175,13 +127,7 @@ class LoadedModel:
 
 def load_weights(path: Path) -> LoadedModel:
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise WeightsError(f"weights file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"weights file {path} is not a valid archive: {exc}") from None
+    arrays = read_arrays(path)
     try:
         config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
         if config.quality_levels is not None:
@@ -201,7 +147,6 @@ def load_weights(path: Path) -> LoadedModel:
                 out_max=int(rng[1]),
             )
             check_integer_layer(name, layers[name])
-            _check_role_range(name, layers[name])
         state = {}
         int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
         for name, param in net.named_parameters():

@@ -32,7 +32,6 @@ from typing import IO, Any
 from PIL import Image, ImageFile
 
 from c2f_format import api, bitstream
-from c2f_format.codec import weights_index
 from c2f_format.errors import (
     C2FError,
     ImageTooLargeError,
@@ -40,6 +39,7 @@ from c2f_format.errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
+from c2f_format.weights_file import weights_index
 
 FORMAT = "C2F"
 MIME = "image/x-c2f"

@@ -1,0 +1,235 @@
+"""The decoder's arithmetic in NumPy: exact integer convolutions and the float layers.
+
+Everything runs channels-last (`[H, W, C]`, batch 1), so a convolution is one matrix
+product of an im2col matrix (rows: positions, columns: (dy, dx, cin)) with the weights,
+which NumPy hands to its BLAS. Rows are processed in bands so the im2col matrix stays
+near `BAND_ELEMENTS` values whatever the image size.
+
+The integer layers (spec 6.1) multiply in float64: every product and partial sum is an
+integer below 2**53 (spec 6.3), so any summation order the BLAS picks gives the exact
+result, which then requantises in int64. The float layers (spec 8, 9) run in float32,
+as the torch decoder does; they only shape pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BAND_ELEMENTS = 1 << 22  # values per im2col band (32 MiB of float64, 16 MiB of float32)
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    """One integer layer (spec 6.1) prepared for `int_conv`."""
+
+    kernel: int
+    matrix: np.ndarray  # float64 [k*k*cin, cout], rows in (dy, dx, cin) order
+    bias: np.ndarray  # int64 [cout]
+    multiplier: np.ndarray  # int64 [cout]
+    rounding: np.ndarray  # int64 [cout], 2**(shift-1)
+    shift: np.ndarray  # int64 [cout]
+    out_min: int
+    out_max: int
+
+    @classmethod
+    def from_arrays(
+        cls,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        multiplier: np.ndarray,
+        shift: np.ndarray,
+        out_min: int,
+        out_max: int,
+        channel_order: np.ndarray | None = None,
+    ) -> IntLayer:
+        """`weight` as stored (`[cout, cin, k, k]`); `channel_order` permutes the output
+        channels (so a depth-to-space after it can run channels-last)."""
+        order = np.arange(weight.shape[0]) if channel_order is None else channel_order
+        shift64 = shift.astype(np.int64)[order]
+        return cls(
+            kernel=int(weight.shape[2]),
+            matrix=conv_matrix(weight[order], np.float64),
+            bias=bias.astype(np.int64)[order],
+            multiplier=multiplier.astype(np.int64)[order],
+            rounding=np.left_shift(np.int64(1), shift64 - 1),
+            shift=shift64,
+            out_min=int(out_min),
+            out_max=int(out_max),
+        )
+
+
+def conv_matrix(weight: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
+    """`[cout, cin, k, k]` weights as the `[k*k*cin, cout]` matrix `im2col` rows meet."""
+    cout = weight.shape[0]
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, cout), dtype=dtype)
+
+
+def _band_rows(width: int, columns: int) -> int:
+    """Rows per band for an im2col matrix of about BAND_ELEMENTS values."""
+    return max(1, BAND_ELEMENTS // max(1, columns * width))
+
+
+def _im2col(padded: np.ndarray, r0: int, r1: int, width: int, k: int) -> np.ndarray:
+    """Rows r0..r1 of a `k x k` im2col matrix from an input padded by k // 2."""
+    if k == 1:
+        return padded[r0:r1].reshape((r1 - r0) * width, -1)
+    cin = padded.shape[2]
+    cols = np.empty((r1 - r0, width, k, k, cin), dtype=padded.dtype)
+    for dy in range(k):
+        for dx in range(k):
+            cols[:, :, dy, dx] = padded[r0 + dy : r1 + dy, dx : dx + width]
+    return cols.reshape((r1 - r0) * width, k * k * cin)
+
+
+def _padded(x: np.ndarray, k: int, dtype: type[np.floating]) -> np.ndarray:
+    p = k // 2
+    if not p:
+        return np.ascontiguousarray(x, dtype=dtype)
+    out = np.zeros((x.shape[0] + 2 * p, x.shape[1] + 2 * p, x.shape[2]), dtype=dtype)
+    out[p:-p, p:-p] = x
+    return out
+
+
+def int_conv(x: np.ndarray, layer: IntLayer) -> np.ndarray:
+    """Spec 6.1 on an integer `[H, W, cin]` array: zero padding, exact sums, requantisation
+    `floor((acc * M + 2**(S-1)) / 2**S)` (an arithmetic right shift), clamp. int64 out."""
+    height, width, _ = x.shape
+    k = layer.kernel
+    padded = _padded(x, k, np.float64)
+    out = np.empty((height, width, layer.matrix.shape[1]), dtype=np.int64)
+    flat = out.reshape(height * width, -1)
+    step = _band_rows(width, layer.matrix.shape[0])
+    for r0 in range(0, height, step):
+        r1 = min(height, r0 + step)
+        acc = (_im2col(padded, r0, r1, width, k) @ layer.matrix).astype(np.int64)
+        acc += layer.bias
+        acc *= layer.multiplier
+        acc += layer.rounding
+        acc >>= layer.shift
+        flat[r0 * width : r1 * width] = np.clip(acc, layer.out_min, layer.out_max)
+    return out
+
+
+@dataclass(frozen=True)
+class FloatConv:
+    """A float32 convolution (stride 1, zero padding k // 2) as im2col matrix products."""
+
+    kernel: int
+    matrix: np.ndarray  # float32 [k*k*cin, cout]
+    bias: np.ndarray  # float32 [cout]
+
+    @classmethod
+    def from_arrays(
+        cls, weight: np.ndarray, bias: np.ndarray, channel_order: np.ndarray | None = None
+    ) -> FloatConv:
+        order = np.arange(weight.shape[0]) if channel_order is None else channel_order
+        return cls(
+            int(weight.shape[2]),
+            conv_matrix(weight[order], np.float32),
+            np.ascontiguousarray(bias[order], dtype=np.float32),
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        height, width, _ = x.shape
+        k = self.kernel
+        cout = self.matrix.shape[1]
+        if k == 1:
+            flat = x.reshape(height * width, -1) @ self.matrix
+            flat += self.bias
+            return flat.reshape(height, width, cout)
+        padded = _padded(x, k, np.float32)
+        out = np.empty((height, width, cout), dtype=np.float32)
+        flat = out.reshape(height * width, -1)
+        step = _band_rows(width, self.matrix.shape[0])
+        for r0 in range(0, height, step):
+            r1 = min(height, r0 + step)
+            part = flat[r0 * width : r1 * width]
+            np.matmul(_im2col(padded, r0, r1, width, k), self.matrix, out=part)
+            part += self.bias
+        return out
+
+
+def subpixel_deconv(weight: np.ndarray, bias: np.ndarray) -> FloatConv:
+    """`ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)` as a 3x3 convolution
+    with four times the output channels, ordered (row parity a, column parity b, cout)
+    for `depth_to_space`: output row 2i + a takes input row i + t - 1 through tap
+    4 + a - 2t (when that lies in 0..4), and likewise for columns."""
+    cin, cout, k, _ = weight.shape
+    if k != 5:
+        raise ValueError("only 5x5 transposed convolutions are supported")
+    w = np.zeros((2, 2, cout, cin, 3, 3), dtype=np.float32)
+    for a in range(2):
+        for t in range(3):
+            ky = 4 + a - 2 * t
+            if not 0 <= ky < k:
+                continue
+            for b in range(2):
+                for u in range(3):
+                    kx = 4 + b - 2 * u
+                    if 0 <= kx < k:
+                        w[a, b, :, :, t, u] = weight[:, :, ky, kx].T
+    return FloatConv.from_arrays(w.reshape(4 * cout, cin, 3, 3), np.tile(bias, 4))
+
+
+def depth_to_space(x: np.ndarray, factor: int) -> np.ndarray:
+    """`[H, W, f*f*C]` with channels ordered (a, b, c) -> `[f*H, f*W, C]`, position
+    (f*r + a, f*s + b) taking channel (a, b, c) at (r, s)."""
+    height, width, channels = x.shape
+    c = channels // (factor * factor)
+    out = x.reshape(height, width, factor, factor, c).transpose(0, 2, 1, 3, 4)
+    return out.reshape(height * factor, width * factor, c)
+
+
+def phase_order(channels: int, factor: int) -> np.ndarray:
+    """Output channel permutation from PyTorch's pixel-shuffle order (c, a, b) to the
+    (a, b, c) order `depth_to_space` reads."""
+    return (
+        np.arange(channels * factor * factor)
+        .reshape(channels, factor, factor)
+        .transpose(1, 2, 0)
+        .reshape(-1)
+    )
+
+
+@dataclass(frozen=True)
+class InverseGDN:
+    """IGDN (spec 8): x * (|beta| + 1e-6 + |gamma| applied to |x|), a 1x1 matmul."""
+
+    beta: np.ndarray  # float32 [C]
+    gamma_t: np.ndarray  # float32 [C, C], transposed for rows of positions
+
+    @classmethod
+    def from_arrays(cls, beta: np.ndarray, gamma: np.ndarray) -> InverseGDN:
+        c = beta.shape[0]
+        return cls(
+            (np.abs(beta) + np.float32(1e-6)).astype(np.float32),
+            np.ascontiguousarray(np.abs(gamma).reshape(c, c).T, dtype=np.float32),
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(-1, x.shape[2])
+        norm = np.abs(flat) @ self.gamma_t
+        norm += self.beta
+        norm *= flat
+        return norm.reshape(x.shape)
+
+
+def to_uint8(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`[H', W', 3]` float in [0, 1] -> uint8 [height, width, 3], spec 8's rounding (half
+    to even, as torch.round)."""
+    img = np.clip(x[:height, :width], 0.0, 1.0) * np.float32(255.0)
+    return np.round(img).astype(np.uint8)
+
+
+__all__ = [
+    "FloatConv",
+    "IntLayer",
+    "InverseGDN",
+    "depth_to_space",
+    "int_conv",
+    "phase_order",
+    "subpixel_deconv",
+    "to_uint8",
+]

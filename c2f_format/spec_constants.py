@@ -1,0 +1,16 @@
+"""The numbers the bitstream fixes (spec sections 6 and 7), with no torch import.
+
+The integer networks' grids and bounds are shared by training (`layers.py`), the torch
+decoder and the NumPy decoder; keeping them here lets a decode-only install read them.
+"""
+
+from __future__ import annotations
+
+WEIGHT_MAX = 2047  # integer weights are 12-bit signed
+HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...
+HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
+MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
+MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
+MULT_BITS = 16  # requantisation multipliers lie in [2**14, 2**16)
+SCALE_LEVELS = 64  # scale indices 0..63 select the entropy tables (spec 7.1)
+STEPS_PER_MEAN = round(1 / MEAN_STEP)
