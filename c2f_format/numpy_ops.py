@@ -114,31 +114,44 @@ def int_conv(x: np.ndarray, layer: IntLayer) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FloatConv:
-    """A float32 convolution (stride 1, zero padding k // 2) as im2col matrix products."""
+    """A float32 convolution (stride 1, zero padding k // 2) as matrix products.
+
+    Wide outputs use im2col: one product of `[positions, k*k*cin]` with the weights.
+    Narrow ones (cout < cin, such as the last layer's 3 colours in 4 phases) multiply the
+    input itself by every tap's weights at once (`[positions, cin]` by `[cin, k*k*cout]`,
+    no im2col copy) and add the k*k shifted results, which moves less memory.
+    """
 
     kernel: int
     matrix: np.ndarray  # float32 [k*k*cin, cout]
     bias: np.ndarray  # float32 [cout]
+    taps: np.ndarray  # float32 [cin, k*k*cout], columns in (dy, dx, cout) order
 
     @classmethod
     def from_arrays(
         cls, weight: np.ndarray, bias: np.ndarray, channel_order: np.ndarray | None = None
     ) -> FloatConv:
         order = np.arange(weight.shape[0]) if channel_order is None else channel_order
+        matrix = conv_matrix(weight[order], np.float32)
+        k, cout = int(weight.shape[2]), matrix.shape[1]
+        taps = matrix.reshape(k * k, -1, cout).transpose(1, 0, 2).reshape(-1, k * k * cout)
         return cls(
-            int(weight.shape[2]),
-            conv_matrix(weight[order], np.float32),
+            k,
+            matrix,
             np.ascontiguousarray(bias[order], dtype=np.float32),
+            np.ascontiguousarray(taps),
         )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        height, width, _ = x.shape
+        height, width, cin = x.shape
         k = self.kernel
         cout = self.matrix.shape[1]
         if k == 1:
             flat = x.reshape(height * width, -1) @ self.matrix
             flat += self.bias
             return flat.reshape(height, width, cout)
+        if cout < cin:
+            return self._tap_sum(x)
         padded = _padded(x, k, np.float32)
         out = np.empty((height, width, cout), dtype=np.float32)
         flat = out.reshape(height * width, -1)
@@ -148,6 +161,21 @@ class FloatConv:
             part = flat[r0 * width : r1 * width]
             np.matmul(_im2col(padded, r0, r1, width, k), self.matrix, out=part)
             part += self.bias
+        return out
+
+    def _tap_sum(self, x: np.ndarray) -> np.ndarray:
+        height, width, cin = x.shape
+        k, p, cout = self.kernel, self.kernel // 2, self.matrix.shape[1]
+        per_tap = (x.reshape(height * width, cin) @ self.taps).reshape(height, width, k, k, cout)
+        out = np.empty((height, width, cout), dtype=np.float32)
+        out[:] = self.bias
+        for dy in range(k):  # out[r, c] += per_tap[r + dy - p, c + dx - p, dy, dx]
+            r0, r1 = max(0, p - dy), min(height, height + p - dy)
+            for dx in range(k):
+                c0, c1 = max(0, p - dx), min(width, width + p - dx)
+                out[r0:r1, c0:c1] += per_tap[
+                    r0 + dy - p : r1 + dy - p, c0 + dx - p : c1 + dx - p, dy, dx
+                ]
         return out
 
 
