@@ -24,17 +24,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import backend as backends
 from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
 from .bitstream import LATENT_FACTOR, PAD_MULTIPLE, parse_header
-from .codec import TILE, get_codec, pick_device
 from .errors import C2FError, InvalidArgumentError
 from .progress import Bar, progress
 from .safe_write import check_writable, write_file
+from .tiling import TILE
+
+if TYPE_CHECKING:  # torch is imported where it is used: decoding may run without it
+    import torch
 
 EXIF_PREFIX = b"Exif\x00\x00"  # as JPEG's APP1 marker and Pillow's Exif.tobytes() write it
 
@@ -44,12 +47,17 @@ R = TypeVar("R")
 
 def default_jobs(device: str | torch.device | None = None) -> int:
     """Worker processes to use: one per core on the CPU, none (in-process) on a GPU."""
-    try:
-        dev = pick_device(device)
-    except ValueError as exc:
-        raise InvalidArgumentError(str(exc)) from None
-    if dev.type != "cpu":
-        return 1
+    if backends.torch_available():
+        from .codec import pick_device
+
+        try:
+            dev = pick_device(device)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        if dev.type != "cpu":
+            return 1
+    else:
+        backends.check_device("numpy", device)  # only the CPU without torch
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -57,7 +65,10 @@ def default_jobs(device: str | torch.device | None = None) -> int:
 
 
 def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+    if backends.torch_available():
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _guarded(fn: Callable[[T], R], item: T) -> R | C2FError:
@@ -365,8 +376,15 @@ def _tiles(rows: int, cols: int) -> int:
 
 def _decode_stage(data: bytes, device: str | None) -> tuple[torch.nn.Module, int] | None:
     """The synthesis stage that runs once per tile of `data`'s image, and the number of
-    tiles; None when the stream or the device is bad (decode() then says what is wrong)."""
+    tiles; None when the stream or the device is bad (decode() then says what is wrong),
+    or when the NumPy decoder runs (no hooks: no bar)."""
     try:
+        if backends.resolve() != "torch":
+            return None
+        import torch
+
+        from .codec import get_codec, pick_device
+
         header = parse_header(data)
         net = get_codec(pick_device(device), header.model_id).net
     except (C2FError, ValueError):
@@ -376,7 +394,14 @@ def _decode_stage(data: bytes, device: str | None) -> tuple[torch.nn.Module, int
 
 
 def _encode_stage(image: Image.Image, device: str | None) -> tuple[torch.nn.Module, int] | None:
-    """The analysis transform, which the encoder runs once per tile, and the tile count."""
+    """The analysis transform, which the encoder runs once per tile, and the tile count
+    (None without torch: encode() then says it needs torch)."""
+    if not backends.torch_available():
+        return None
+    import torch
+
+    from .codec import get_codec, pick_device
+
     try:
         net = get_codec(pick_device(device)).net
     except (C2FError, ValueError):

@@ -79,9 +79,13 @@ def check_device(device: str | None) -> None:
         source = "$C2F_DEVICE"
     if device is None:
         return
-    import torch
+    count = 0
+    from .backend import torch_available
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if torch_available():  # without torch (a decode-only install) only the CPU works
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     working = ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(count)] if count else [])
     if device in working:
         return

@@ -29,6 +29,9 @@ from .bitstream import (
 from .deploy import for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from .tiling import HALO as HALO  # re-exported
+from .tiling import TILE as TILE
+from .tiling import tiles as _tiles
 from .weights import LoadedModel, load_weights
 from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
 from .weights_file import weights_index as weights_index
@@ -257,29 +260,6 @@ class Codec:
     def _decode(self, payload: bytes, idx: torch.Tensor) -> torch.Tensor:
         sym = entropy.decode(payload, _np(idx), self.tables)
         return torch.from_numpy(sym).to(self.device)
-
-
-TILE = 32  # latent units per tile side (512 pixels)
-HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)
-
-
-def _tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
-    """Tiles of a rows x cols latent grid: (r0, r1, c0, c1) and the haloed window
-    (a0, a1, b0, b1) to compute it from. Window edges are even, so h1 (half the
-    resolution) is cut on whole positions."""
-    tiles = []
-    for r0 in range(0, rows, TILE):
-        r1 = min(rows, r0 + TILE)
-        for c0 in range(0, cols, TILE):
-            c1 = min(cols, c0 + TILE)
-            window = (
-                max(0, r0 - HALO),
-                min(rows, r1 + HALO),
-                max(0, c0 - HALO),
-                min(cols, c1 + HALO),
-            )
-            tiles.append((r0, r1, c0, c1, window))
-    return tiles
 
 
 def _residual(value: torch.Tensor, mean_steps: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import entropy
-from .bitstream import Header
+from .bitstream import LATENT_FACTOR, Header
 from .errors import UnknownModelError, WeightsError
 from .numpy_ops import (
     FloatConv,
@@ -32,6 +32,7 @@ from .numpy_ops import (
     to_uint8,
 )
 from .spec_constants import HIDDEN_STEP, MEAN_MAX, MEAN_STEP, SCALE_LEVELS, STEPS_PER_MEAN
+from .tiling import tiles as _tiles
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
@@ -41,10 +42,6 @@ from .weights_file import (
     weights_dir,
     weights_index,
 )
-
-LATENT_FACTOR = 16  # pixels per position of y (spec 3)
-TILE = 32  # latent positions per tile side, as the torch decoder (spec 8)
-HALO = 4  # positions of context around a tile
 
 
 @dataclass(frozen=True)
@@ -232,24 +229,6 @@ def _hwc(x: np.ndarray) -> np.ndarray:
 def _nchw(x: np.ndarray) -> np.ndarray:
     """`[H, W, C]` -> `[1, C, H, W]` (a view)."""
     return x.transpose(2, 0, 1)[None]
-
-
-def _tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
-    """Tiles of the latent grid and their haloed windows (even edges, so h1 at half the
-    resolution is cut on whole positions): (r0, r1, c0, c1, (a0, a1, b0, b1))."""
-    out = []
-    for r0 in range(0, rows, TILE):
-        r1 = min(rows, r0 + TILE)
-        for c0 in range(0, cols, TILE):
-            c1 = min(cols, c0 + TILE)
-            window = (
-                max(0, r0 - HALO),
-                min(rows, r1 + HALO),
-                max(0, c0 - HALO),
-                min(cols, c1 + HALO),
-            )
-            out.append((r0, r1, c0, c1, window))
-    return out
 
 
 class NumpyDecoder:

@@ -329,3 +329,16 @@ def test_c2f_info_does_not_import_torch() -> None:
         "print('torch imported' if sys.modules.get('torch') else 'no torch', code)\n"
     )
     assert out.splitlines()[-1] == "no torch 0" and "256x192" in out
+
+
+def test_the_command_line_decodes_without_torch(tmp_path: Path) -> None:
+    """`c2f decode` works on a decode-only install; `c2f encode` says what to install."""
+    png, c2f = tmp_path / "out.png", tmp_path / "again.c2f"
+    out = _without_torch(
+        "import sys\nfrom c2f_format.cli import main\n"
+        f"print(main(['decode', {str(RGB_VECTOR)!r}, '-o', {str(png)!r}]))\n"
+        f"print(main(['encode', {str(png)!r}, '-o', {str(c2f)!r}]))\n"
+    )
+    assert out.splitlines() == ["0", "1"] and not c2f.exists()
+    with Image.open(png) as im:
+        assert im.size == (256, 192)
