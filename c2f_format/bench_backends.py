@@ -13,6 +13,7 @@ the encoder and the comparison).
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import statistics
@@ -94,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with Image.open(args.image) as im:
         data = c2f_format.encode(im.convert("RGB"), quality=75, device="cpu")
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     for label, preview in (("full decode via Pillow", False), ("1/8 preview via Pillow", True)):
-        ms = {
-            b: _median_ms(lambda b=b, p=preview: _pillow(data, b, p), args.repeats)
+        times = [
+            _median_ms(functools.partial(_pillow, data, b, preview), args.repeats)
             for b in ("torch", "numpy")
-        }
-        rows.append((label, ms["torch"], ms["numpy"]))
+        ]
+        rows.append((label, times[0], times[1]))
     diff = np.abs(
         np.asarray(_pillow(data, "torch", False), dtype=np.int16)
         - np.asarray(_pillow(data, "numpy", False), dtype=np.int16)
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     for label, t, n in rows:
         print(f"{label:28}{t:10.1f}{n:10.1f}{n / t:8.2f}")
     print(f"max pixel difference {int(diff.max())}, mean {float(diff.mean()):.4f}")
-    for label, ms in stages(data, args.repeats).items():
-        print(f"numpy: {label:40}{ms:8.1f} ms")
+    for label, stage_ms in stages(data, args.repeats).items():
+        print(f"numpy: {label:40}{stage_ms:8.1f} ms")
 
 
 if __name__ == "__main__":
