@@ -1,8 +1,8 @@
 """Registering c2f with Pillow and imageio without importing torch.
 
-The adapters in `c2f_format.plugins` import the codec, and with it torch (more than a
-second). `import c2f_format` must register the format yet stay light, so that `c2f
---help` and scripts that never touch a .c2f file do not pay for torch: it registers
+The adapters in `c2f_format.plugins` import the decoder, and with the torch backend
+torch (more than a second). `import c2f_format` must register the format yet stay light,
+so that `c2f --help` and scripts that never touch a .c2f file do not pay for it: it registers
 stand-ins here, which load the real adapters on first use (a .c2f file opened or saved,
 imageio choosing the plugin) and put them in their own place. `register()` loads and
 registers the real ones at once.

@@ -271,6 +271,25 @@ def test_hostile_streams_have_the_same_outcomes_on_both_backends(
     assert len(outcomes) >= 3  # images and several kinds of error
 
 
+def test_fuzz_corpus_has_the_same_outcomes_on_both_backends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kept fuzz inputs: the same result through the API and through Pillow's load,
+    draft and Parser paths (each path's outcome: an image or the exception's type)."""
+    _torch()
+    fuzz = Path(__file__).parent / "fuzz"
+    paths = [p for d in ("corpus", "crashes") for p in (fuzz / d).iterdir() if p.is_file()]
+    for path in paths[:: max(1, len(paths) // 40)]:
+        data = path.read_bytes()
+        seen = []
+        for backend in ("torch", "numpy"):
+            monkeypatch.setenv("C2F_BACKEND", backend)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                seen.append((_outcome(data, backend), replay.through_pillow(data)))
+        assert seen[0] == seen[1], path.name
+
+
 # ---- backend choice and a torch-free install ------------------------------------------
 
 
