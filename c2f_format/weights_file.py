@@ -80,18 +80,17 @@ def check_integer_arrays(
         problems.append(f"kernel {k}x{k2}")
     if cin * k * k > MAX_FAN_IN:
         problems.append(f"fan-in {cin * k * k}")
-    if tuple(s.shape for s in (bias, multiplier, shift)) != ((cout,),) * 3:
-        problems.append("per-channel array lengths")
-    elif cout and (
-        int(np.abs(bias.astype(np.int64)).max()) > MAX_ABS_BIAS
-        or int(multiplier.min()) < 1
-        or int(multiplier.max()) >= 1 << MULT_BITS
-        or int(shift.min()) < 1
-        or int(shift.max()) > MAX_SHIFT
-    ):
-        problems.append("bias, multiplier or shift range")
     if weight.size and int(np.abs(weight.astype(np.int64)).max()) > WEIGHT_MAX:
         problems.append("weight magnitude")
+    if tuple(s.shape for s in (bias, multiplier, shift)) != ((cout,),) * 3:
+        problems.append("per-channel array lengths")
+    elif cout:
+        if int(np.abs(bias.astype(np.int64)).max()) > MAX_ABS_BIAS:
+            problems.append("bias magnitude")
+        if int(multiplier.min()) < 1 or int(multiplier.max()) >= 1 << MULT_BITS:
+            problems.append("multiplier range")
+        if int(shift.min()) < 1 or int(shift.max()) > MAX_SHIFT:
+            problems.append("shift range")
     if not (-(1 << 20) <= out_min <= out_max <= 1 << 20):
         problems.append("output range")
     if problems:

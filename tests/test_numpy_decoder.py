@@ -126,6 +126,35 @@ def test_depth_to_space_follows_pixel_shuffle_order() -> None:
     assert conv(np.zeros((1, 1, 1), np.float32)).ravel().tolist() == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    ("array", "change", "problem"),
+    [
+        ("int/p3.body/weight", lambda a: a * 0 + 2048, "weight magnitude"),
+        ("int/h_s2.mix/shift", lambda a: a + 40, "shift range"),
+        ("int/p2.scale/range", lambda a: a * 0 + [0, 64], "exceeds"),
+        ("float/g_s_tail.4.bias", lambda a: a[:2], "shape"),
+    ],
+)
+def test_a_weights_file_out_of_bounds_is_refused(
+    tmp_path: Path, array: str, change: Any, problem: str
+) -> None:
+    """Spec 5 and 6.3: both loaders refuse what could break exactness, with WeightsError."""
+    from c2f_format.numpy_decoder import load_model
+    from c2f_format.weights_file import read_arrays, weights_dir, weights_index
+
+    arrays = read_arrays(weights_dir() / next(iter(weights_index().values())))
+    arrays[array] = change(arrays[array]).astype(arrays[array].dtype)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    with pytest.raises(c2f_format.WeightsError, match=problem):
+        load_model(path)
+    if backends.torch_available():
+        from c2f_format.weights import load_weights
+
+        with pytest.raises(c2f_format.WeightsError, match=problem):
+            load_weights(path)
+
+
 # ---- vectors: exact symbols, colour within spec 11 ------------------------------------
 
 
