@@ -341,6 +341,11 @@ def _describe(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark has its own options
+        from .backend import INSTALL_TORCH, torch_available
+
+        if not torch_available():  # it encodes: a decode-only install cannot run it
+            print(f"c2f: error: c2f bench needs torch: {INSTALL_TORCH}", file=sys.stderr)
+            return 1
         from .bench import main as bench_main
 
         return bench_main(argv[1:])

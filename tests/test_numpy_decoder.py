@@ -380,13 +380,15 @@ def test_c2f_info_does_not_import_torch() -> None:
 
 
 def test_the_command_line_decodes_without_torch(tmp_path: Path) -> None:
-    """`c2f decode` works on a decode-only install; `c2f encode` says what to install."""
+    """`c2f decode` works on a decode-only install; `c2f encode` and `c2f bench` fail
+    with an error line (not a traceback) that says what to install."""
     png, c2f = tmp_path / "out.png", tmp_path / "again.c2f"
     out = _without_torch(
         "import sys\nfrom c2f_format.cli import main\n"
         f"print(main(['decode', {str(RGB_VECTOR)!r}, '-o', {str(png)!r}]))\n"
         f"print(main(['encode', {str(png)!r}, '-o', {str(c2f)!r}]))\n"
+        "print(main(['bench']))\n"
     )
-    assert out.splitlines() == ["0", "1"] and not c2f.exists()
+    assert out.splitlines() == ["0", "1", "1"] and not c2f.exists()
     with Image.open(png) as im:
         assert im.size == (256, 192)
