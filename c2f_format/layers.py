@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .spec_constants import HIDDEN_MAX, MULT_BITS, WEIGHT_MAX
+from .spec_constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, WEIGHT_MAX
 from .spec_constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
 from .spec_constants import MEAN_MAX as MEAN_MAX
 from .spec_constants import MEAN_STEP as MEAN_STEP
@@ -134,7 +134,14 @@ class IntConv(nn.Module):
         self.fake_quant = False
 
     def _weight_scale(self) -> Tensor:
-        return self.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / WEIGHT_MAX
+        """Each output's weight step: its largest weight maps to WEIGHT_MAX. A row of zero
+        or near-zero weights (a channel not in use yet) gets the smallest step whose
+        requantisation shift stays within MAX_SHIFT: its weights round to zero anyway."""
+        # shift = floor(log2(2**(MULT_BITS-1) / ratio)) <= MAX_SHIFT - 1 where
+        # ratio = step * in_step / out_step >= 2**(MULT_BITS - MAX_SHIFT)
+        floor = 2.0 ** (MULT_BITS - MAX_SHIFT) * self.out_step / self.in_step
+        step = self.weight.detach().abs().amax(dim=(1, 2, 3)) / WEIGHT_MAX
+        return step.clamp_min(floor)
 
     def forward(self, x: Tensor) -> Tensor:
         weight: Tensor = self.weight

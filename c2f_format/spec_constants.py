@@ -12,5 +12,6 @@ HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]
 MEAN_STEP = 1.0 / 16.0  # means and hyper-latent inputs live on this grid
 MEAN_MAX = 32768  # |mean| <= MEAN_MAX * MEAN_STEP
 MULT_BITS = 16  # requantisation multipliers lie in [2**14, 2**16)
+MAX_SHIFT = 40  # ... and shifts in [1, MAX_SHIFT] (spec 6.3)
 SCALE_LEVELS = 64  # scale indices 0..63 select the entropy tables (spec 7.1)
 STEPS_PER_MEAN = round(1 / MEAN_STEP)

@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightsError
-from .spec_constants import HIDDEN_MAX, MEAN_MAX, MULT_BITS, SCALE_LEVELS, WEIGHT_MAX
+from .spec_constants import (
+    HIDDEN_MAX,
+    MAX_SHIFT,
+    MEAN_MAX,
+    MULT_BITS,
+    SCALE_LEVELS,
+    WEIGHT_MAX,
+)
 
 MODEL_ID_BYTES = 16
 # The integer layers in the order the spec lists them (section 5).
@@ -35,7 +42,6 @@ INTEGER_LAYERS = (
 # Bounds a weights file must respect so that the integer path is exact (spec 6.3): with
 # them every accumulator stays below 2**53 and every requantisation product below 2**63.
 MAX_ABS_BIAS = 1 << 40
-MAX_SHIFT = 40
 MAX_FAN_IN = 1 << 12
 
 

@@ -138,3 +138,24 @@ def test_row_bands_do_not_change_results(codec: Codec, monkeypatch: pytest.Monke
     banded = codec.hyper_from_z2(z2)
     for a, b in zip(whole, banded, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("row_max", [0.0, 1e-9, 1e-6])
+def test_an_unused_output_exports_within_the_shift_bound(row_max: float) -> None:
+    """A channel whose weights are (nearly) zero, as a newly grown one is, still exports
+    to a layer that spec 6.3's load-time check accepts, and computes what it trained."""
+    from c2f_format.spec_constants import MAX_SHIFT, MEAN_MAX, MEAN_STEP
+
+    torch.manual_seed(0)
+    layer = IntConv(8, 4, 1, HIDDEN_STEP, MEAN_STEP, -MEAN_MAX, MEAN_MAX)
+    with torch.no_grad():
+        layer.weight[2].fill_(row_max)
+        layer.bias[2] = 0.5
+    params = layer.export()
+    assert 1 <= int(params.shift.min()) and int(params.shift.max()) <= MAX_SHIFT
+    x_int = torch.randint(0, HIDDEN_MAX + 1, (1, 8, 5, 5))
+    layer.fake_quant = True
+    simulated = (layer(x_int.float() * HIDDEN_STEP) / MEAN_STEP).round().long()
+    exact = exact_conv(x_int, params)
+    assert torch.equal(exact[0, 2], torch.full((5, 5), 8))  # 0.5 on a 1/16 grid
+    assert (simulated - exact).abs().max() <= 1
