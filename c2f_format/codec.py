@@ -31,6 +31,7 @@ from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
+from .tiling import synthesis_tiles
 from .tiling import tiles as _tiles
 from .weights import LoadedModel, load_weights
 from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
@@ -135,13 +136,8 @@ class Codec:
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
         out = np.empty((height, width, 3), dtype=np.uint8)
-        f = LATENT_FACTOR
-        for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
-            top, left = (r0 - a0) * f, (c0 - b0) * f
-            tile_h = min(r1 * f, height) - r0 * f
-            tile_w = min(c1 * f, width) - c0 * f
-            if tile_h <= 0 or tile_w <= 0:  # all padding
-                continue
+        for t in synthesis_tiles(rows, cols, height, width):
+            a0, a1, b0, b1 = t.window
             y_hat = (
                 symbols_y[:, :, a0:a1, b0:b1].to(torch.float32)
                 + mu3[:, :, a0:a1, b0:b1].to(torch.float32) * MEAN_STEP
@@ -152,8 +148,8 @@ class Codec:
                 self._float(h2[:, :, a0:a1, b0:b1]),
                 self._float(h1[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
             )
-            crop = x[:, :, top : top + tile_h, left : left + tile_w]
-            out[r0 * f : r0 * f + tile_h, c0 * f : c0 * f + tile_w] = to_uint8(crop, tile_h, tile_w)
+            crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
+            out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out
 
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:

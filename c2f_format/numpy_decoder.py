@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import entropy
-from .bitstream import LATENT_FACTOR, Header
+from .bitstream import Header
 from .errors import UnknownModelError, WeightsError
 from .numpy_ops import (
     FloatConv,
@@ -32,7 +32,7 @@ from .numpy_ops import (
     to_uint8,
 )
 from .spec_constants import HIDDEN_STEP, MEAN_MAX, MEAN_STEP, SCALE_LEVELS, STEPS_PER_MEAN
-from .tiling import tiles as _tiles
+from .tiling import synthesis_tiles
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
@@ -310,13 +310,8 @@ class NumpyDecoder:
         s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
         rows, cols = s.shape[:2]
         out = np.empty((height, width, 3), dtype=np.uint8)
-        f = LATENT_FACTOR
-        for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
-            top, left = (r0 - a0) * f, (c0 - b0) * f
-            tile_h = min(r1 * f, height) - r0 * f
-            tile_w = min(c1 * f, width) - c0 * f
-            if tile_h <= 0 or tile_w <= 0:  # all padding
-                continue
+        for t in synthesis_tiles(rows, cols, height, width):
+            a0, a1, b0, b1 = t.window
             y_hat = s[a0:a1, b0:b1].astype(np.float32)
             y_hat += mu[a0:a1, b0:b1].astype(np.float32) * np.float32(MEAN_STEP)
             x = syn.reconstruct(
@@ -325,8 +320,8 @@ class NumpyDecoder:
                 _float(h2c[a0:a1, b0:b1]),
                 _float(h1c[a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
             )
-            crop = x[top : top + tile_h, left : left + tile_w]
-            out[r0 * f : r0 * f + tile_h, c0 * f : c0 * f + tile_w] = to_uint8(crop, tile_h, tile_w)
+            crop = x[t.top : t.top + t.height, t.left : t.left + t.width]
+            out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out
 
     def preview_pixels(self, h2: np.ndarray, h1: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -3,6 +3,11 @@ the torch and NumPy decoders, so both compute the same windows, and torch-free."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .bitstream import LATENT_FACTOR
+
 TILE = 32  # latent units per tile side (512 pixels)
 HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)
 
@@ -26,4 +31,32 @@ def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int
     return out
 
 
-__all__ = ["HALO", "TILE", "tiles"]
+@dataclass(frozen=True)
+class SynthesisTile:
+    """One tile of the reconstruction: the latent window to synthesise, where the tile's
+    pixels sit in that window's output (`top`, `left`), and where they go in the image
+    (`y`, `x`, `height` x `width`)."""
+
+    window: tuple[int, int, int, int]
+    top: int
+    left: int
+    y: int
+    x: int
+    height: int
+    width: int
+
+
+def synthesis_tiles(rows: int, cols: int, height: int, width: int) -> Iterator[SynthesisTile]:
+    """The tiles that cover a height x width image from a rows x cols latent grid (tiles
+    that would hold only padding are left out)."""
+    f = LATENT_FACTOR
+    for r0, r1, c0, c1, (a0, a1, b0, b1) in tiles(rows, cols):
+        tile_h = min(r1 * f, height) - r0 * f
+        tile_w = min(c1 * f, width) - c0 * f
+        if tile_h > 0 and tile_w > 0:
+            yield SynthesisTile(
+                (a0, a1, b0, b1), (r0 - a0) * f, (c0 - b0) * f, r0 * f, c0 * f, tile_h, tile_w
+            )
+
+
+__all__ = ["HALO", "TILE", "SynthesisTile", "synthesis_tiles", "tiles"]
