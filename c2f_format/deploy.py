@@ -16,11 +16,13 @@ from __future__ import annotations
 import copy
 from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import GDN
+from .numpy_ops import subpixel_weights
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -30,7 +32,7 @@ class SubpixelDeconv(nn.Module):
 
     def __init__(self, deconv: nn.ConvTranspose2d) -> None:
         super().__init__()
-        cin, cout, k, _ = deconv.weight.shape
+        cin, cout = deconv.weight.shape[:2]
         if (
             (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding)
             != ((5, 5), (2, 2), (2, 2), (1, 1))
@@ -39,18 +41,10 @@ class SubpixelDeconv(nn.Module):
         ):
             raise ValueError("only 5x5, stride 2, padding 2, output padding 1 is supported")
         w_t = deconv.weight.detach()
-        weight = torch.zeros(cout, 2, 2, cin, 3, 3, dtype=w_t.dtype, device=w_t.device)
-        # Output row 2i+a takes input row i+t-1 through tap 4+a-2t (when 0..4).
-        for a in range(2):
-            for t in range(3):
-                ky = 4 + a - 2 * t
-                if not 0 <= ky < k:
-                    continue
-                for b in range(2):
-                    for u in range(3):
-                        kx = 4 + b - 2 * u
-                        if 0 <= kx < k:
-                            weight[:, a, b, :, t, u] = w_t[:, :, ky, kx].t()
+        # [a, b, cout, ...] -> [cout, a, b, ...]: pixel_shuffle takes each output
+        # channel's four phases as consecutive channels
+        phases = subpixel_weights(w_t.cpu().numpy()).transpose(2, 0, 1, 3, 4, 5)
+        weight = torch.from_numpy(np.ascontiguousarray(phases)).to(w_t.device)
         self.weight = nn.Parameter(weight.reshape(cout * 4, cin, 3, 3), requires_grad=False)
         bias = (
             deconv.bias.detach()

@@ -179,15 +179,16 @@ class FloatConv:
         return out
 
 
-def subpixel_deconv(weight: np.ndarray, bias: np.ndarray) -> FloatConv:
-    """`ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)` as a 3x3 convolution
-    with four times the output channels, ordered (row parity a, column parity b, cout)
-    for `depth_to_space`: output row 2i + a takes input row i + t - 1 through tap
-    4 + a - 2t (when that lies in 0..4), and likewise for columns."""
+def subpixel_weights(weight: np.ndarray) -> np.ndarray:
+    """The 3x3 kernels of `ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)`
+    rewritten as a convolution then `depth_to_space`, as [a, b, cout, cin, 3, 3]: output
+    row 2i + a takes input row i + t - 1 through tap 4 + a - 2t (when that lies in
+    0..4), and likewise column 2j + b. `weight` is the transposed convolution's
+    [cin, cout, 5, 5]. Shared by the torch inference form (deploy.py) and NumPy."""
     cin, cout, k, _ = weight.shape
     if k != 5:
         raise ValueError("only 5x5 transposed convolutions are supported")
-    w = np.zeros((2, 2, cout, cin, 3, 3), dtype=np.float32)
+    w = np.zeros((2, 2, cout, cin, 3, 3), dtype=weight.dtype)
     for a in range(2):
         for t in range(3):
             ky = 4 + a - 2 * t
@@ -198,6 +199,15 @@ def subpixel_deconv(weight: np.ndarray, bias: np.ndarray) -> FloatConv:
                     kx = 4 + b - 2 * u
                     if 0 <= kx < k:
                         w[a, b, :, :, t, u] = weight[:, :, ky, kx].T
+    return w
+
+
+def subpixel_deconv(weight: np.ndarray, bias: np.ndarray) -> FloatConv:
+    """`ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)` as a 3x3 convolution
+    with four times the output channels, ordered (row parity a, column parity b, cout)
+    for `depth_to_space` (`subpixel_weights`)."""
+    cin, cout = weight.shape[:2]
+    w = subpixel_weights(weight.astype(np.float32))
     return FloatConv.from_arrays(w.reshape(4 * cout, cin, 3, 3), np.tile(bias, 4))
 
 
