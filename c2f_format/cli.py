@@ -273,6 +273,7 @@ def cmd_preview(args: argparse.Namespace) -> None:
 JOBS_HELP = "worker processes for several files (default: one per core on the CPU)"
 DEVICE_HELP = f"{DEVICES} (default: $C2F_DEVICE, else CUDA when present, else cpu)"
 FORCE_HELP = "replace output files that exist (never an input of the same run)"
+THREADS_HELP = "CPU threads for each image (default: $C2F_THREADS, else one per idle core)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
     enc.add_argument("--device", type=_device, help=DEVICE_HELP)
     enc.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)
+    enc.add_argument("--threads", type=_positive, help=THREADS_HELP)
     enc.set_defaults(run=cmd_encode)
 
     dec = sub.add_parser("decode", help="decompress .c2f files")
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("--device", type=_device, help=DEVICE_HELP)
     dec.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)
+    dec.add_argument("--threads", type=_positive, help=THREADS_HELP)
     dec.set_defaults(run=cmd_decode)
 
     pre = sub.add_parser(
@@ -318,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--width", type=_positive, default=384, help="width of each stage (384)")
     pre.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
     pre.add_argument("--device", type=_device, help=DEVICE_HELP)
+    pre.add_argument("--threads", type=_positive, help=THREADS_HELP)
     pre.set_defaults(run=cmd_preview)
 
     sub.add_parser(
@@ -350,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):  # read by threads.py, here and in batch workers
+        os.environ["C2F_THREADS"] = str(args.threads)
     try:
         args.run(args)
         sys.stdout.flush()

@@ -7,9 +7,10 @@ symbols. The float path (analysis, synthesis, preview) only shapes pixels.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from .bitstream import (
 from .deploy import for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from .threads import cpu_threads
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
 from .tiling import synthesis_tiles
@@ -163,8 +165,11 @@ class Codec:
         """The preview as uint8 [height, width, 3]."""
         return to_uint8(self.render_preview(h2, h1), height, width)
 
-    def inference(self) -> torch.autograd.grad_mode.inference_mode:
-        return torch.inference_mode()
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """No autograd, and as many CPU threads as the machine has idle cores (threads.py)."""
+        with torch.inference_mode(), cpu_threads(self.device):
+            yield
 
     def zeros_like(self, t: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(t)
@@ -174,7 +179,6 @@ class Codec:
 
     # ---- whole images -------------------------------------------------------------
 
-    @torch.inference_mode()
     def encode(
         self,
         rgb: np.ndarray,
@@ -186,6 +190,17 @@ class Codec:
         """`rgb`: uint8 [H, W, 3]; `mode`: the header's colour mode (L and LA are coded
         from grey RGB); `ancillary`: (type, payload) segments such as ICC and Exif;
         `alpha`: the ALPH payload, required for LA and RGBA. Returns the whole stream."""
+        with self.inference():
+            return self._encode(rgb, mode, quality, ancillary, alpha)
+
+    def _encode(
+        self,
+        rgb: np.ndarray,
+        mode: str,
+        quality: int,
+        ancillary: Sequence[tuple[bytes, bytes]],
+        alpha: bytes | None,
+    ) -> bytes:
         height, width = rgb.shape[:2]
         header = Header(width, height, mode, quality, self.model_id, version_for(mode))
         if (alpha is not None) != header.has_alpha:

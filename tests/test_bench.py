@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_format import bench, bench_speed
+from c2f_format import bench, bench_load, bench_speed
 
 
 def test_bd_rate_recovers_a_known_saving() -> None:
@@ -60,3 +60,14 @@ def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> No
     memory = result["peak_memory"]
     # the codec's process holds more than Python with torch alone, and not absurdly more
     assert 0 < memory["python + torch only"] < memory["c2f encode + decode"] < 4096  # MiB
+
+
+def test_load_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(small_rgb).save(src)
+    out = tmp_path / "load"
+    assert bench_load.main([str(src), "--runs", "1", "--busy", "0", "1", "-o", str(out)]) == 0
+    result = json.loads((out / "load.json").read_text())
+    for row in result["times"].values():
+        assert {"auto", "1"} <= set(row) and all(v > 0 for v in row.values())
+    assert "| 1 |" in (out / "load.md").read_text()

@@ -1,0 +1,131 @@
+"""How many CPU threads torch may use for one encode or decode, decided when it starts.
+
+torch splits every operation across its thread pool and waits for the slowest thread.
+When another program keeps a core busy, the thread sharing that core runs only in the
+scheduler's time slices, and every one of the decoder's thousands of small operations
+waits for it: on 2 cores with one busy, a kodim23 decode took 0.76 s with 2 threads
+against 0.46 s with one (docs/speed/threads.md). So each call uses at most as many
+threads as there are cores nobody else is running on, counted from the kernel's
+number of runnable tasks (`/proc/loadavg`) less this process's own, and never more than
+torch's own setting (`torch.set_num_threads`, `OMP_NUM_THREADS`). With every core busy
+it uses one thread: two were sometimes as fast and sometimes 2.5 times slower.
+
+`$C2F_THREADS` overrides it: a number fixes the count (the user's choice, whatever the
+load), `auto` is the default. Where the kernel does not say (not Linux), the count is
+torch's setting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .errors import InvalidArgumentError
+
+ENV = "C2F_THREADS"
+_SAMPLES = 3  # the least of a few readings: a busy program is runnable in all of them
+
+_REUSE_S = 0.25  # a stream's many segments ask within moments: decide once for them
+
+_lock = threading.Lock()
+_depth = 0
+_saved = 0
+_last: tuple[float, int, int] = (-1.0, 0, 0)  # (when, limit, count) of the last choice
+
+
+def requested() -> int | None:
+    """$C2F_THREADS as a thread count, or None for the automatic choice."""
+    value = os.environ.get(ENV, "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise InvalidArgumentError(f"${ENV}={value!r}: give a thread count of 1 or more, or auto")
+    return count
+
+
+def _own_running() -> int:
+    """Threads of this process that are running or runnable right now."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if text[text.rfind(")") + 2 : text.rfind(")") + 3] == "R":
+            count += 1
+    return count
+
+
+def busy_cores() -> int | None:
+    """Cores kept busy by other processes, or None where the kernel does not say.
+
+    The tasks runnable now (less this process's own) count only where the load of the
+    last minute agrees: a program that has been running a while is in both, a command
+    that runs for a moment only in the first, and this process's own earlier work only
+    in the second."""
+    try:
+        readings = []
+        for _ in range(_SAMPLES):
+            fields = Path("/proc/loadavg").read_text().split()
+            readings.append(int(fields[3].split("/")[0]) - _own_running())
+        recent = round(float(fields[0]))
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, min(*readings, recent))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose(limit: int) -> int:
+    """Threads for one call: $C2F_THREADS if set, else the idle cores, at most `limit`."""
+    global _last
+    fixed = requested()
+    if fixed is not None:
+        return fixed
+    when, last_limit, last_count = _last
+    now = time.monotonic()
+    if last_limit == limit and now - when < _REUSE_S:
+        return last_count
+    busy = busy_cores()
+    count = limit if busy is None else max(1, min(limit, _cores() - busy))
+    _last = (now, limit, count)
+    return count
+
+
+@contextmanager
+def cpu_threads(device: torch.device) -> Iterator[None]:
+    """Run the body with the chosen number of torch threads (CPU only), then restore
+    torch's setting. Nested and concurrent calls share one saved setting."""
+    global _depth, _saved
+    if device.type != "cpu":
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            _saved = torch.get_num_threads()
+        _depth += 1
+        count = choose(_saved)
+        if count != torch.get_num_threads():
+            torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and torch.get_num_threads() != _saved:
+                torch.set_num_threads(_saved)

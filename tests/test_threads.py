@@ -1,0 +1,87 @@
+"""The CPU thread policy (threads.py): what it chooses, and that it leaves torch as found."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from c2f_format import threads
+from c2f_format.errors import InvalidArgumentError
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.setattr(threads, "_last", (-1.0, 0, 0))  # no choice reused across tests
+
+
+@pytest.mark.parametrize("value, count", [("auto", None), ("", None), (" 3 ", 3), ("1", 1)])
+def test_requested_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, count: int | None
+) -> None:
+    monkeypatch.setenv(threads.ENV, value)
+    assert threads.requested() == count
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_bad_thread_counts_are_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(threads.ENV, value)
+    with pytest.raises(InvalidArgumentError, match="C2F_THREADS"):
+        threads.requested()
+
+
+@pytest.mark.parametrize(
+    "busy, cores, limit, expected",
+    [
+        (0, 2, 2, 2),
+        (1, 2, 2, 1),
+        (2, 2, 2, 1),
+        (5, 2, 2, 1),
+        (0, 8, 2, 2),
+        (3, 8, 8, 5),
+        (None, 2, 2, 2),
+    ],
+)
+def test_auto_uses_the_idle_cores_up_to_torchs_setting(
+    monkeypatch: pytest.MonkeyPatch, busy: int | None, cores: int, limit: int, expected: int
+) -> None:
+    monkeypatch.setattr(threads, "busy_cores", lambda: busy)
+    monkeypatch.setattr(threads, "_cores", lambda: cores)
+    assert threads.choose(limit) == expected
+
+
+def test_a_fixed_count_wins_over_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "busy_cores", lambda: 7)
+    monkeypatch.setenv(threads.ENV, "3")
+    assert threads.choose(2) == 3
+
+
+def test_busy_cores_reads_the_kernel() -> None:
+    busy = threads.busy_cores()
+    assert busy is None or busy >= 0
+
+
+def test_cpu_threads_sets_and_restores_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv(threads.ENV, "1")
+    with threads.cpu_threads(torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+        with threads.cpu_threads(torch.device("cpu")):  # nested: one saved setting
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_threads_restores_after_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv(threads.ENV, "1")
+    with pytest.raises(RuntimeError), threads.cpu_threads(torch.device("cpu")):
+        raise RuntimeError("decode failed")
+    assert torch.get_num_threads() == before
+
+
+def test_other_devices_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv(threads.ENV, "1")
+    with threads.cpu_threads(torch.device("cuda")):
+        assert torch.get_num_threads() == before
