@@ -42,7 +42,15 @@ class Engine(Protocol):
     def y_params(self, h2: Any) -> tuple[Any, Any]: ...
     def decode_band(self, coded: bytes, idx3_rows: Any) -> Any: ...
     def reconstruct(
-        self, symbols_y: Any, mu3: Any, h2: Any, h1: Any, quality: int, height: int, width: int
+        self,
+        symbols_y: Any,
+        mu3: Any,
+        h2: Any,
+        h1: Any,
+        quality: int,
+        height: int,
+        width: int,
+        reduce: int = 1,
     ) -> np.ndarray: ...
     def preview_pixels(self, h2: Any, h1: Any, height: int, width: int) -> np.ndarray: ...
     def inference(self) -> contextlib.AbstractContextManager[Any]: ...

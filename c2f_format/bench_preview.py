@@ -3,10 +3,11 @@
     python -m c2f_format.bench_preview ../shared/data/kodak -q 75 --runs 5
 
 For each image: median seconds of `Image.open(...).load()` and of the same after
-`draft("RGB", (w/8, h/8))` (measured alternately in one run, so the ratio is fair on a
-noisy machine); the draft's PSNR against the box-downscaled original; and, feeding an
-`ImageFile.Parser` 1 KiB at a time, the share of the file after which the preview is
-drawn and its PSNR against the original.
+`draft("RGB", (w/s, h/s))` for s = 2, 4, 8 (one load of each per round, so the ratios
+are fair on a noisy machine); each scale's PSNR against the box-reduced original and
+against the full decode box-reduced; and, feeding an `ImageFile.Parser` 1 KiB at a
+time, the share of the file after which the preview is drawn and its PSNR against the
+original.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from PIL import Image, ImageFile
 from .bench import psnr
 from .progress import progress
 
+SCALES = (1, 2, 4, 8)  # what `draft` serves: the full image, then JPEG's reduced scales
 
-def _load(data: bytes, draft: bool) -> tuple[float, Image.Image]:
+
+def _load(data: bytes, scale: int) -> tuple[float, Image.Image]:
     t = time.perf_counter()
     with Image.open(io.BytesIO(data)) as im:
-        if draft:
-            im.draft("RGB", (-(-im.width // 8), -(-im.height // 8)))
+        if scale > 1:
+            im.draft("RGB", (-(-im.width // scale), -(-im.height // scale)))
         im.load()
         out = im.copy()
     return time.perf_counter() - t, out
@@ -42,13 +45,26 @@ def measure(path: Path, quality: int, runs: int) -> dict[str, float | str]:
     buf = io.BytesIO()
     rgb.save(buf, format="C2F", quality=quality)
     data = buf.getvalue()
-    full, drafts = [], []
-    for _ in range(runs):
-        t_full, _ = _load(data, draft=False)
-        t_draft, small = _load(data, draft=True)
-        full.append(t_full)
-        drafts.append(t_draft)
-    box = np.asarray(rgb.reduce(8))
+    times: dict[int, list[float]] = {s: [] for s in SCALES}
+    images: dict[int, Image.Image] = {}
+    for _ in range(runs):  # one load at each scale per round
+        for scale in SCALES:
+            seconds, images[scale] = _load(data, scale)
+            times[scale].append(seconds)
+    row: dict[str, float | str] = {"image": path.name, "bytes": len(data)}
+    for scale in SCALES:
+        # the reduced original (box filter, as JPEG's DCT scaling approximates), and
+        # the full decode reduced the same way: what draft saves the work of
+        box = np.asarray(rgb.reduce(scale))
+        decoded_box = np.asarray(images[1].reduce(scale))
+        key = "full" if scale == 1 else f"1/{scale}"
+        row[f"{key}_s"] = statistics.median(times[scale])
+        row[f"{key}_psnr"] = psnr(box, np.asarray(images[scale]))
+        if scale > 1:
+            row[f"{key}_ratio"] = statistics.median(
+                d / f for d, f in zip(times[scale], times[1], strict=True)
+            )
+            row[f"{key}_psnr_vs_full_reduced"] = psnr(decoded_box, np.asarray(images[scale]))
     parser = ImageFile.Parser()
     shown_at, shown = None, None
     for start in range(0, len(data), 1024):
@@ -56,17 +72,9 @@ def measure(path: Path, quality: int, runs: int) -> dict[str, float | str]:
         if shown_at is None and parser.image is not None and np.asarray(parser.image).any():
             shown_at, shown = min(start + 1024, len(data)), np.asarray(parser.image.copy())
     parser.close()
-    ref = np.asarray(rgb)
-    return {
-        "image": path.name,
-        "bytes": len(data),
-        "full_s": statistics.median(full),
-        "draft_s": statistics.median(drafts),
-        "draft_ratio": statistics.median(d / f for d, f in zip(drafts, full, strict=True)),
-        "draft_psnr": psnr(box, np.asarray(small)),
-        "parser_preview_share": (shown_at or len(data)) / len(data),
-        "parser_preview_psnr": psnr(ref, shown) if shown is not None else float("nan"),
-    }
+    row["parser_preview_share"] = (shown_at or len(data)) / len(data)
+    row["parser_preview_psnr"] = psnr(np.asarray(rgb), shown) if shown is not None else float("nan")
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from .bitstream import (
     pack_segment,
     version_for,
 )
-from .deploy import for_inference
+from .deploy import ReducedTail, for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .threads import cpu_threads
@@ -72,6 +72,7 @@ class Codec:
         self.loaded = loaded
         self.device = device
         self.net = for_inference(loaded.net).to(device)
+        self.reduced = {r: ReducedTail(loaded.net.g_s_tail, r).to(device) for r in (2, 4)}
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
@@ -127,8 +128,11 @@ class Codec:
         quality: int,
         height: int,
         width: int,
+        reduce: int = 1,
     ) -> np.ndarray:
-        """y residuals and means, hyper representations -> uint8 [height, width, 3].
+        """y residuals and means, hyper representations -> uint8 [height, width, 3], or
+        reduced by 2 or 4 (each side rounded up): the synthesis then stops at 1/4 scale
+        and `deploy.ReducedTail` finishes it.
 
         The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
         units, each with HALO units of context on every side, cropped away after), so
@@ -137,8 +141,9 @@ class Codec:
         _, inv = self.net.gains(self.net.config.level_of_quality(quality))
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
-        out = np.empty((height, width, 3), dtype=np.uint8)
-        for t in synthesis_tiles(rows, cols, height, width):
+        finish = self.reduced[reduce] if reduce > 1 else None
+        out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
+        for t in synthesis_tiles(rows, cols, height, width, reduce):
             a0, a1, b0, b1 = t.window
             y_hat = (
                 symbols_y[:, :, a0:a1, b0:b1].to(torch.float32)
@@ -149,7 +154,10 @@ class Codec:
                 inv,
                 self._float(h2[:, :, a0:a1, b0:b1]),
                 self._float(h1[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
+                stages=5 if finish is None else 2,
             )
+            if finish is not None:
+                x = finish(x)
             crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import GDN
-from .numpy_ops import subpixel_weights
+from .numpy_ops import reduced_tail_weights, subpixel_weights
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -71,6 +71,50 @@ class FrozenGDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
+class ReducedTail(nn.Module):
+    """The synthesis's last two stages plus a box filter of `reduce` (2 or 4), as one 5x5
+    convolution on its 1/4-scale features (`numpy_ops.reduced_tail_weights`)."""
+
+    def __init__(self, tail: nn.Sequential, reduce: int) -> None:
+        super().__init__()
+        deconv2, gdn, deconv3 = tail[2], tail[3], tail[4]
+        if not (
+            isinstance(deconv2, nn.ConvTranspose2d)
+            and isinstance(gdn, GDN)
+            and isinstance(deconv3, nn.ConvTranspose2d)
+        ):
+            raise TypeError("g_s_tail is not (deconv, IGDN, deconv, IGDN, deconv)")
+        assert deconv2.bias is not None and deconv3.bias is not None
+
+        def array(t: Tensor) -> np.ndarray:
+            return t.detach().float().cpu().numpy()
+
+        weight, bias = reduced_tail_weights(
+            array(deconv2.weight),
+            array(deconv2.bias),
+            array(gdn.beta.abs() + 1e-6),
+            array(deconv3.weight),
+            array(deconv3.bias),
+            reduce,
+        )
+        u = 4 // reduce
+        # [a, b, colour, ...] -> [colour, a, b, ...], the order pixel_shuffle reads
+        torch_order = np.ascontiguousarray(weight.transpose(2, 0, 1, 3, 4, 5))
+        device = deconv2.weight.device
+        self.factor = u
+        self.weight = nn.Parameter(
+            torch.from_numpy(torch_order).reshape(3 * u * u, -1, 5, 5).to(device),
+            requires_grad=False,
+        )
+        self.bias = nn.Parameter(
+            torch.from_numpy(bias).repeat_interleave(u * u).to(device), requires_grad=False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.conv2d(x, self.weight, self.bias, padding=2)
+        return F.pixel_shuffle(out, self.factor) if self.factor > 1 else out
+
+
 def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.ConvTranspose2d):
@@ -92,4 +136,4 @@ def for_inference(net: M) -> M:
     return fast
 
 
-__all__ = ["FrozenGDN", "SubpixelDeconv", "for_inference"]
+__all__ = ["FrozenGDN", "ReducedTail", "SubpixelDeconv", "for_inference"]

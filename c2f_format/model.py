@@ -261,13 +261,17 @@ class C2FModel(nn.Module):
         z1 = self.h_a1(z2)
         return y, z2, z1
 
-    def synthesis(self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor) -> Tensor:
+    def synthesis(
+        self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor, stages: int = 5
+    ) -> Tensor:
+        """The image; with `stages=2`, the features at 1/4 scale that reduced decoding
+        finishes from (deploy.ReducedTail)."""
         with self.transforms_autocast(y_hat.device.type):
             u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
             f2 = depth_to_space(self.fuse_h2(h2))
             f1 = depth_to_space(self.fuse_h1(h1), 4)
             u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
-            return self.g_s_tail(u).float()
+            return self.g_s_tail[:stages](u).float()
 
     def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
         with self.transforms_autocast(h2.device.type):

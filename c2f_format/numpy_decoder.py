@@ -28,6 +28,7 @@ from .numpy_ops import (
     depth_to_space,
     int_conv,
     phase_order,
+    reduced_tail_weights,
     subpixel_deconv,
     to_uint8,
 )
@@ -58,6 +59,7 @@ class Synthesis:
     tail: tuple[tuple[FloatConv, InverseGDN | None], ...]
     preview_body: FloatConv
     preview_out: FloatConv
+    reduced: dict[int, FloatConv]  # 2, 4: the last stages and a box filter, at 1/4 scale
 
     def inverse_gain(self, quality: int) -> np.ndarray:
         """g' at quality `quality` (spec 4 and 8), in float32 as the torch decoder."""
@@ -73,14 +75,17 @@ class Synthesis:
         return (g[lo] ** (np.float32(1) - t) * g[lo + 1] ** t).astype(np.float32)
 
     def reconstruct(
-        self, y_hat: np.ndarray, inv: np.ndarray, h2: np.ndarray, h1: np.ndarray
+        self, y_hat: np.ndarray, inv: np.ndarray, h2: np.ndarray, h1: np.ndarray, reduce: int = 1
     ) -> np.ndarray:
-        """y_hat `[Hy, Wy, m]`, h2f, h1f -> float image `[16 Hy, 16 Wy, 3]`."""
+        """y_hat `[Hy, Wy, m]`, h2f, h1f -> float image `[16 Hy, 16 Wy, 3]`, or reduced by
+        2 or 4 (from the 1/4-scale features, as `deploy.ReducedTail`)."""
         u = self.head_gdn(depth_to_space(self.head(y_hat * inv), 2))
         f2 = np.maximum(depth_to_space(self.fuse_h2(h2), 2), 0)
         f1 = np.maximum(depth_to_space(self.fuse_h1(h1), 4), 0)
         u = u + self.fuse_mix(np.concatenate([u, f2, f1], axis=2))
-        for deconv, gdn in self.tail:
+        for i, (deconv, gdn) in enumerate(self.tail):
+            if reduce > 1 and i == 1:
+                return depth_to_space(self.reduced[reduce](u), 4 // reduce)
             u = depth_to_space(deconv(u), 2)
             if gdn is not None:
                 u = gdn(u)
@@ -149,6 +154,18 @@ def _synthesis(
             order,
         )
 
+    def reduced(factor: int) -> FloatConv:
+        weight, bias = reduced_tail_weights(
+            _float_array(arrays, "g_s_tail.2.weight", (n, n, 5, 5)),
+            _float_array(arrays, "g_s_tail.2.bias", (n,)),
+            np.abs(_float_array(arrays, "g_s_tail.3.beta", (n,))) + np.float32(1e-6),
+            _float_array(arrays, "g_s_tail.4.weight", (n, 3, 5, 5)),
+            _float_array(arrays, "g_s_tail.4.bias", (3,)),
+            factor,
+        )
+        u = 4 // factor
+        return FloatConv.from_arrays(weight.reshape(3 * u * u, n, 5, 5), np.tile(bias, u * u))
+
     inv = np.abs(_float_array(arrays, "inv_gain", (levels, m))) + np.float32(1e-4)
     return Synthesis(
         inv_gains=inv.astype(np.float32),
@@ -165,6 +182,7 @@ def _synthesis(
         ),
         preview_body=conv("preview_body", cfg["h2"] + cfg["h1"], 64, 3),
         preview_out=conv("preview_out", 64, 12, 1, 2),
+        reduced={r: reduced(r) for r in (2, 4)},
     )
 
 
@@ -302,15 +320,17 @@ class NumpyDecoder:
         quality: int,
         height: int,
         width: int,
+        reduce: int = 1,
     ) -> np.ndarray:
-        """y residuals and means, hyper representations -> uint8 [height, width, 3], tile
-        by tile with a halo (memory bounded whatever the size; tiles join without seams)."""
+        """y residuals and means, hyper representations -> uint8 [height, width, 3] (or
+        reduced by 2 or 4, each side rounded up), tile by tile with a halo (memory
+        bounded whatever the size; tiles join without seams)."""
         syn = self.model.synthesis
         inv = syn.inverse_gain(quality)
         s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
         rows, cols = s.shape[:2]
-        out = np.empty((height, width, 3), dtype=np.uint8)
-        for t in synthesis_tiles(rows, cols, height, width):
+        out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
+        for t in synthesis_tiles(rows, cols, height, width, reduce):
             a0, a1, b0, b1 = t.window
             y_hat = s[a0:a1, b0:b1].astype(np.float32)
             y_hat += mu[a0:a1, b0:b1].astype(np.float32) * np.float32(MEAN_STEP)
@@ -319,6 +339,7 @@ class NumpyDecoder:
                 inv,
                 _float(h2c[a0:a1, b0:b1]),
                 _float(h1c[a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
+                reduce,
             )
             crop = x[t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)

@@ -271,3 +271,59 @@ __all__ = [
     "subpixel_deconv",
     "to_uint8",
 ]
+
+
+def _transposed_conv5(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """`ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)` without bias on
+    `[B, cin, H, W]` float64, written out directly: for the small maps of
+    `reduced_tail_weights` only."""
+    batch, _, height, width = x.shape
+    out = np.zeros((batch, weight.shape[1], 2 * height + 4, 2 * width + 4))
+    for ky in range(5):  # input row i reaches output row 2i - 2 + ky
+        for kx in range(5):
+            tap = np.einsum("bchw,co->bohw", x, weight[:, :, ky, kx].astype(np.float64))
+            out[:, :, ky : ky + 2 * height : 2, kx : kx + 2 * width : 2] += tap
+    return out[:, :, 2 : 2 + 2 * height, 2 : 2 + 2 * width]
+
+
+def _box(x: np.ndarray, factor: int) -> np.ndarray:
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
+
+
+def reduced_tail_weights(
+    weight2: np.ndarray,
+    bias2: np.ndarray,
+    beta: np.ndarray,
+    weight3: np.ndarray,
+    bias3: np.ndarray,
+    reduce: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The synthesis's last two stages (transposed convolution, IGDN, transposed
+    convolution to colours) followed by a `reduce` x `reduce` box filter (2 or 4), as
+    one 5x5 convolution on the 1/4-scale features, with the IGDN taken as the linear
+    x * beta that it is for small activations (its gamma term was 0.2-7 % of beta on
+    real ones: docs/training.md, round 2). Reduced decoding runs the synthesis only to
+    1/4 scale, a third of the work, then this (docs/speed/reduced.md).
+
+    `weight2`, `weight3`: the transposed convolutions' [cin, cout, 5, 5]; `beta`: the
+    IGDN's |beta| + 1e-6. Returns weights [u, u, 3, cin, 5, 5] and bias [3], u = 4 /
+    reduce: output pixel (u*i + a, u*j + b) of the reduced image is output channel
+    (a, b, colour) at (i, j), as `depth_to_space` reads them."""
+    if reduce not in (2, 4):
+        raise ValueError(f"reduce must be 2 or 4, not {reduce}")
+    cin = weight2.shape[0]
+    u = 4 // reduce
+    impulses = np.zeros((cin, cin, 5, 5))
+    impulses[np.arange(cin), np.arange(cin), 2, 2] = 1.0
+    mid = _transposed_conv5(impulses, weight2) * beta.astype(np.float64).reshape(1, -1, 1, 1)
+    response = _box(_transposed_conv5(mid, weight3), reduce)  # [cin, 3, 5u, 5u]
+    weights = np.empty((u, u, 3, cin, 5, 5))
+    for dy in range(5):  # the input at i + dy - 2 reaches output u*i + a
+        for dx in range(5):
+            block = response[:, :, u * (4 - dy) : u * (5 - dy), u * (4 - dx) : u * (5 - dx)]
+            weights[:, :, :, :, dy, dx] = block.transpose(2, 3, 1, 0)
+    flat = np.broadcast_to((bias2 * beta).astype(np.float64).reshape(1, -1, 1, 1), (1, cin, 6, 6))
+    through = _box(_transposed_conv5(np.ascontiguousarray(flat), weight3), reduce)
+    bias = through[0, :, through.shape[2] // 2, through.shape[3] // 2] + bias3
+    return weights.astype(np.float32), bias.astype(np.float32)

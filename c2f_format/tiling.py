@@ -46,10 +46,15 @@ class SynthesisTile:
     width: int
 
 
-def synthesis_tiles(rows: int, cols: int, height: int, width: int) -> Iterator[SynthesisTile]:
+def synthesis_tiles(
+    rows: int, cols: int, height: int, width: int, reduce: int = 1
+) -> Iterator[SynthesisTile]:
     """The tiles that cover a height x width image from a rows x cols latent grid (tiles
-    that would hold only padding are left out)."""
-    f = LATENT_FACTOR
+    that would hold only padding are left out). With `reduce` (2 or 4) the positions
+    and sizes are those of the image reduced by that factor, ceil(height / reduce) x
+    ceil(width / reduce), and of a synthesis output at that scale."""
+    f = LATENT_FACTOR // reduce
+    height, width = -(-height // reduce), -(-width // reduce)
     for r0, r1, c0, c1, (a0, a1, b0, b1) in tiles(rows, cols):
         tile_h = min(r1 * f, height) - r0 * f
         tile_w = min(c1 * f, width) - c0 * f

@@ -4,10 +4,13 @@
   (RGB, L, RGBA, LA) comes from the header; `info` has `exif` (with the `Exif\\0\\0`
   prefix, as Pillow's PNG and JPEG readers give it) and `icc_profile`. Pixels are as
   stored: apply the Exif orientation with `ImageOps.exif_transpose`, as for JPEG.
-* `draft(mode, size)` works as for JPEG: when the requested size is at most 1/8 of the
-  image, the 1/8-scale preview is decoded from the hyper segments alone (and the alpha,
-  reduced by 8, which precedes them), and nothing after them is read.
-  (`im.thumbnail()` calls draft with twice the target size.)
+* `draft(mode, size)` works as for JPEG, at the largest of 1/8, 1/4 and 1/2 that still
+  covers `size`: at 1/8 the preview is decoded from the hyper segments alone (and the
+  alpha, reduced by 8, which precedes them), and nothing after them is read; at 1/4 and
+  1/2 the whole stream is read and the synthesis stops at 1/4 scale, about a third of
+  a full decode (`api.StreamDecoder.image(reduce=...)`). `im.thumbnail()` calls draft
+  with twice the target size; `im.reduce(f)` of an unloaded image decodes at 1/2, 1/4
+  or 1/8 where f is a multiple of it, and reduces the rest of the way.
 * `ImageFile.Parser` decodes while bytes arrive: its `image` shows the preview
   (upsampled) once the hyper segments are in, and the final image after `close()`.
 * `ImageFile.LOAD_TRUNCATED_IMAGES`: a file cut inside y loads with the missing rows
@@ -25,6 +28,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from typing import IO, Any
@@ -46,6 +50,7 @@ MIME = "image/x-c2f"
 EXTENSION = ".c2f"
 DECODER = "c2f"
 PREVIEW_SCALE = 8
+DRAFT_SCALES = (PREVIEW_SCALE, 4, 2)  # largest first
 
 
 def _read_up_to(fp: IO[bytes], n: int) -> bytes:
@@ -124,11 +129,37 @@ class C2FImageFile(ImageFile.ImageFile):
             return None
         width, height = self._c2f_full_size
         scale = min(width // max(1, size[0]), height // max(1, size[1]))
-        if scale < PREVIEW_SCALE:
+        reduce = next((r for r in DRAFT_SCALES if r <= scale), 1)
+        if reduce == 1:
             return None
-        self._size = (math.ceil(width / PREVIEW_SCALE), math.ceil(height / PREVIEW_SCALE))
-        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, ("preview",))]
-        return self.mode, (0, 0, width / PREVIEW_SCALE, height / PREVIEW_SCALE)
+        self._decode_reduced(reduce)
+        return self.mode, (0, 0, width / reduce, height / reduce)
+
+    def _decode_reduced(self, reduce: int) -> None:
+        width, height = self._c2f_full_size
+        self._size = (math.ceil(width / reduce), math.ceil(height / reduce))
+        args = ("preview",) if reduce == PREVIEW_SCALE else ("reduce", reduce)
+        self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, args)]
+
+    def reduce(
+        self, factor: int | tuple[int, int], box: tuple[int, int, int, int] | None = None
+    ) -> Image.Image:
+        """Of the whole image, not yet loaded: decoded at the largest of 1/8, 1/4 and 1/2
+        that divides `factor`, then reduced the rest of the way. This image is left as
+        it was (unlike `draft`)."""
+        fx, fy = (factor, factor) if isinstance(factor, int) else factor
+        scale = next((r for r in DRAFT_SCALES if fx % r == 0 and fy % r == 0), 1)
+        untouched = len(self.tile) == 1 and self.tile[0].args == ("full",)
+        if box is not None or scale == 1 or not untouched or self.fp is None:
+            return super().reduce(factor, box)
+        self.fp.seek(0)
+        with Image.open(io.BytesIO(self.fp.read()), formats=[FORMAT]) as other:
+            assert isinstance(other, C2FImageFile)
+            other._decode_reduced(scale)
+            other.load()
+            small = other.copy()
+        rest = (fx // scale, fy // scale)
+        return small if rest == (1, 1) else small.reduce(rest)
 
 
 class C2FDecoder(ImageFile.PyDecoder):
@@ -139,6 +170,7 @@ class C2FDecoder(ImageFile.PyDecoder):
 
     def init(self, args: tuple[Any, ...]) -> None:
         self._preview_only = args[0] == "preview"
+        self._reduce = int(args[1]) if args[0] == "reduce" else 1
         self._preview_shown = False
         self._decoder: api.StreamDecoder | None = None
 
@@ -199,9 +231,9 @@ class C2FDecoder(ImageFile.PyDecoder):
         """The whole image; damage tolerated under LOAD_TRUNCATED_IMAGES is predicted."""
         if self._stream.damage:
             warnings.warn(f"c2f: {self._stream.missing()}; damaged rows predicted", stacklevel=3)
-            self._show(self._stream.image(partial=True))
+            self._show(self._stream.image(partial=True, reduce=self._reduce))
         else:
-            self._show(self._stream.image())
+            self._show(self._stream.image(reduce=self._reduce))
 
     def _read_exact(self, fd: IO[bytes], n: int) -> bool:
         """Feed `n` more bytes to the stream decoder; False when the file ends first."""
@@ -220,7 +252,7 @@ class C2FDecoder(ImageFile.PyDecoder):
                 warnings.warn(
                     f"c2f: {self._stream.missing()}; missing rows predicted", stacklevel=2
                 )
-                self._show(self._stream.image(partial=True))
+                self._show(self._stream.image(partial=True, reduce=self._reduce))
             return -1, 0
         raise OSError(f"image file is truncated: {self._stream.missing()}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_format import bench, bench_load, bench_speed
+from c2f_format import bench, bench_load, bench_preview, bench_speed
 
 
 def test_bd_rate_recovers_a_known_saving() -> None:
@@ -71,3 +71,15 @@ def test_load_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> Non
     for row in result["times"].values():
         assert {"auto", "1"} <= set(row) and all(v > 0 for v in row.values())
     assert "| 1 |" in (out / "load.md").read_text()
+
+
+def test_preview_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(small_rgb).save(folder / "a.png")
+    out = tmp_path / "preview.json"
+    assert bench_preview.main([str(folder), "--runs", "1", "-o", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    for key in ("full", "1/2", "1/4", "1/8"):
+        assert row[f"{key}_s"] > 0 and row[f"{key}_psnr"] > 15
+    assert row["1/4_psnr_vs_full_reduced"] > 30

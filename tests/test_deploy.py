@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c2f_format.deploy import FrozenGDN, SubpixelDeconv, for_inference
+from c2f_format.deploy import FrozenGDN, ReducedTail, SubpixelDeconv, for_inference
 from c2f_format.layers import GDN, deconv
 from c2f_format.model import C2FModel, ModelConfig
 
@@ -75,3 +75,25 @@ def test_rewritten_network_matches_the_trained_one() -> None:
         x = torch.rand(1, 3, 64, 96)
         torch.testing.assert_close(fast.g_a(x), net.g_a(x), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("reduce", [2, 4])
+def test_reduced_tail_is_the_tail_then_a_box_filter_when_igdn_is_linear(reduce: int) -> None:
+    # with gamma = 0 the IGDN is exactly x * beta, so the composite must match the
+    # tail followed by a box filter, away from the edges (where the true tail sees the
+    # first convolution's bias cut off by the map's border)
+    torch.manual_seed(reduce)
+    n = 6
+    gdn = GDN(n, inverse=True)
+    with torch.no_grad():
+        gdn.gamma.zero_()
+        gdn.beta.copy_(torch.rand(n) + 0.5)
+    tail = torch.nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, n), gdn, deconv(n, 3))
+    x = torch.randn(1, n, 12, 14)
+    with torch.no_grad():
+        want = torch.nn.functional.avg_pool2d(tail[2:](x), reduce)
+        got = ReducedTail(tail, reduce)(x)
+    assert got.shape == want.shape
+    edge = 3 * (4 // reduce)
+    inner = (slice(None), slice(None), slice(edge, -edge), slice(edge, -edge))
+    torch.testing.assert_close(got[inner], want[inner], atol=1e-5, rtol=1e-5)

@@ -107,9 +107,66 @@ def test_draft_reads_only_hyper_segments(c2f_file: Path, kodim23: Image.Image) -
     box = np.asarray(kodim23.reduce(8))
     assert small.shape == box.shape
     assert psnr(box, small) >= 22.0
-    # a size the preview cannot serve leaves the image alone
+    # a size no reduced scale can serve leaves the image alone
     with Image.open(c2f_file) as im:
-        assert im.draft("RGB", (384, 256)) is None and im.size == (768, 512)
+        assert im.draft("RGB", (385, 256)) is None and im.size == (768, 512)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_draft_at_half_and_quarter_scale(c2f_file: Path, kodim23: Image.Image, scale: int) -> None:
+    with Image.open(c2f_file) as im:
+        im.load()
+        full = im.copy()
+    with Image.open(c2f_file) as im:
+        want = (768 // scale, 512 // scale)
+        # the largest reduction that still covers the request, as JPEG's draft
+        request = (want[0] - 1, want[1] - 1)
+        assert im.draft("RGB", request) == ("RGB", (0, 0, 768 / scale, 512 / scale))
+        assert im.size == want
+        im.load()
+        small = np.asarray(im)
+    assert small.shape == (want[1], want[0], 3)
+    # close to the full decode reduced, and about as close to the original reduced
+    assert psnr(np.asarray(full.reduce(scale)), small) >= 38.0
+    assert (
+        psnr(np.asarray(kodim23.reduce(scale)), small)
+        >= psnr(np.asarray(kodim23.reduce(scale)), np.asarray(full.reduce(scale))) - 3.0
+    )
+
+
+@pytest.mark.parametrize("factor", [2, 4, 6, 8, (4, 2), 3])
+def test_reduce_decodes_at_a_reduced_scale(c2f_file: Path, factor: int | tuple[int, int]) -> None:
+    with Image.open(c2f_file) as im:
+        im.load()
+        want = np.asarray(im.reduce(factor))
+    fp = CountingFile(c2f_file.read_bytes())
+    with Image.open(fp) as im:
+        got = im.reduce(factor)
+        assert im.size == (768, 512)  # this image is left as it was
+        assert np.asarray(im).shape == (512, 768, 3)
+    assert np.asarray(got).shape == want.shape
+    assert psnr(want, np.asarray(got)) >= (30.0 if factor == 8 else 38.0)
+
+
+def test_thumbnail_of_a_large_image_decodes_at_a_quarter(
+    kodim23: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = kodim23.resize((1536, 1024))
+    buf = io.BytesIO()
+    big.save(buf, format="C2F", quality=50)
+    plugin = type(Image.open(io.BytesIO(buf.getvalue())))
+    scales: list[int] = []
+    original = plugin._decode_reduced  # type: ignore[attr-defined]
+
+    def spy(self: ImageFile.ImageFile, reduce: int) -> None:
+        scales.append(reduce)
+        original(self, reduce)
+
+    monkeypatch.setattr(plugin, "_decode_reduced", spy)
+    with Image.open(buf) as im:
+        im.thumbnail((192, 128))  # draft asks for (384, 256): 1/4 serves it
+        assert im.size == (192, 128)
+    assert scales == [4]
 
 
 def test_thumbnail_uses_the_preview(c2f_file: Path) -> None:

@@ -1,0 +1,75 @@
+"""Decoding at 1/2 and 1/4 scale: the synthesis stops at 1/4 and deploy.ReducedTail (or
+its NumPy twin) finishes; sizes round up as Pillow's reduce, alpha is reduced exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import psnr
+from PIL import Image
+
+import c2f_format
+from c2f_format.errors import InvalidArgumentError, TruncatedStreamError
+
+
+@pytest.fixture(scope="module")
+def odd_rgba(kodim23: Image.Image) -> bytes:
+    """An RGBA crop whose sides are not multiples of 4, with a real alpha plane."""
+    crop = kodim23.crop((3, 5, 3 + 299, 5 + 141)).convert("RGBA")
+    alpha = np.zeros((141, 299), dtype=np.uint8)
+    alpha[20:120, 30:250] = 255
+    alpha[60:80] = 128
+    crop.putalpha(Image.fromarray(alpha))
+    return c2f_format.encode(crop, quality=60, device="cpu")
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("reduce", [2, 4, 8])
+def test_reduced_decode_is_the_full_decode_reduced(
+    odd_rgba: bytes, backend: str, reduce: int
+) -> None:
+    full = c2f_format.decode(odd_rgba, backend=backend)
+    small = c2f_format.decode(odd_rgba, reduce=reduce, backend=backend)
+    want = full.reduce(reduce)
+    assert small.mode == "RGBA" and small.size == want.size == (
+        -(-299 // reduce),
+        -(-141 // reduce),
+    )
+    a, b = np.asarray(small), np.asarray(want)
+    assert np.array_equal(a[..., 3], b[..., 3])  # alpha: the mean of each block, exactly
+    # colour, where the block is opaque (Pillow's reduce premultiplies by alpha): close to
+    # the full decode reduced (the preview, from the hyper layers alone, less so)
+    opaque = b[..., 3] == 255
+    assert opaque.sum() > 100
+    assert psnr(b[opaque][:, :3], a[opaque][:, :3]) >= (25.0 if reduce == 8 else 38.0)
+
+
+def test_both_backends_reduce_alike(kodim23_stream: bytes) -> None:
+    for reduce in (2, 4):
+        a = np.asarray(c2f_format.decode(kodim23_stream, reduce=reduce, backend="torch"))
+        b = np.asarray(c2f_format.decode(kodim23_stream, reduce=reduce, backend="numpy"))
+        assert np.abs(a.astype(int) - b).max() <= 2
+
+
+def test_the_stream_decoder_reduces_partial_images(kodim23_stream: bytes) -> None:
+    dec = c2f_format.StreamDecoder()
+    dec.feed(kodim23_stream[: len(kodim23_stream) * 2 // 3])
+    assert dec.image(partial=True, reduce=4).size == (192, 128)
+    with pytest.raises(TruncatedStreamError):
+        dec.image(reduce=2)
+
+
+@pytest.mark.parametrize("reduce", [0, 3, 16, -2, 2.0, "2"])
+def test_other_factors_are_refused_by_name(small_stream: bytes, reduce: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="reduce"):
+        c2f_format.decode(small_stream, reduce=reduce)  # type: ignore[arg-type]
+
+
+def test_a_truncated_stream_is_refused_at_every_scale(kodim23_stream: bytes) -> None:
+    cut = kodim23_stream[: len(kodim23_stream) // 2]
+    for reduce in (2, 4, 8):
+        with pytest.raises(TruncatedStreamError):
+            c2f_format.decode(cut, reduce=reduce)
+        assert c2f_format.decode(cut, reduce=reduce, allow_truncated=True).width == -(
+            -768 // reduce
+        )
