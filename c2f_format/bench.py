@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw
 
 from .api import StreamDecoder, decode, encode
 from .bitstream import SEG_Z2, iter_segments
+from .metrics import psnr
 from .progress import progress
 from .reference_points import KODAK
 
@@ -132,11 +133,6 @@ def monotonicity(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_bpp_lowest_quality": float(np.mean(lo)) if lo else float("nan"),
         "mean_bpp_highest_quality": float(np.mean(hi)) if hi else float("nan"),
     }
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bench import psnr as psnr_of
 from .codec import Codec
+from .metrics import psnr as psnr_of
 from .model import C2FModel
 from .progress import progress
 from .weights import load_weights, save_weights

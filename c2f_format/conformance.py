@@ -18,6 +18,7 @@ from PIL import Image, ImageCms
 from . import alpha as alpha_coding
 from .api import StreamDecoder, encode
 from .bitstream import SEG_ALPHA, iter_segments, pack_segment
+from .metrics import psnr_from_mse
 
 # name, crop box of the sample image (left, top, right, bottom), mode, quality; RGBA and
 # LA vectors get the alpha of `vector_alpha` and the metadata of `vector_metadata`
@@ -132,8 +133,7 @@ def check_vector(
         _require(np.array_equal(got[..., -1], ref[..., -1]), f"{name}: alpha differs")
         got, ref = got[..., :-1], ref[..., :-1]
     diff = np.abs(got - ref)
-    mse = float(np.mean(diff**2))
-    score = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    score = psnr_from_mse(float(np.mean(diff**2)))
     _require(score >= float(entry["min_psnr"]), f"{name}: {score:.2f} dB against the reference")
     _require(diff.max() <= float(entry["max_abs_diff"]), f"{name}: max difference {diff.max()}")
 

@@ -32,6 +32,7 @@ from PIL import Image
 from torch import nn
 
 from .growth import RateWarmup, grow, reset_channels, silent_channels
+from .metrics import psnr_from_mse
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
 from .weights import publish_weights, trainable_model
@@ -212,7 +213,7 @@ def evaluate(
     model.train(was_training)
     lam = float(lambdas_at(model.config.lambdas, torch.tensor([level]))[0])
     b, m = float(np.mean(bpp)), float(np.mean(mse))
-    psnr = float(np.mean([10 * np.log10(1 / max(e, 1e-10)) for e in mse]))
+    psnr = float(np.mean([psnr_from_mse(max(e, 1e-10), peak=1.0) for e in mse]))
     return {"level": level, "lambda": lam, "bpp": b, "psnr": psnr, "cost": b + lam * 255**2 * m}
 
 

@@ -51,11 +51,6 @@ def _load_replay() -> ModuleType:
 replay = _load_replay()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
 @pytest.fixture(scope="session")
 def kodim23() -> Image.Image:
     with Image.open(KODIM23) as im:

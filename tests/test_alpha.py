@@ -10,7 +10,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import KODIM23, psnr
+from conftest import KODIM23
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
@@ -19,6 +19,7 @@ import c2f_format
 from c2f_format import alpha as coding
 from c2f_format import bitstream as bs
 from c2f_format.errors import CorruptStreamError
+from c2f_format.metrics import psnr
 
 # ---- the coding ----------------------------------------------------------------------
 

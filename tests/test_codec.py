@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import KODIM23, psnr
+from conftest import KODIM23
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -21,6 +21,7 @@ from c2f_format.errors import (
     UnknownModelError,
     UnsupportedImageError,
 )
+from c2f_format.metrics import psnr
 
 
 def test_kodim23_quality_75_reaches_30_db(kodim23: Image.Image, kodim23_stream: bytes) -> None:

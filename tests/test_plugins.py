@@ -10,11 +10,12 @@ import imageio.v2 as iio2
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import KODIM23, psnr
+from conftest import KODIM23
 from PIL import Image, ImageCms, ImageFile
 
 import c2f_format
 from c2f_format import bitstream
+from c2f_format.metrics import psnr
 
 
 class CountingFile(io.BytesIO):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import psnr
 from PIL import Image
 
 import c2f_format
 from c2f_format.errors import InvalidArgumentError, TruncatedStreamError
+from c2f_format.metrics import psnr
 
 
 @pytest.fixture(scope="module")
