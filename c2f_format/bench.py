@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from .api import StreamDecoder, decode, encode
-from .bitstream import SEG_Z2, iter_segments
+from .bitstream import hyper_end, iter_segments
 from .metrics import psnr
 from .progress import progress
 from .reference_points import KODAK
@@ -62,12 +62,12 @@ def _c2f(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
 
 def preview_quality(data: bytes, ref: np.ndarray) -> tuple[float, float]:
     """(PSNR of the preview upsampled to full size, share of the file it needs)."""
-    hyper_end = next(s.offset + s.size for s in iter_segments(data) if s.kind == SEG_Z2)
+    end = hyper_end(iter_segments(data))
     dec = StreamDecoder()
-    dec.feed(data[:hyper_end])
+    dec.feed(data[:end])
     size = (ref.shape[1], ref.shape[0])
     shown = dec.preview().convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    return psnr(ref, np.asarray(shown)), hyper_end / len(data)
+    return psnr(ref, np.asarray(shown)), end / len(data)
 
 
 CODECS: dict[str, tuple[CodecFn, list[int]]] = {

@@ -45,7 +45,7 @@ from PIL import Image
 
 from . import __version__
 from .api import StreamDecoder, decode, encode
-from .bitstream import SEG_Z2, iter_segments
+from .bitstream import hyper_end, iter_segments
 from .progress import progress
 
 Timer = Callable[[], object]
@@ -58,7 +58,7 @@ def _sync(device: str) -> None:
 
 def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]:
     data = encode(rgb, quality=75, device=device)
-    hyper_end = next(s.offset + s.size for s in iter_segments(data) if s.kind == SEG_Z2)
+    preview_bytes = hyper_end(iter_segments(data))
 
     def pillow_load(draft: bool) -> Timer:
         def run() -> object:
@@ -72,7 +72,7 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
 
     def preview() -> object:
         dec = StreamDecoder(device=device)
-        dec.feed(data[:hyper_end])
+        dec.feed(data[:preview_bytes])
         return dec.preview()
 
     timers: dict[str, Timer] = {

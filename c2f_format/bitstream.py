@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .alpha import max_payload as max_alpha_payload
@@ -343,3 +343,13 @@ class StreamParser:
 def iter_segments(data: bytes, max_pixels: int | None = None) -> Iterator[Segment]:
     parser = StreamParser(max_pixels=max_pixels)
     yield from parser.feed(data)
+
+
+def hyper_end(segments: Iterable[Segment]) -> int:
+    """Where the hyper segments end: the offset just past HYP2, so that the stream's
+    bytes up to there are all the preview needs. Raises `TruncatedStreamError` when
+    `segments` has no HYP2."""
+    for seg in segments:
+        if seg.kind == SEG_Z2:
+            return seg.offset + seg.size
+    raise TruncatedStreamError("the stream ends before its hyper segments are complete")

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from .api import StreamDecoder
-from .bitstream import SEG_Y, SEG_Z2, iter_segments
-from .errors import TruncatedStreamError
+from .bitstream import SEG_Y, hyper_end, iter_segments
 
 
 @dataclass(frozen=True)
@@ -22,11 +21,8 @@ def progressive_stages(data: bytes, device: str | None = None) -> list[Stage]:
     """Decode `data` as if it arrived byte by byte; keep the image at three moments:
     the hyper segments complete (preview), half of y's bands, and the end."""
     segments = list(iter_segments(data))
-    ends = [s.offset + s.size for s in segments]
-    z2_end = next((e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Z2), None)
-    if z2_end is None:
-        raise TruncatedStreamError("the stream ends before its hyper segments are complete")
-    band_ends = [e for s, e in zip(segments, ends, strict=True) if s.kind == SEG_Y]
+    z2_end = hyper_end(segments)
+    band_ends = [s.offset + s.size for s in segments if s.kind == SEG_Y]
     half = band_ends[(len(band_ends) - 1) // 2] if len(band_ends) > 1 else None
     dec = StreamDecoder(device=device)
     dec.feed(data[:z2_end])

@@ -236,3 +236,12 @@ def test_alpha_modes_and_their_segment() -> None:
     body = struct.pack(">8sBBIIBB16s", bs.MAGIC, 1, 1, 10, 10, 5, 50, MODEL)
     with pytest.raises(CorruptStreamError, match="unknown colour mode 5"):
         bs.parse_header(body + struct.pack(">I", zlib.crc32(body)))
+
+
+def test_hyper_end_is_just_past_hyp2() -> None:
+    data = stream()
+    end = bs.HEADER_SIZE + 2 * bs.SEGMENT_OVERHEAD + 4 + 8
+    assert bs.hyper_end(bs.iter_segments(data)) == end
+    assert bs.hyper_end(bs.iter_segments(data[:end])) == end
+    with pytest.raises(TruncatedStreamError, match="hyper segments"):
+        bs.hyper_end(bs.iter_segments(data[: end - 1]))

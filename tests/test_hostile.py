@@ -254,7 +254,7 @@ def _segments(data: bytes) -> list[bs.Segment]:
 def test_truncation_sweep(small_stream: bytes) -> None:
     """Cut at every segment boundary, one byte either side, and at random offsets."""
     segs = _segments(small_stream)
-    hyp2_end = next(s.offset + s.size for s in segs if s.kind == bs.SEG_Z2)
+    hyp2_end = bs.hyper_end(segs)
     boundaries = {0, bs.HEADER_SIZE} | {s.offset for s in segs} | {s.offset + s.size for s in segs}
     cuts = {c + d for c in boundaries for d in (-1, 0, 1)}
     cuts |= {int(c) for c in np.random.default_rng(7).integers(0, len(small_stream), 40)}
@@ -487,7 +487,7 @@ def test_damaged_segments_are_bounded(small_stream: bytes) -> None:
     """A flood of damaged bands cannot grow the tolerant decoder's bookkeeping: more of
     them than the image has latent rows ends the reading."""
     segs = _segments(small_stream)
-    hyp2_end = next(s.offset + s.size for s in segs if s.kind == bs.SEG_Z2)
+    hyp2_end = bs.hyper_end(segs)
     junk = bs.pack_segment(bs.SEG_Y, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
     data = small_stream[:hyp2_end] + junk * 10_000
     dec = c2f_format.StreamDecoder(tolerate_damage=True)

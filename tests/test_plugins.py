@@ -36,11 +36,6 @@ def c2f_file(tmp_path_factory: pytest.TempPathFactory, kodim23: Image.Image) -> 
     return path
 
 
-def hyper_end(data: bytes) -> int:
-    seg = next(s for s in bitstream.iter_segments(data) if s.kind == bitstream.SEG_Z2)
-    return seg.offset + seg.size
-
-
 def test_registration_is_idempotent_and_leaves_others_alone(tmp_path: Path) -> None:
     c2f_format.register()
     c2f_format.register()
@@ -103,7 +98,7 @@ def test_draft_reads_only_hyper_segments(c2f_file: Path, kodim23: Image.Image) -
         assert im.draft("RGB", (96, 64)) == ("RGB", (0, 0, 96.0, 64.0))
         assert im.size == (96, 64)
         im.load()
-        assert fp.furthest <= hyper_end(data) + 8
+        assert fp.furthest <= bitstream.hyper_end(bitstream.iter_segments(data)) + 8
         small = np.asarray(im)
     box = np.asarray(kodim23.reduce(8))
     assert small.shape == box.shape
@@ -176,7 +171,7 @@ def test_thumbnail_uses_the_preview(c2f_file: Path) -> None:
     with Image.open(fp) as im:
         im.thumbnail((48, 32))
         assert im.size == (48, 32)
-        assert fp.furthest <= hyper_end(data) + 8
+        assert fp.furthest <= bitstream.hyper_end(bitstream.iter_segments(data)) + 8
 
 
 def test_parser_shows_preview_early(c2f_file: Path, kodim23: Image.Image) -> None:
@@ -197,7 +192,7 @@ def test_parser_shows_preview_early(c2f_file: Path, kodim23: Image.Image) -> Non
 
 def test_truncated_files(c2f_file: Path) -> None:
     data = c2f_file.read_bytes()
-    cut = data[: hyper_end(data) + 3000]
+    cut = data[: bitstream.hyper_end(bitstream.iter_segments(data)) + 3000]
     with Image.open(io.BytesIO(cut)) as im, pytest.raises(OSError, match="truncated"):
         im.load()
     ImageFile.LOAD_TRUNCATED_IMAGES = True
@@ -214,7 +209,7 @@ def test_truncated_files(c2f_file: Path) -> None:
 
 def test_corrupt_file_is_oserror(c2f_file: Path) -> None:
     data = bytearray(c2f_file.read_bytes())
-    data[hyper_end(data) + 100] ^= 0xFF
+    data[bitstream.hyper_end(bitstream.iter_segments(data)) + 100] ^= 0xFF
     with Image.open(io.BytesIO(bytes(data))) as im, pytest.raises(OSError, match="CRC"):
         im.load()
 
