@@ -254,6 +254,19 @@ def image_info(segments: Iterable[Segment]) -> dict[str, bytes]:
     return info
 
 
+def file_info(header: Header, segments: Iterable[Segment]) -> dict[str, Any]:
+    """What the Pillow and imageio plugins report of a file (`Image.info`,
+    `iio.immeta`): its `quality`, `c2f_model` (hex), `c2f_version` ("major.minor") and
+    the metadata of `image_info(segments)`."""
+    info: dict[str, Any] = {
+        "quality": header.quality,
+        "c2f_model": header.model_id.hex(),
+        "c2f_version": header.version_text,
+    }
+    info.update(image_info(segments))
+    return info
+
+
 @dataclass
 class StreamDecoder:
     """Decode a stream as its bytes arrive.
@@ -568,7 +581,7 @@ class StreamInfo:
     def as_dict(self) -> dict[str, Any]:
         h = self.header
         return {
-            "version": f"{h.version[0]}.{h.version[1]}",
+            "version": h.version_text,
             "width": h.width,
             "height": h.height,
             "mode": h.mode,
@@ -583,7 +596,7 @@ class StreamInfo:
     def __str__(self) -> str:
         h = self.header
         lines = [
-            f"c2f {h.version[0]}.{h.version[1]}  {h.width}x{h.height} {h.mode}  "
+            f"c2f {h.version_text}  {h.width}x{h.height} {h.mode}  "
             f"quality {h.quality}  model {h.model_id.hex()}",
             f"{self.size} bytes, {self.size * 8 / (h.width * h.height):.4f} bpp"
             + ("" if self.complete else "  (INCOMPLETE)"),
@@ -634,6 +647,7 @@ __all__ = [
     "StreamInfo",
     "decode",
     "encode",
+    "file_info",
     "image_info",
     "info",
 ]

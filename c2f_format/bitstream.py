@@ -61,6 +61,11 @@ class Header:
     version: tuple[int, int] = (VERSION_MAJOR, 0)  # writers: version_for(mode)
 
     @property
+    def version_text(self) -> str:
+        """The version as written in reports: "major.minor"."""
+        return f"{self.version[0]}.{self.version[1]}"
+
+    @property
     def has_alpha(self) -> bool:
         return self.mode in ALPHA_MODES
 

@@ -114,14 +114,7 @@ class C2FPlugin(PluginV3):
         header = parser.header
         if header is None:
             raise TruncatedStreamError(f"stream ends inside the header ({len(data)} bytes)")
-        meta: dict[str, Any] = {
-            "mode": header.mode,
-            "quality": header.quality,
-            "c2f_model": header.model_id.hex(),
-            "c2f_version": "{}.{}".format(*header.version),
-        }
-        meta.update(api.image_info(segments))
-        return meta
+        return {"mode": header.mode, **api.file_info(header, segments)}
 
     # ---- writing --------------------------------------------------------------------
 

@@ -113,10 +113,7 @@ class C2FImageFile(ImageFile.ImageFile):
             raise SyntaxError(str(exc)) from None
         except C2FError as exc:
             raise OSError(f"c2f: {exc}") from None
-        self.info.update(api.image_info(parser.segments))
-        self.info["quality"] = header.quality
-        self.info["c2f_model"] = header.model_id.hex()
-        self.info["c2f_version"] = "{}.{}".format(*header.version)
+        self.info.update(api.file_info(header, parser.segments))
         self._mode = header.mode
         self._size = (header.width, header.height)
         self._c2f_full_size = self._size

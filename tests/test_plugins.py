@@ -260,6 +260,9 @@ def test_imageio_v3(tmp_path: Path, kodim23: Image.Image) -> None:
     assert iio.improps(path, index=...).shape == (1, 128, 192, 3)
     meta = iio.immeta(path)
     assert meta["quality"] == 80 and meta["mode"] == "RGB"
+    with Image.open(path) as im:  # both plugins report the same facts
+        assert meta == {"mode": im.mode, **im.info}
+        assert im.info["c2f_version"] == "1.0" and len(im.info["c2f_model"]) == 32
     stages = list(iio.imiter(path, progressive=True))
     assert len(stages) == 2 and all(s.shape == arr.shape for s in stages)
     assert np.array_equal(stages[1], back)
