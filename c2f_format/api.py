@@ -37,6 +37,7 @@ from .errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
+from .spec_constants import PREVIEW_SCALE
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +48,6 @@ EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.to
 # measured, a 6000x4000 decode peaks at 1.13 GiB RSS (0.22 GiB of it the import), and
 # takes about a second per megapixel on 2 CPU cores.
 DEFAULT_MAX_PIXELS = 1 << 25
-PREVIEW_SCALE = 8  # spec 9: the preview is at 1/8 of each side
 # Modes converted without loss before encoding (P and PA by their palette, 1 and L/RGB
 # with a `transparency` colour key as Pillow's converters read it); the rest is refused.
 _LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB", "PA": "RGBA"}
@@ -555,7 +555,7 @@ def decode(
     `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`.
     """
     raw = _bytes_of(data, "decode()")
-    _check_reduce(reduce, (1, 2, 4, 8))
+    _check_reduce(reduce, (1, 2, 4, PREVIEW_SCALE))
     dec = StreamDecoder(
         device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
     )

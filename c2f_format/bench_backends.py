@@ -27,6 +27,7 @@ from PIL import Image
 import c2f_format
 from c2f_format import bitstream as bs
 from c2f_format.numpy_decoder import get_decoder
+from c2f_format.spec_constants import PREVIEW_SCALE
 
 DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "tests" / "data" / "kodim23.png"
 
@@ -45,7 +46,7 @@ def _pillow(data: bytes, backend: str, preview: bool) -> Image.Image:
     os.environ["C2F_BACKEND"] = backend
     with Image.open(io.BytesIO(data)) as im:
         if preview:
-            im.draft("RGB", (im.width // 8, im.height // 8))
+            im.draft("RGB", (im.width // PREVIEW_SCALE, im.height // PREVIEW_SCALE))
         im.load()
         return im.copy()
 
@@ -68,7 +69,7 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
     for row, count, coded in bands:
         y[:, :, row : row + count] = dec.decode_band(coded, idx3[:, :, row : row + count])
     size = (header.height, header.width)
-    preview = (-(-size[0] // 8), -(-size[1] // 8))
+    preview = (-(-size[0] // PREVIEW_SCALE), -(-size[1] // PREVIEW_SCALE))
     return {
         "entropy decoding (z1, z2, all y bands)": _median_ms(
             lambda: (

@@ -47,6 +47,7 @@ from . import __version__
 from .api import StreamDecoder, decode, encode
 from .bitstream import hyper_end, iter_segments
 from .progress import progress
+from .spec_constants import PREVIEW_SCALE
 
 Timer = Callable[[], object]
 
@@ -64,7 +65,7 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
         def run() -> object:
             with Image.open(io.BytesIO(data)) as im:
                 if draft:
-                    im.draft("RGB", (-(-im.width // 8), -(-im.height // 8)))
+                    im.draft("RGB", (-(-im.width // PREVIEW_SCALE), -(-im.height // PREVIEW_SCALE)))
                 im.load()
                 return im.size
 

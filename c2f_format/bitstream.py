@@ -21,6 +21,7 @@ from .errors import (
     TruncatedStreamError,
     UnsupportedVersionError,
 )
+from .spec_constants import MODEL_ID_BYTES
 
 MAGIC = b"\x89c2f\r\n\x1a\n"
 VERSION_MAJOR = 1
@@ -29,12 +30,11 @@ MAX_DIMENSION = 1 << 16  # width and height are at most 65536
 # colour mode field: the number of channels
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 ALPHA_MODES = ("LA", "RGBA")  # carried by an ALPH segment, new in version 1.1
-MODEL_ID_SIZE = 16
 PAD_MULTIPLE = 64  # the model works on images padded to a multiple of this
 LATENT_FACTOR = 16  # y is at 1/16 of the padded size
 
 # magic, major, minor, width, height, mode, quality, model id
-_HEADER = struct.Struct(">8sBBIIBB16s")
+_HEADER = struct.Struct(f">8sBBIIBB{MODEL_ID_BYTES}s")
 HEADER_SIZE = _HEADER.size + 4  # + CRC-32
 _SEG_HEAD = struct.Struct(">4sI")
 SEGMENT_OVERHEAD = _SEG_HEAD.size + 4

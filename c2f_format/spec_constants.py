@@ -1,4 +1,4 @@
-"""The numbers the bitstream fixes (spec sections 6 and 7), with no torch import.
+"""The numbers the bitstream fixes (spec sections 2, 5, 6, 7 and 9), with no torch import.
 
 The integer networks' grids and bounds are shared by training (`layers.py`), the torch
 decoder and the NumPy decoder; keeping them here lets a decode-only install read them.
@@ -6,6 +6,8 @@ decoder and the NumPy decoder; keeping them here lets a decode-only install read
 
 from __future__ import annotations
 
+PREVIEW_SCALE = 8  # the preview is at 1/8 of each side (spec 9)
+MODEL_ID_BYTES = 16  # the header's model id: the start of the weights' SHA-256 (spec 2.1, 5)
 WEIGHT_MAX = 2047  # integer weights are 12-bit signed
 HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...
 HIDDEN_MAX = 1024  # ... as integers in [0, HIDDEN_MAX]

@@ -35,6 +35,7 @@ from .growth import RateWarmup, grow, reset_channels, silent_channels
 from .metrics import psnr_from_mse
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
+from .spec_constants import PREVIEW_SCALE
 from .weights import publish_weights, trainable_model
 from .yardstick import ScaleHyperprior
 
@@ -187,7 +188,7 @@ def rd_loss(model: Trainable, x: torch.Tensor, level: torch.Tensor) -> dict[str,
     distortion = mse
     stats = {"bpp": bpp.mean(), "psnr": (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()}
     if "preview" in out:
-        mse_preview = (out["preview"] - F.avg_pool2d(x, 8)).pow(2).mean(dim=(1, 2, 3))
+        mse_preview = (out["preview"] - F.avg_pool2d(x, PREVIEW_SCALE)).pow(2).mean(dim=(1, 2, 3))
         distortion = mse + 0.1 * mse_preview
         stats["psnr_preview"] = (10 * torch.log10(1.0 / mse_preview.clamp_min(1e-10))).mean()
     else:

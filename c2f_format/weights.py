@@ -29,17 +29,28 @@ from .entropy import EntropyTables, build_tables
 from .errors import WeightsError
 from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
 from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
+from .weights_file import (
+    INTEGER_LAYERS,
+    check_integer_arrays,
+    check_role_range,
+    model_id_of,
+    read_arrays,
+)
 from .weights_file import (  # re-exported: the torch-free half of reading a weights file
     MAX_ABS_BIAS as MAX_ABS_BIAS,
 )
 from .weights_file import MAX_FAN_IN as MAX_FAN_IN
 from .weights_file import MAX_SHIFT as MAX_SHIFT
-from .weights_file import MODEL_ID_BYTES as MODEL_ID_BYTES
-from .weights_file import check_integer_arrays, check_role_range, model_id_of, read_arrays
 
 
 def _int_layers(model: C2FModel) -> dict[str, IntConv]:
-    return {name: mod for name, mod in model.named_modules() if isinstance(mod, IntConv)}
+    """The integer layers by name, in the spec's order (`weights_file.INTEGER_LAYERS`)."""
+    layers = {}
+    for name in INTEGER_LAYERS:
+        mod = model.get_submodule(name)
+        assert isinstance(mod, IntConv), name
+        layers[name] = mod
+    return layers
 
 
 def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:

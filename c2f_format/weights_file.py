@@ -20,12 +20,12 @@ from .spec_constants import (
     HIDDEN_MAX,
     MAX_SHIFT,
     MEAN_MAX,
+    MODEL_ID_BYTES,
     MULT_BITS,
     SCALE_LEVELS,
     WEIGHT_MAX,
 )
 
-MODEL_ID_BYTES = 16
 # The integer layers in the order the spec lists them (section 5).
 INTEGER_LAYERS = (
     "h_s1.expand",
@@ -150,7 +150,6 @@ def weights_index() -> dict[str, str]:
 
 __all__ = [
     "INTEGER_LAYERS",
-    "MODEL_ID_BYTES",
     "check_integer_arrays",
     "check_role_range",
     "model_id_of",

@@ -64,3 +64,15 @@ def test_a_malformed_index_is_a_weights_error(installed_copy: Path) -> None:
     (installed_copy / "index.json").write_text(json.dumps({"models": "nope"}))
     with pytest.raises(c2f_format.WeightsError, match="malformed"):
         weights_index()
+
+
+def test_the_integer_layers_are_the_specs() -> None:
+    """weights_file.INTEGER_LAYERS (spec 5's list) names every IntConv of the model, in
+    the model's order."""
+    from c2f_format.layers import IntConv
+    from c2f_format.model import C2FModel, ModelConfig
+    from c2f_format.weights_file import INTEGER_LAYERS
+
+    net = C2FModel(ModelConfig())
+    found = tuple(name for name, mod in net.named_modules() if isinstance(mod, IntConv))
+    assert found == INTEGER_LAYERS
