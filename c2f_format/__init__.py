@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
     from .batch import decode_many, encode_many
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
 
 # Names imported on first use (PEP 562), so that `import c2f_format` (and with it `c2f
 # --help`) stays light: `encode`, `encode_many` and `decode_many` load torch when called,
