@@ -30,6 +30,7 @@ from .bitstream import (
 from .deploy import ReducedTail, for_inference
 from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from .spec_constants import STEPS_PER_MEAN
 from .threads import cpu_threads
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
@@ -41,7 +42,6 @@ from .weights_file import weights_index as weights_index
 
 BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
 SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
-STEPS_PER_MEAN = round(1 / MEAN_STEP)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -37,8 +37,8 @@ from .layers import (
     space_to_depth,
     ste_round,
 )
+from .spec_constants import SCALE_LEVELS
 
-SCALE_LEVELS = 64
 SCALE_MIN = 0.11
 SCALE_MAX = 256.0
 LIKELIHOOD_FLOOR = 1e-9

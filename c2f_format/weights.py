@@ -28,7 +28,8 @@ import torch
 from .entropy import EntropyTables, build_tables
 from .errors import WeightsError
 from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
-from .model import SCALE_LEVELS, C2FModel, ModelConfig, scale_table
+from .model import C2FModel, ModelConfig, scale_table
+from .spec_constants import SCALE_LEVELS
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
