@@ -1,20 +1,17 @@
-"""Shared fixtures: the sample image and streams encoded once per session."""
+"""Shared fixtures: the sample image and streams encoded once per session. (Helpers that
+tests import, such as the data paths, are in helpers.py.)"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from helpers import KODIM23
 from PIL import Image
 
 import c2f_format
-
-DATA = Path(__file__).parent / "data"
-KODIM23 = DATA / "kodim23.png"
-FUZZ = Path(__file__).parent / "fuzz"
 
 # A decode-only install (no torch: .ci/run's second job) runs these modules, whose
 # streams come from files; the others encode or test torch itself and are not collected.
@@ -37,18 +34,6 @@ def pytest_report_header() -> str | None:
     if HAS_TORCH:
         return None
     return f"torch is not installed: {len(collect_ignore)} test modules that need it left out"
-
-
-def _load_replay() -> ModuleType:
-    """tests/fuzz/replay.py: the decoding contract for one input (shared with the fuzzer)."""
-    spec = importlib.util.spec_from_file_location("c2f_fuzz_replay", FUZZ / "replay.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-replay = _load_replay()
 
 
 @pytest.fixture(scope="session")

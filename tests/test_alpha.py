@@ -10,7 +10,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import KODIM23
+from helpers import KODIM23
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile

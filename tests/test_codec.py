@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import KODIM23
+from helpers import KODIM23
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image

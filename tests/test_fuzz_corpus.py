@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FUZZ, replay
+from helpers import FUZZ, replay
 
 KEPT = sorted(p for d in ("corpus", "crashes") for p in (FUZZ / d).iterdir() if p.is_file())
 KEPT = [p for p in KEPT if p.name != "README.md"]

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import replay
+from helpers import replay
 from PIL import Image, ImageFile
 
 import c2f_format

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import KODIM23, replay
+from helpers import KODIM23, replay
 from PIL import Image, ImageFile
 
 import c2f_format

@@ -10,7 +10,7 @@ import imageio.v2 as iio2
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import KODIM23
+from helpers import KODIM23
 from PIL import Image, ImageCms, ImageFile
 
 import c2f_format
