@@ -17,8 +17,9 @@ This module exists to show that the bitstream specification fully describes the 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable
 from itertools import accumulate
+from typing import SupportsInt
 
 PRECISION = 24
 TOTAL = 1 << PRECISION
@@ -63,7 +64,7 @@ class RansReader:
         if self.state < REFILL_BELOW and self._next:
             self.state = (self.state << WORD_BITS) | self._take()
 
-    def decode_table(self, freq: Sequence[int]) -> int:
+    def decode_table(self, freq: Iterable[SupportsInt]) -> int:
         """Decode one symbol with integer frequencies ``freq`` (each >= 1, summing to 2**24).
 
         Symbol i owns the slots ``[cum[i], cum[i] + freq[i])`` where ``cum[i]`` is the sum

@@ -15,6 +15,7 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize("arm", ["c2f-variable-fixed", "c2f-single-int", "balle2018"])
+@pytest.mark.slow
 def test_an_arm_runs_and_scores(tmp_path: Path, arm: str) -> None:
     args = ["run", arm, "--data", str(DATA), "--val", str(DATA), "--val-count", "1"]
     args += ["--cpu-minutes", "0.05", "--crop", "64", "--batch", "2", "--out", str(tmp_path)]

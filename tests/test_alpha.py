@@ -194,8 +194,10 @@ def test_palette_and_colour_key_transparency_become_alpha(small_rgb: np.ndarray)
     pal = Image.fromarray(small_rgb).quantize(16)
     pal.info["transparency"] = 3
     rgba_pal = pal.copy()
+    palette = pal.getpalette()
+    assert palette is not None
     rgba_pal.putpalette(
-        [v for i in range(16) for v in (*pal.getpalette()[3 * i : 3 * i + 3], 17 * i)], "RGBA"
+        [v for i in range(16) for v in (*palette[3 * i : 3 * i + 3], 17 * i)], "RGBA"
     )
     keyed = Image.fromarray(small_rgb).convert("L")
     keyed.info["transparency"] = int(np.asarray(keyed)[0, 0])

@@ -30,7 +30,9 @@ def test_psnr_and_ms_ssim() -> None:
     assert bench.ms_ssim(a, b) > bench.ms_ssim(a, rng.permutation(a))
 
 
-def test_bench_end_to_end(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bench_end_to_end(
+    tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "photos"
     (folder / "set").mkdir(parents=True)  # images in subfolders count too
     Image.fromarray(small_rgb).save(folder / "set" / "a.png")
@@ -46,6 +48,7 @@ def test_bench_end_to_end(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None
     assert "BD-rate of c2f against jpeg" in printed and "preview PSNR" in printed
 
 
+@pytest.mark.slow
 def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
     src = tmp_path / "a.png"
     Image.fromarray(small_rgb).save(src)
@@ -62,6 +65,7 @@ def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> No
     assert 0 < memory["python + torch only"] < memory["c2f encode + decode"] < 4096  # MiB
 
 
+@pytest.mark.slow
 def test_load_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
     src = tmp_path / "a.png"
     Image.fromarray(small_rgb).save(src)

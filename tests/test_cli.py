@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from c2f_format.cli import main
 
 
-def test_encode_decode_info(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_encode_decode_info(
+    tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "a.png"
     Image.fromarray(small_rgb).save(src)
     assert main(["encode", str(src), "-q", "40"]) == 0
@@ -31,7 +34,10 @@ def test_encode_decode_info(tmp_path: Path, small_rgb: np.ndarray, capsys) -> No
     assert meta["quality"] == 40 and meta["segments"][0]["type"] == "HYP1"
 
 
-def test_several_files_show_progress(tmp_path: Path, small_rgb: np.ndarray, capsys) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_several_files_show_progress(
+    tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
     inputs = []
     for i in range(3):
         p = tmp_path / f"img{i}.png"
@@ -44,7 +50,7 @@ def test_several_files_show_progress(tmp_path: Path, small_rgb: np.ndarray, caps
     assert "encode [" in err and "3/3" in err
 
 
-def test_errors_are_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.c2f"
     bad.write_bytes(b"definitely not c2f")
     assert main(["decode", str(bad)]) == 1
@@ -64,7 +70,9 @@ def test_console_script_installed() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("c2f ")
 
 
-def test_preview_strip(tmp_path: Path, small_stream: bytes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_preview_strip(
+    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "s.c2f"
     src.write_bytes(small_stream)
     assert main(["preview", str(src), "--width", "120"]) == 0

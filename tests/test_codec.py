@@ -190,6 +190,7 @@ def _run(threads: int, *args: str, stdin: bytes = b"") -> bytes:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_thread_counts_do_not_matter() -> None:
     """Encoded with 1 thread and decoded with 2 (and the reverse): same symbols."""
     s1 = _run(1, "encode", str(KODIM23))

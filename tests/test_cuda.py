@@ -14,7 +14,10 @@ import c2f_format
 from c2f_format.conformance import check_vector, latent_digest
 from c2f_format.metrics import psnr
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+]
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
 

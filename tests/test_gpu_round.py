@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from c2f_format import gpu_round
@@ -15,6 +16,7 @@ from c2f_format.train import LOG_FILE, STATE_FILE, load_state
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_dry_run_then_accept(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert gpu_round.main(["--dry-run", "--repo", str(REPO), "--out", str(out)]) == 0

@@ -26,6 +26,13 @@ def _model(m: int = 16) -> C2FModel:
     return model.eval()
 
 
+def _weight(module: torch.nn.Module, name: str = "weight") -> torch.Tensor:
+    """A layer's parameter, typed (a `Sequential`'s items are plain modules to mypy)."""
+    param = getattr(module, name)
+    assert isinstance(param, torch.Tensor)
+    return param
+
+
 def _image() -> torch.Tensor:
     torch.manual_seed(1)
     return torch.rand(1, 3, 128, 128)
@@ -50,7 +57,7 @@ def test_widened_channels_learn() -> None:
     """The new analysis filters receive a gradient through the synthesis."""
     wide = widen_latent(_model(), 24).train()
     rd_loss(wide, _image(), torch.full((1,), 2.0))["loss"].backward()
-    grad = wide.g_a[6].weight.grad
+    grad = _weight(wide.g_a[6]).grad
     assert grad is not None and float(grad[16:].abs().sum()) > 0
 
 
@@ -85,8 +92,8 @@ def test_grow_carries_adam_and_is_idempotent() -> None:
     opt.step()
     grown, new_opt, changes = grow(model, opt, lambda m: make_optimizer(m, 1e-4), latent=24)
     assert changes == ["latent 16 -> 24 channels"]
-    sq = new_opt.state[grown.g_a[6].weight]["exp_avg_sq"]
-    old_sq = opt.state[model.g_a[6].weight]["exp_avg_sq"]
+    sq = new_opt.state[_weight(grown.g_a[6])]["exp_avg_sq"]
+    old_sq = opt.state[_weight(model.g_a[6])]["exp_avg_sq"]
     assert sq.shape[0] == 24 and torch.equal(sq[:16], old_sq)
     again, same_opt, none = grow(grown, new_opt, lambda m: make_optimizer(m, 1e-4), latent=24)
     assert again is grown and same_opt is new_opt and none == []
@@ -95,8 +102,8 @@ def test_grow_carries_adam_and_is_idempotent() -> None:
 def test_silent_channels_are_found_and_restarted_without_changing_the_image() -> None:
     model = _model()
     with torch.no_grad():
-        model.g_a[6].weight[3] *= 1e-6  # a channel whose scale collapsed
-        model.g_a[6].bias[3] = 0.0
+        _weight(model.g_a[6])[3] *= 1e-6  # a channel whose scale collapsed
+        _weight(model.g_a[6], "bias")[3] = 0.0
     x = _image()
     silent = silent_channels(model, [x], threshold=0.05)
     assert 3 in silent and len(silent) < 16
@@ -105,8 +112,8 @@ def test_silent_channels_are_found_and_restarted_without_changing_the_image() ->
     reset_channels(model, [3])
     with torch.no_grad():
         after = model(x, torch.full((1,), 2.0))["x_hat"]
-    assert float(model.g_a[6].weight[3].detach().abs().max()) == 0.0
-    assert float(model.g_s_head[0].weight[3].detach().abs().mean()) > 0.0
+    assert float(_weight(model.g_a[6])[3].detach().abs().max()) == 0.0
+    assert float(_weight(model.g_s_head[0])[3].detach().abs().mean()) > 0.0
     torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
 
 
@@ -117,7 +124,7 @@ def test_rate_warmup_ramps_the_channels_and_ends() -> None:
     w0 = warm.weight(90, 4, torch.device("cpu"))
     assert w0 is not None and w0.tolist() == [1.0, 0.0, 0.0, 1.0]
     assert warm.weight(150, 4, torch.device("cpu")) is None
-    assert RateWarmup(**warm.to_dict()) == warm
+    assert RateWarmup(**warm.to_dict()) == warm  # type: ignore[arg-type]
 
 
 def test_a_channel_out_of_the_rate_term_costs_nothing_in_training() -> None:

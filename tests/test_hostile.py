@@ -410,6 +410,7 @@ def test_a_stream_cut_inside_alpha_cannot_be_decoded(
             im.load()
 
 
+@pytest.mark.slow
 def test_damaged_alpha_streams_through_the_api_and_pillow(
     rgba_stream: bytes, small_rgb: np.ndarray
 ) -> None:

@@ -55,7 +55,7 @@ def test_vector_decodes_with_the_spec_decoder(vector: Path) -> None:
     codec = get_codec(pick_device("cpu"))
     data = vector.read_bytes()
     parser = bs.StreamParser()
-    segments = {}
+    segments: dict[bytes, list[bs.Segment]] = {}
     for seg in parser.feed(data):
         segments.setdefault(seg.kind, []).append(seg)
     header = parser.header

@@ -16,6 +16,7 @@ from c2f_format import codec as codec_module
 from c2f_format.train import main as train
 
 
+@pytest.mark.slow
 def test_pack_train_resume_export(
     tmp_path: Path, small_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:

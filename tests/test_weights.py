@@ -34,7 +34,9 @@ def _npz_file(folder: Path) -> Path:
     return folder / next(iter(weights_index().values()))
 
 
-def test_a_pickled_object_is_refused_not_run(installed_copy: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_pickled_object_is_refused_not_run(
+    installed_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _npz_file(installed_copy)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
