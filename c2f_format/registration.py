@@ -21,8 +21,8 @@ from PIL import Image, ImageFile
 
 from .bitstream import MAGIC
 
-# Must match plugins/pillow_c2f.py and plugins/imageio_c2f.py (tests/test_cli_speed.py
-# checks): these names are registered before those modules are imported.
+# The format's names, registered before the adapters are imported; the adapters in
+# plugins/ import them from here.
 FORMAT = "C2F"
 EXTENSION = ".c2f"
 MIME = "image/x-c2f"

@@ -24,10 +24,10 @@ from PIL import Image
 
 from c2f_format import api, bitstream
 from c2f_format.errors import TruncatedStreamError
+from c2f_format.registration import EXTENSION, IMAGEIO_CLASS
+from c2f_format.registration import IMAGEIO_PLUGIN as PLUGIN_NAME
 
-PLUGIN_NAME = "C2F"
 UINT8 = np.dtype(np.uint8)
-EXTENSION = ".c2f"
 
 
 class C2FPlugin(PluginV3):
@@ -151,7 +151,7 @@ def register() -> None:
     from imageio.config import FileExtension, PluginConfig, known_extensions, known_plugins
 
     known_plugins[PLUGIN_NAME] = PluginConfig(
-        name=PLUGIN_NAME, class_name="C2FPlugin", module_name=__name__
+        name=PLUGIN_NAME, class_name=IMAGEIO_CLASS, module_name=__name__
     )
     entries = known_extensions.setdefault(EXTENSION, [])
     if not any(PLUGIN_NAME in entry.priority for entry in entries):

@@ -43,12 +43,10 @@ from c2f_format.errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
+from c2f_format.registration import EXTENSION, FORMAT, MIME
 from c2f_format.spec_constants import PREVIEW_SCALE
 from c2f_format.weights_file import weights_index
 
-FORMAT = "C2F"
-MIME = "image/x-c2f"
-EXTENSION = ".c2f"
 DECODER = "c2f"
 DRAFT_SCALES = (PREVIEW_SCALE, 4, 2)  # largest first
 
