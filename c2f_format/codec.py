@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import entropy
 from .bitstream import (
@@ -32,9 +33,9 @@ from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .spec_constants import STEPS_PER_MEAN
 from .threads import cpu_threads
+from .tiling import EDGE_STRIP, grid_edges, synthesis_tiles
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
-from .tiling import synthesis_tiles
 from .tiling import tiles as _tiles
 from .weights import LoadedModel, load_weights
 from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
@@ -157,10 +158,32 @@ class Codec:
                 stages=5 if finish is None else 2,
             )
             if finish is not None:
-                x = finish(x)
+                x = self._finish_reduced(x, finish, reduce, grid_edges(t.window, rows, cols))
             crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out
+
+    def _finish_reduced(
+        self,
+        features: torch.Tensor,
+        finish: ReducedTail,
+        reduce: int,
+        edges: list[tuple[int, bool]],
+    ) -> torch.Tensor:
+        """1/4-scale features -> the image reduced by `reduce`: the folded convolution,
+        and the real last stages in a strip along each outer edge of the grid."""
+        x = finish(features)
+        tail = self.net.g_s_tail[2:]
+        for axis, at_end in edges:
+            dim, n = 2 + axis, EDGE_STRIP
+            start = features.shape[dim] - n if at_end else 0
+            exact = F.avg_pool2d(tail(features.narrow(dim, start, n)).float(), reduce)
+            keep = exact.shape[dim] // 2
+            src = exact.shape[dim] - keep if at_end else 0
+            x.narrow(dim, x.shape[dim] - keep if at_end else 0, keep).copy_(
+                exact.narrow(dim, src, keep)
+            )
+        return x
 
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
         return self.net.preview(self._float(h2), self._float(h1))

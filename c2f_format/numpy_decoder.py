@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,7 @@ from .numpy_ops import (
     to_uint8,
 )
 from .spec_constants import HIDDEN_STEP, MEAN_MAX, MEAN_STEP, SCALE_LEVELS, STEPS_PER_MEAN
-from .tiling import synthesis_tiles
+from .tiling import EDGE_STRIP, grid_edges, synthesis_tiles
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
@@ -75,17 +77,42 @@ class Synthesis:
         return (g[lo] ** (np.float32(1) - t) * g[lo + 1] ** t).astype(np.float32)
 
     def reconstruct(
-        self, y_hat: np.ndarray, inv: np.ndarray, h2: np.ndarray, h1: np.ndarray, reduce: int = 1
+        self,
+        y_hat: np.ndarray,
+        inv: np.ndarray,
+        h2: np.ndarray,
+        h1: np.ndarray,
+        reduce: int = 1,
+        edges: Sequence[tuple[int, bool]] = (),
     ) -> np.ndarray:
         """y_hat `[Hy, Wy, m]`, h2f, h1f -> float image `[16 Hy, 16 Wy, 3]`, or reduced by
-        2 or 4 (from the 1/4-scale features, as `deploy.ReducedTail`)."""
+        2 or 4 from the 1/4-scale features, as the torch decoder (`Codec._finish_reduced`:
+        the folded convolution, and the real stages along the grid's outer `edges`)."""
         u = self.head_gdn(depth_to_space(self.head(y_hat * inv), 2))
         f2 = np.maximum(depth_to_space(self.fuse_h2(h2), 2), 0)
         f1 = np.maximum(depth_to_space(self.fuse_h1(h1), 4), 0)
         u = u + self.fuse_mix(np.concatenate([u, f2, f1], axis=2))
-        for i, (deconv, gdn) in enumerate(self.tail):
-            if reduce > 1 and i == 1:
-                return depth_to_space(self.reduced[reduce](u), 4 // reduce)
+        u = self._stages(u, self.tail[:1])
+        if reduce == 1:
+            return self._stages(u, self.tail[1:])
+        x = depth_to_space(self.reduced[reduce](u), 4 // reduce)
+        for axis, at_end in edges:
+
+            def near_edge(a: np.ndarray, n: int, axis: int = axis, at_end: bool = at_end) -> Any:
+                part = slice(a.shape[axis] - n, None) if at_end else slice(0, n)
+                return (slice(None), part) if axis else (part,)
+
+            strip = np.ascontiguousarray(u[near_edge(u, EDGE_STRIP)])
+            exact = _box(self._stages(strip, self.tail[1:]), reduce)
+            keep = exact.shape[axis] // 2
+            x[near_edge(x, keep)] = exact[near_edge(exact, keep)]
+        return x
+
+    @staticmethod
+    def _stages(
+        u: np.ndarray, stages: tuple[tuple[FloatConv, InverseGDN | None], ...]
+    ) -> np.ndarray:
+        for deconv, gdn in stages:
             u = depth_to_space(deconv(u), 2)
             if gdn is not None:
                 u = gdn(u)
@@ -98,6 +125,13 @@ class Synthesis:
         out = depth_to_space(self.preview_out(f), 2)
         out += np.float32(0.5)
         return out
+
+
+def _box(x: np.ndarray, factor: int) -> np.ndarray:
+    """`[H, W, C]` -> the mean of each factor x factor block (H, W multiples of it)."""
+    h, w, c = x.shape
+    out = x.reshape(h // factor, factor, w // factor, factor, c).mean(axis=(1, 3))
+    return out.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -340,6 +374,7 @@ class NumpyDecoder:
                 _float(h2c[a0:a1, b0:b1]),
                 _float(h1c[a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
                 reduce,
+                grid_edges(t.window, rows, cols),
             )
             crop = x[t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)

@@ -304,7 +304,7 @@ def reduced_tail_weights(
     one 5x5 convolution on the 1/4-scale features, with the IGDN taken as the linear
     x * beta that it is for small activations (its gamma term was 0.2-7 % of beta on
     real ones: docs/training.md, round 2). Reduced decoding runs the synthesis only to
-    1/4 scale, a third of the work, then this (docs/speed/reduced.md).
+    1/4 scale, about 30 % of the work, then this (docs/speed/reduced.md).
 
     `weight2`, `weight3`: the transposed convolutions' [cin, cout, 5, 5]; `beta`: the
     IGDN's |beta| + 1e-6. Returns weights [u, u, 3, cin, 5, 5] and bias [3], u = 4 /

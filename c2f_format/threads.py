@@ -3,22 +3,23 @@
 torch splits every operation across its thread pool and waits for the slowest thread.
 When another program keeps a core busy, the thread sharing that core runs only in the
 scheduler's time slices, and every one of the decoder's thousands of small operations
-waits for it: on 2 cores with one busy, a kodim23 decode took 0.76 s with 2 threads
-against 0.46 s with one (docs/speed/threads.md). So each call uses at most as many
+waits for it: on 2 cores with one busy, a kodim23 decode took 0.58 s with 2 threads
+against 0.43 s with one (docs/speed/threads.md). So each call uses at most as many
 threads as there are cores nobody else is running on, counted from the kernel's
 number of runnable tasks (`/proc/loadavg`) less this process's own, and never more than
 torch's own setting (`torch.set_num_threads`, `OMP_NUM_THREADS`). With every core busy
 it uses one thread: two were sometimes as fast and sometimes 2.5 times slower.
 
 `$C2F_THREADS` overrides it: a number fixes the count (the user's choice, whatever the
-load), `auto` is the default. Where the kernel does not say (not Linux), the count is
-torch's setting.
+load, and torch's setting), `auto` is the default. Where the kernel does not say (not
+Linux), or where its count is the host's and not this process's cores (pinned to some
+cores, or under a CPU quota), the count is torch's setting.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,9 +34,6 @@ _SAMPLES = 3  # the least of a few readings: a busy program is runnable in all o
 
 _REUSE_S = 0.25  # a stream's many segments ask within moments: decide once for them
 
-_lock = threading.Lock()
-_depth = 0
-_saved = 0
 _last: tuple[float, int, int] = (-1.0, 0, 0)  # (when, limit, count) of the last choice
 
 
@@ -91,6 +89,20 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
+def _machine_is_ours() -> bool:
+    """Whether the kernel's count of runnable tasks describes the cores this process
+    runs on: not when it is pinned to some of them (taskset, cpusets) or held to a CPU
+    quota (a container's --cpus), where the load of the whole host says nothing."""
+    if _cores() < (os.cpu_count() or 1):
+        return False
+    try:
+        quota = Path("/sys/fs/cgroup/cpu.max").read_text().split()[0]
+    except (OSError, IndexError):
+        return True
+    return quota == "max"
+
+
 def choose(limit: int) -> int:
     """Threads for one call: $C2F_THREADS if set, else the idle cores, at most `limit`."""
     global _last
@@ -101,7 +113,7 @@ def choose(limit: int) -> int:
     now = time.monotonic()
     if last_limit == limit and now - when < _REUSE_S:
         return last_count
-    busy = busy_cores()
+    busy = busy_cores() if _machine_is_ours() else None
     count = limit if busy is None else max(1, min(limit, _cores() - busy))
     _last = (now, limit, count)
     return count
@@ -110,22 +122,17 @@ def choose(limit: int) -> int:
 @contextmanager
 def cpu_threads(device: torch.device) -> Iterator[None]:
     """Run the body with the chosen number of torch threads (CPU only), then restore
-    torch's setting. Nested and concurrent calls share one saved setting."""
-    global _depth, _saved
+    the calling thread's setting. torch's count belongs to the thread that sets it (and
+    seeds threads started meanwhile), so each call saves and restores its own."""
     if device.type != "cpu":
         yield
         return
-    with _lock:
-        if _depth == 0:
-            _saved = torch.get_num_threads()
-        _depth += 1
-        count = choose(_saved)
-        if count != torch.get_num_threads():
-            torch.set_num_threads(count)
+    saved = torch.get_num_threads()
+    count = choose(saved)
+    if count != saved:
+        torch.set_num_threads(count)
     try:
         yield
     finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and torch.get_num_threads() != _saved:
-                torch.set_num_threads(_saved)
+        if torch.get_num_threads() != saved:
+            torch.set_num_threads(saved)

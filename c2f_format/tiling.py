@@ -64,4 +64,19 @@ def synthesis_tiles(
             )
 
 
-__all__ = ["HALO", "TILE", "SynthesisTile", "synthesis_tiles", "tiles"]
+# Reduced decoding (spec 9.1) folds the last two stages into one convolution, which takes
+# the 1/2-scale map as unbounded; the real stages stop at its edge, so next to the
+# latent grid's outer edges a strip of this many 1/4-scale positions is finished by the
+# real stages instead, and the half of it nearest the edge kept.
+EDGE_STRIP = 4
+
+
+def grid_edges(window: tuple[int, int, int, int], rows: int, cols: int) -> list[tuple[int, bool]]:
+    """The outer edges of a rows x cols latent grid that a tile's window touches, as
+    (axis: 0 rows / 1 columns, at the end: bool)."""
+    a0, a1, b0, b1 = window
+    flags = ((0, False, a0 == 0), (0, True, a1 == rows), (1, False, b0 == 0), (1, True, b1 == cols))
+    return [(axis, end) for axis, end, touches in flags if touches]
+
+
+__all__ = ["EDGE_STRIP", "HALO", "TILE", "SynthesisTile", "grid_edges", "synthesis_tiles", "tiles"]

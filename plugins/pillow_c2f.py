@@ -7,10 +7,11 @@
 * `draft(mode, size)` works as for JPEG, at the largest of 1/8, 1/4 and 1/2 that still
   covers `size`: at 1/8 the preview is decoded from the hyper segments alone (and the
   alpha, reduced by 8, which precedes them), and nothing after them is read; at 1/4 and
-  1/2 the whole stream is read and the synthesis stops at 1/4 scale, about a third of
-  a full decode (`api.StreamDecoder.image(reduce=...)`). `im.thumbnail()` calls draft
+  1/2 the whole stream is read and the synthesis stops at 1/4 scale, about 40% of a
+  full decode (`api.StreamDecoder.image(reduce=...)`). `im.thumbnail()` calls draft
   with twice the target size; `im.reduce(f)` of an unloaded image decodes at 1/2, 1/4
-  or 1/8 where f is a multiple of it, and reduces the rest of the way.
+  or 1/8 where f is a multiple of it, and reduces the rest of the way (colour and alpha
+  each averaged, where Pillow's own reduce of RGBA weights colour by alpha).
 * `ImageFile.Parser` decodes while bytes arrive: its `image` shows the preview
   (upsampled) once the hyper segments are in, and the final image after `close()`.
 * `ImageFile.LOAD_TRUNCATED_IMAGES`: a file cut inside y loads with the missing rows
@@ -142,10 +143,11 @@ class C2FImageFile(ImageFile.ImageFile):
         """Of the whole image, not yet loaded: decoded at the largest of 1/8, 1/4 and 1/2
         that divides `factor`, then reduced the rest of the way. This image is left as
         it was (unlike `draft`)."""
-        fx, fy = (factor, factor) if isinstance(factor, int) else factor
-        scale = next((r for r in DRAFT_SCALES if fx % r == 0 and fy % r == 0), 1)
+        fx, fy = (factor, factor) if isinstance(factor, int) else tuple(factor)
+        whole = box is None and all(type(f) is int and f >= 1 for f in (fx, fy))
+        scale = next((r for r in DRAFT_SCALES if fx % r == 0 and fy % r == 0), 1) if whole else 1
         untouched = len(self.tile) == 1 and self.tile[0].args == ("full",)
-        if box is not None or scale == 1 or not untouched or self.fp is None:
+        if scale == 1 or not untouched or self.fp is None:  # Pillow's own, and its errors
             return super().reduce(factor, box)
         self.fp.seek(0)
         with Image.open(io.BytesIO(self.fp.read()), formats=[FORMAT]) as other:

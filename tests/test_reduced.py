@@ -73,3 +73,48 @@ def test_a_truncated_stream_is_refused_at_every_scale(kodim23_stream: bytes) -> 
         assert c2f_format.decode(cut, reduce=reduce, allow_truncated=True).width == -(
             -768 // reduce
         )
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_the_outer_edges_are_right_where_the_image_fills_the_grid(
+    kodim23: Image.Image, backend: str
+) -> None:
+    # 256 x 192: a multiple of 64 each way, so the latent grid's edges are the image's,
+    # where the folded convolution alone would be wrong (its 1/2-scale map has no edge)
+    data = c2f_format.encode(kodim23.crop((200, 100, 456, 292)), quality=75, device="cpu")
+    full = c2f_format.decode(data, backend=backend)
+    for reduce in (2, 4):
+        small = np.asarray(c2f_format.decode(data, reduce=reduce, backend=backend), dtype=float)
+        error = np.abs(small - np.asarray(full.reduce(reduce), dtype=float))
+        for edge in (error[0], error[-1], error[:, 0], error[:, -1]):
+            assert edge.mean() < 2.0
+
+
+def test_numpy_integers_are_taken_and_bools_are_not(small_stream: bytes) -> None:
+    assert c2f_format.decode(small_stream, reduce=np.int64(2)).size == (40, 48)
+    with pytest.raises(InvalidArgumentError, match="reduce"):
+        c2f_format.decode(small_stream, reduce=True)
+
+
+@pytest.mark.parametrize("factor", [0, -4, 2.0, (2, 0)])
+def test_pillow_reduce_refuses_bad_factors_before_decoding(
+    kodim23_stream: bytes, factor: object
+) -> None:
+    import io
+
+    with Image.open(io.BytesIO(kodim23_stream)) as im, pytest.raises((ValueError, TypeError)):
+        im.reduce(factor)
+
+
+def test_tiles_join_without_seams_in_both_directions(kodim23: Image.Image) -> None:
+    # 1100 x 600: three tiles across and two down (512 pixels each), sides not multiples
+    # of 64; rows and columns at the tile borders are no worse than the rest
+    data = c2f_format.encode(kodim23.resize((1100, 600)), quality=50, device="cpu")
+    full = c2f_format.decode(data)
+    for reduce in (2, 4):
+        small = np.asarray(c2f_format.decode(data, reduce=reduce), dtype=float)
+        error = np.abs(small - np.asarray(full.reduce(reduce), dtype=float))
+        assert 10 * np.log10(255**2 / np.mean(error**2)) >= 40.0
+        border = 512 // reduce
+        for line in (error[border - 1 : border + 1], error[:, border - 1 : border + 1]):
+            assert line.mean() < 2 * error.mean() + 0.5

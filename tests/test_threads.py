@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -47,7 +49,17 @@ def test_auto_uses_the_idle_cores_up_to_torchs_setting(
 ) -> None:
     monkeypatch.setattr(threads, "busy_cores", lambda: busy)
     monkeypatch.setattr(threads, "_cores", lambda: cores)
+    monkeypatch.setattr(threads, "_machine_is_ours", lambda: True)
     assert threads.choose(limit) == expected
+
+
+def test_the_hosts_load_is_ignored_where_the_cores_are_not_all_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pinned to some cores or under a CPU quota, the host's runnable tasks say nothing
+    monkeypatch.setattr(threads, "busy_cores", lambda: 30)
+    monkeypatch.setattr(threads, "_machine_is_ours", lambda: False)
+    assert threads.choose(4) == 4
 
 
 def test_a_fixed_count_wins_over_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +97,31 @@ def test_other_devices_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(threads.ENV, "1")
     with threads.cpu_threads(torch.device("cuda")):
         assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("first_out", [0, 1])
+def test_concurrent_calls_each_restore_their_own_thread(
+    monkeypatch: pytest.MonkeyPatch, first_out: int
+) -> None:
+    # torch's count belongs to the thread that sets it: a call leaving first must not
+    # leave its thread at the reduced count, whichever order the calls leave in
+    monkeypatch.setenv(threads.ENV, "1")
+    inside = threading.Barrier(2)
+    leave = [threading.Event(), threading.Event()]
+    after: dict[int, int] = {}
+
+    def work(i: int) -> None:
+        torch.set_num_threads(2)
+        with threads.cpu_threads(torch.device("cpu")):
+            inside.wait()
+            leave[i].wait()
+        after[i] = torch.get_num_threads()
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in pool:
+        t.start()
+    leave[first_out].set()
+    pool[first_out].join()
+    leave[1 - first_out].set()
+    pool[1 - first_out].join()
+    assert after == {0: 2, 1: 2}
