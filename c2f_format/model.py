@@ -271,7 +271,8 @@ class C2FModel(nn.Module):
             f2 = depth_to_space(self.fuse_h2(h2))
             f1 = depth_to_space(self.fuse_h1(h1), 4)
             u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
-            return self.g_s_tail[:stages](u).float()
+            tail = self.g_s_tail if stages >= len(self.g_s_tail) else self.g_s_tail[:stages]
+            return tail(u).float()  # the whole tail itself: progress bars hook it
 
     def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
         with self.transforms_autocast(h2.device.type):
