@@ -273,23 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out_dir = args.out.resolve()
-    paths = sorted(  # lossless sources only, in subfolders too, never our own output
+def _sources(folder: Path, out: Path, limit: int) -> list[Path]:
+    """The lossless images under `folder` (subfolders too), sorted, never our own output."""
+    out_dir = out.resolve()
+    paths = sorted(
         p
-        for p in args.folder.rglob("*")
+        for p in folder.rglob("*")
         if p.suffix.lower() in {".png", ".ppm", ".bmp", ".tif", ".tiff"}
         and not p.resolve().is_relative_to(out_dir)
     )
-    if args.limit:
-        paths = paths[: args.limit]
-    if not paths:
-        print(f"c2f bench: no PNG, PPM, BMP or TIFF images in {args.folder}", file=sys.stderr)
-        return 1
-    names = [c for c in args.codecs.split(",") if c]
+    return paths[:limit] if limit else paths
+
+
+def _measure(
+    paths: list[Path], names: list[str], folder: Path, no_msssim: bool
+) -> list[dict[str, Any]]:
+    """One row per image, codec and quality: size, quality metrics, times and, for c2f,
+    the preview's quality and share of the file (each image is read once)."""
     jobs = [(p, c, q) for p in paths for c in names for q in CODECS[c][1]]
-    args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     cache: dict[Path, tuple[Image.Image, np.ndarray]] = {}
     for path, codec, q in progress(jobs, len(jobs), "bench"):
@@ -306,19 +307,63 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             {
-                "image": path.relative_to(args.folder).as_posix(),
+                "image": path.relative_to(folder).as_posix(),
                 "codec": codec,
                 "quality": q,
                 "bytes": len(data),
                 "bpp": len(data) * 8 / (ref.shape[0] * ref.shape[1]),
                 "psnr": psnr(ref, got),
-                "ms_ssim": float("nan") if args.no_msssim else ms_ssim(ref, got),
+                "ms_ssim": float("nan") if no_msssim else ms_ssim(ref, got),
                 "encode_s": t_enc,
                 "decode_s": t_dec,
                 "preview_psnr": preview_db,
                 "preview_share": preview_share,
             }
         )
+    return rows
+
+
+def _bd_rates(curve: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """BD-rate of c2f against every other curve (none when c2f was not measured)."""
+    bd: dict[str, float] = {}
+    if "c2f" in curve:
+        for peer in curve:
+            if peer != "c2f":
+                bd[peer] = bd_rate(curve[peer], curve["c2f"])
+    return bd
+
+
+def _summary(
+    curve: dict[str, list[tuple[float, float]]],
+    bd: dict[str, float],
+    settings: dict[str, str],
+    mono: dict[str, Any],
+) -> list[str]:
+    """The lines printed after a run: curves, BD-rates, codec settings, c2f's quality range."""
+    lines = [
+        f"{codec:>9}: " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in c) for codec, c in curve.items()
+    ]
+    lines += [f"BD-rate of c2f against {peer}: {v:+.1f}%" for peer, v in bd.items()]
+    lines += [f"{codec:>9} settings: {text}" for codec, text in settings.items()]
+    if mono["images"]:
+        lines.append(
+            f"c2f quality range: {mono['mean_bpp_lowest_quality']:.3f} bpp (lowest) to "
+            f"{mono['mean_bpp_highest_quality']:.3f} bpp (highest), mean over "
+            f"{mono['images']} images; {len(mono['inversions'])} inversions"
+            + (f": {', '.join(mono['inversions'][:10])}" if mono["inversions"] else "")
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = _sources(args.folder, args.out, args.limit)
+    if not paths:
+        print(f"c2f bench: no PNG, PPM, BMP or TIFF images in {args.folder}", file=sys.stderr)
+        return 1
+    names = [c for c in args.codecs.split(",") if c]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = _measure(paths, names, args.folder, args.no_msssim)
     with (args.out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -328,11 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         args.reference == "auto" and "kodak" in args.folder.name.lower()
     ):
         curve.update(KODAK)
-    bd = {}
-    if "c2f" in curve:
-        for peer in curve:
-            if peer != "c2f":
-                bd[peer] = bd_rate(curve[peer], curve["c2f"])
+    bd = _bd_rates(curve)
     mono = monotonicity(rows)
     settings = {c: SETTINGS[c] for c in names}
     (args.out / "results.json").write_text(
@@ -348,19 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     plot(curve, args.out / "rd.png", f"{args.folder.name}: {len(paths)} images")
-    for codec, c in curve.items():
-        print(f"{codec:>9}: " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in c))
-    for peer, v in bd.items():
-        print(f"BD-rate of c2f against {peer}: {v:+.1f}%")
-    for codec, text in settings.items():
-        print(f"{codec:>9} settings: {text}")
-    if mono["images"]:
-        print(
-            f"c2f quality range: {mono['mean_bpp_lowest_quality']:.3f} bpp (lowest) to "
-            f"{mono['mean_bpp_highest_quality']:.3f} bpp (highest), mean over "
-            f"{mono['images']} images; {len(mono['inversions'])} inversions"
-            + (f": {', '.join(mono['inversions'][:10])}" if mono["inversions"] else "")
-        )
+    for line in _summary(curve, bd, settings, mono):
+        print(line)
     for line in preview_table(rows):
         print(line)
     return 0

@@ -26,6 +26,7 @@ Writes speed.json and speed.md into DIR.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +266,8 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m c2f_format.bench_speed`."""
     ap = argparse.ArgumentParser(
         prog="python -m c2f_format.bench_speed",
         description=__doc__,
@@ -276,35 +278,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", help="WxH: also measure peak memory of c2f encode/decode")
     ap.add_argument("--big-from", type=Path, help="image to resize for --big (default: IMAGE)")
     ap.add_argument("-o", "--output", type=Path, default=Path("bench-speed"))
-    args = ap.parse_args(argv)
-    with Image.open(args.image) as im:
-        rgb = im.convert("RGB")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    result: dict[str, Any] = {
-        "image": args.image.name,
-        "megapixels": rgb.width * rgb.height / 1e6,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"
-        + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "c2f": __version__,
-        "runs": args.runs,
-        "times": {},
-    }
-    saved = os.environ.get("C2F_DEVICE")
+    return ap
+
+
+def _machine(devices: list[str]) -> str:
+    """The machine in words: architecture, CPU count and the GPU if one is used."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs" + (
+        f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""
+    )
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the block, then restore it (or its absence)."""
+    saved = os.environ.get(name)
     try:
-        for device in devices:
-            os.environ["C2F_DEVICE"] = device  # what Pillow's loads decode on
+        os.environ[name] = value
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def _time_devices(rgb: Image.Image, devices: list[str], runs: int) -> dict[str, dict[str, float]]:
+    """c2f's timings on each device, and CompressAI's on the CPU when it is installed."""
+    times: dict[str, dict[str, float]] = {}
+    for device in devices:
+        with _env("C2F_DEVICE", device):  # what Pillow's loads decode on
             timers, _ = _c2f_timers(rgb, device)
             if device == "cpu":
                 timers.update(_compressai_timers(rgb))
-            result["times"][device] = time_rounds(timers, args.runs, device)
-    finally:
-        if saved is None:
-            os.environ.pop("C2F_DEVICE", None)
-        else:
-            os.environ["C2F_DEVICE"] = saved
-    cpu = result["times"]["cpu"]
+            times[device] = time_rounds(timers, runs, device)
+    return times
+
+
+def _ratios(cpu: dict[str, float]) -> dict[str, float]:
+    """Speed ratios on the CPU: Pillow's draft against a full load, c2f against CompressAI."""
     ratios = {"Pillow draft / Pillow full load": cpu["c2f Pillow draft"] / cpu["c2f Pillow load"]}
     if "CompressAI hyperprior decompress" in cpu:
         peer = cpu["CompressAI hyperprior decompress"]
@@ -315,25 +326,54 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print("CompressAI is not installed here: no peer measured", file=sys.stderr)
+    return ratios
+
+
+def _time_uhd(rgb: Image.Image, runs: int) -> dict[str, float]:
+    """c2f's decode time on the GPU for the image resized to 3840x2160."""
+    uhd = rgb.resize((3840, 2160), Image.Resampling.LANCZOS)
+    data = encode(uhd, quality=75, device="cuda")
+    return time_rounds({"c2f decode": lambda: decode(data, device="cuda")}, runs, "cuda")
+
+
+def _big(args: argparse.Namespace, rgb: Image.Image) -> dict[str, Any]:
+    """--big: peak memory of c2f encode and decode on a WxH image resized from --big-from."""
+    width, height = (int(v) for v in args.big.lower().split("x"))
+    source = rgb
+    if args.big_from:
+        with Image.open(args.big_from) as im:
+            source = im.convert("RGB")
+    with tempfile.TemporaryDirectory() as tmp:
+        big = big_image(source, (width, height), Path(tmp))
+        big["from"] = (args.big_from or args.image).name
+    return big
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with Image.open(args.image) as im:
+        rgb = im.convert("RGB")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    result: dict[str, Any] = {
+        "image": args.image.name,
+        "megapixels": rgb.width * rgb.height / 1e6,
+        "machine": _machine(devices),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "c2f": __version__,
+        "runs": args.runs,
+        "times": _time_devices(rgb, devices, args.runs),
+    }
+    cpu = result["times"]["cpu"]
+    ratios = _ratios(cpu)
     if "cuda" in devices:
-        uhd = rgb.resize((3840, 2160), Image.Resampling.LANCZOS)
-        data = encode(uhd, quality=75, device="cuda")
-        result["times"]["cuda 3840x2160"] = time_rounds(
-            {"c2f decode": lambda: decode(data, device="cuda")}, args.runs, "cuda"
-        )
+        result["times"]["cuda 3840x2160"] = _time_uhd(rgb, args.runs)
     result["ratios"] = ratios
     result["peak_memory"] = peak_memory(
         args.image, with_peer="CompressAI hyperprior decompress" in cpu
     )
     if args.big:
-        width, height = (int(v) for v in args.big.lower().split("x"))
-        source = rgb
-        if args.big_from:
-            with Image.open(args.big_from) as im:
-                source = im.convert("RGB")
-        with tempfile.TemporaryDirectory() as tmp:
-            result["big"] = big_image(source, (width, height), Path(tmp))
-            result["big"]["from"] = (args.big_from or args.image).name
+        result["big"] = _big(args, rgb)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "speed.json").write_text(json.dumps(result, indent=2))
     text = _markdown(result)

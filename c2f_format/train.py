@@ -640,29 +640,22 @@ def new_model(
     return model, make_optimizer(model, lr), Progress(seed=seed)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = build_parser()
-    args, rest = ap.parse_known_args(argv)
-    if args.gpu_round:
-        from .gpu_round import main as gpu_round_main
+def _pack(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
+    """--pack: write --data, downscaled, as JPEG into an empty folder, and train nothing."""
+    if not args.data:
+        ap.error("--pack needs --data")
+    if args.pack.exists() and any(args.pack.iterdir()):
+        ap.error(f"--pack folder {args.pack} is not empty")
+    size = pack_images(args.data, args.pack)
+    print(f"packed {len(list(args.pack.iterdir()))} images, {size / 2**20:.1f} MiB")
+    return 0
 
-        return gpu_round_main(rest)
-    if rest:
-        ap.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.pack:
-        if not args.data:
-            ap.error("--pack needs --data")
-        if args.pack.exists() and any(args.pack.iterdir()):
-            ap.error(f"--pack folder {args.pack} is not empty")
-        size = pack_images(args.data, args.pack)
-        print(f"packed {len(list(args.pack.iterdir()))} images, {size / 2**20:.1f} MiB")
-        return 0
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.run.mkdir(parents=True, exist_ok=True)
-    ckpt_path = args.run / STATE_FILE
+def _grown_model(
+    args: argparse.Namespace, device: torch.device, ap: argparse.ArgumentParser
+) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """The model to train: started or resumed, grown to the asked sizes, with a rate
+    warm-up for the channels that are new or revived."""
     model, opt, progress = start_model(args, device)
     old_m = model.config.m
     model, opt, changes = grow(
@@ -682,29 +675,32 @@ def main(argv: list[str] | None = None) -> int:
         fresh = silent + fresh
     if fresh:
         progress.warmup = RateWarmup(fresh, progress.step, args.rate_warmup)
+    return model, opt, progress
+
+
+def _reseed(progress: Progress) -> int:
+    """Seed torch and random from the run's seed and the step reached, so that a resumed
+    run does not repeat the random draws it made before; returns that seed."""
     seed = progress.seed + progress.step
     torch.manual_seed(seed)
     random.seed(seed)
-    if args.export_only:
-        if not args.export:
-            ap.error("--export-only needs --export")
-        model_id = export(model, args.val, args.export)
-        print(f"exported step {progress.step} to {args.export} (model {model_id.hex()})")
-        return 0
-    if not args.data:
-        ap.error("--data is required for training")
+    return seed
 
-    model.mixed_precision = args.bf16
-    sampler = CropSampler(
-        [im for folder in args.data for im in load_images(folder)], args.crop, seed
-    )
-    crops = validation_crops(args.val) if args.val else []
-    print(
-        f"device {device}, {len(sampler.images)} training images, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters",
-        flush=True,
-    )
-    schedule = Schedule(
+
+def _export_only(
+    args: argparse.Namespace, model: C2FModel, progress: Progress, ap: argparse.ArgumentParser
+) -> int:
+    """--export-only: write the weights file of the model as it stands, without training."""
+    if not args.export:
+        ap.error("--export-only needs --export")
+    model_id = export(model, args.val, args.export)
+    print(f"exported step {progress.step} to {args.export} (model {model_id.hex()})")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> Schedule:
+    """The training schedule the command line asks for (the deadline starts now)."""
+    return Schedule(
         iters=args.iters,
         budget_seconds=args.budget_minutes * 60.0,
         lr=args.lr,
@@ -716,6 +712,30 @@ def main(argv: list[str] | None = None) -> int:
         ckpt_every=args.ckpt_every,
         val_every=args.val_every,
     )
+
+
+def _train(
+    args: argparse.Namespace,
+    model: C2FModel,
+    opt: torch.optim.Adam,
+    progress: Progress,
+    device: torch.device,
+    seed: int,
+) -> None:
+    """Train on crops of --data, logging, checkpointing and validating on the way, then
+    save the state, validate once more and export if asked."""
+    ckpt_path = args.run / STATE_FILE
+    model.mixed_precision = args.bf16
+    sampler = CropSampler(
+        [im for folder in args.data for im in load_images(folder)], args.crop, seed
+    )
+    crops = validation_crops(args.val) if args.val else []
+    print(
+        f"device {device}, {len(sampler.images)} training images, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters",
+        flush=True,
+    )
+    schedule = _schedule(args)
     log = CsvLog(args.run / LOG_FILE, schedule)
 
     def val() -> None:
@@ -740,6 +760,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         model_id = export(model, args.val, args.export)
         print(f"exported {args.export} (model {model_id.hex()})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args, rest = ap.parse_known_args(argv)
+    if args.gpu_round:
+        from .gpu_round import main as gpu_round_main
+
+        return gpu_round_main(rest)
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.pack:
+        return _pack(args, ap)
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.run.mkdir(parents=True, exist_ok=True)
+    model, opt, progress = _grown_model(args, device, ap)
+    seed = _reseed(progress)
+    if args.export_only:
+        return _export_only(args, model, progress, ap)
+    if not args.data:
+        ap.error("--data is required for training")
+    _train(args, model, opt, progress, device, seed)
     return 0
 
 

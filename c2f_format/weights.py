@@ -137,52 +137,83 @@ class LoadedModel:
     path: Path
 
 
+def _read_config(arrays: dict[str, np.ndarray], path: Path) -> ModelConfig:
+    """The model sizes from the file's `config` array, its quality range checked."""
+    config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
+    if config.quality_levels is not None:
+        lo, hi = config.quality_levels
+        if not 0 <= lo < hi <= len(config.lambdas) - 1:
+            raise WeightsError(f"weights file {path}: quality_levels {config.quality_levels}")
+    return config
+
+
+def _read_integer_layers(
+    arrays: dict[str, np.ndarray], net: C2FModel
+) -> dict[str, IntegerConvParams]:
+    """The integer layers of `net` read from the file, each checked against overflow."""
+    layers: dict[str, IntegerConvParams] = {}
+    for name in _int_layers(net):
+        rng = arrays[f"int/{name}/range"]
+        layers[name] = IntegerConvParams(
+            weight=torch.from_numpy(arrays[f"int/{name}/weight"].astype(np.int64)),
+            bias=torch.from_numpy(arrays[f"int/{name}/bias"].astype(np.int64)),
+            multiplier=torch.from_numpy(arrays[f"int/{name}/multiplier"].astype(np.int64)),
+            shift=torch.from_numpy(arrays[f"int/{name}/shift"].astype(np.int64)),
+            out_min=int(rng[0]),
+            out_max=int(rng[1]),
+        )
+        check_integer_layer(name, layers[name])
+    return layers
+
+
+def _float_state(
+    arrays: dict[str, np.ndarray],
+    net: C2FModel,
+    layers: dict[str, IntegerConvParams],
+    path: Path,
+) -> dict[str, torch.Tensor]:
+    """A state dict for `net`: the float parameters from the file, shapes checked; the
+    integer layers' and z1's parameters keep their initial values (they are held apart)."""
+    state = {}
+    int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
+    for name, param in net.named_parameters():
+        if name in int_param_names or name.startswith("z1_"):
+            state[name] = param.detach()
+            continue
+        value = torch.from_numpy(arrays[f"float/{name}"])
+        if value.shape != param.shape:
+            raise WeightsError(f"weights file {path}: {name} has shape {tuple(value.shape)}")
+        state[name] = value
+    return state
+
+
+def _z1_and_tables(
+    arrays: dict[str, np.ndarray], config: ModelConfig, path: Path
+) -> tuple[torch.Tensor, torch.Tensor, EntropyTables]:
+    """z1's prior (means, scale indices) and the entropy tables, checked to be in range."""
+    tables = EntropyTables(arrays["entropy/freqs"], arrays["entropy/radii"])
+    z1_mean = torch.from_numpy(arrays["int/z1/mean"].astype(np.int64))
+    z1_scale = torch.from_numpy(arrays["int/z1/scale"].astype(np.int64))
+    if tables.levels != SCALE_LEVELS:
+        raise WeightsError(f"weights file {path} has {tables.levels} tables, not {SCALE_LEVELS}")
+    if z1_mean.shape != (config.c1,) or int(z1_mean.abs().max()) > MEAN_MAX:
+        raise WeightsError(f"weights file {path}: z1 means out of range")
+    if z1_scale.shape != (config.c1,) or not (
+        0 <= int(z1_scale.min()) <= int(z1_scale.max()) < SCALE_LEVELS
+    ):
+        raise WeightsError(f"weights file {path}: z1 scale indices out of range")
+    return z1_mean, z1_scale, tables
+
+
 def load_weights(path: Path) -> LoadedModel:
     path = Path(path)
     arrays = read_arrays(path)
     try:
-        config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
-        if config.quality_levels is not None:
-            lo, hi = config.quality_levels
-            if not 0 <= lo < hi <= len(config.lambdas) - 1:
-                raise WeightsError(f"weights file {path}: quality_levels {config.quality_levels}")
+        config = _read_config(arrays, path)
         net = C2FModel(config)
-        layers: dict[str, IntegerConvParams] = {}
-        for name in _int_layers(net):
-            rng = arrays[f"int/{name}/range"]
-            layers[name] = IntegerConvParams(
-                weight=torch.from_numpy(arrays[f"int/{name}/weight"].astype(np.int64)),
-                bias=torch.from_numpy(arrays[f"int/{name}/bias"].astype(np.int64)),
-                multiplier=torch.from_numpy(arrays[f"int/{name}/multiplier"].astype(np.int64)),
-                shift=torch.from_numpy(arrays[f"int/{name}/shift"].astype(np.int64)),
-                out_min=int(rng[0]),
-                out_max=int(rng[1]),
-            )
-            check_integer_layer(name, layers[name])
-        state = {}
-        int_param_names = {f"{n}.{p}" for n in layers for p in ("weight", "bias")}
-        for name, param in net.named_parameters():
-            if name in int_param_names or name.startswith("z1_"):
-                state[name] = param.detach()
-                continue
-            value = torch.from_numpy(arrays[f"float/{name}"])
-            if value.shape != param.shape:
-                raise WeightsError(f"weights file {path}: {name} has shape {tuple(value.shape)}")
-            state[name] = value
-        net.load_state_dict(state)
-        tables = EntropyTables(arrays["entropy/freqs"], arrays["entropy/radii"])
-        z1_mean = torch.from_numpy(arrays["int/z1/mean"].astype(np.int64))
-        z1_scale = torch.from_numpy(arrays["int/z1/scale"].astype(np.int64))
-        if tables.levels != SCALE_LEVELS:
-            raise WeightsError(
-                f"weights file {path} has {tables.levels} tables, not {SCALE_LEVELS}"
-            )
-        if z1_mean.shape != (config.c1,) or int(z1_mean.abs().max()) > MEAN_MAX:
-            raise WeightsError(f"weights file {path}: z1 means out of range")
-        if z1_scale.shape != (config.c1,) or not (
-            0 <= int(z1_scale.min()) <= int(z1_scale.max()) < SCALE_LEVELS
-        ):
-            raise WeightsError(f"weights file {path}: z1 scale indices out of range")
+        layers = _read_integer_layers(arrays, net)
+        net.load_state_dict(_float_state(arrays, net, layers, path))
+        z1_mean, z1_scale, tables = _z1_and_tables(arrays, config, path)
     except KeyError as exc:
         raise WeightsError(f"weights file {path} lacks array {exc}") from None
     except (TypeError, ValueError) as exc:
