@@ -29,7 +29,6 @@ from .bitstream import (
     version_for,
 )
 from .deploy import ReducedTail, for_inference
-from .errors import UnknownModelError, WeightsError
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .spec_constants import STEPS_PER_MEAN
 from .threads import cpu_threads
@@ -38,6 +37,7 @@ from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
 from .tiling import tiles as _tiles
 from .weights import LoadedModel, load_weights
+from .weights_file import check_model_id, installed_model
 from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
 from .weights_file import weights_index as weights_index
 
@@ -338,23 +338,13 @@ def get_codec(device: torch.device, model_id: bytes | None = None) -> Codec:
 
     Loaded once per process and reused; the file's hash is checked against its id.
     """
-    index = weights_index()
-    key_hex = model_id.hex() if model_id is not None else next(iter(index))
-    if key_hex not in index:
-        raise UnknownModelError(
-            f"stream was made with model {key_hex}, which is not installed "
-            f"(installed: {', '.join(index) or 'none'})"
-        )
+    key_hex, path = installed_model(model_id)
     key = (key_hex, str(device))
     with _CACHE_LOCK:
         codec = _CACHE.get(key)
         if codec is None:
-            loaded = load_weights(weights_dir() / index[key_hex])
-            if loaded.model_id.hex() != key_hex:
-                raise WeightsError(
-                    f"weights file {loaded.path} hashes to {loaded.model_id.hex()}, "
-                    f"but the index says {key_hex}"
-                )
+            loaded = load_weights(path)
+            check_model_id(key_hex, loaded.model_id, loaded.path)
             codec = Codec(loaded, device)
             _CACHE[key] = codec
     return codec

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import entropy
 from .bitstream import Header
-from .errors import UnknownModelError, WeightsError
+from .errors import WeightsError
 from .numpy_ops import (
     FloatConv,
     IntLayer,
@@ -39,11 +39,11 @@ from .tiling import EDGE_STRIP, grid_edges, synthesis_tiles
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
+    check_model_id,
     check_role_range,
+    installed_model,
     model_id_of,
     read_arrays,
-    weights_dir,
-    weights_index,
 )
 
 
@@ -409,22 +409,12 @@ _CACHE_LOCK = threading.Lock()
 def get_decoder(model_id: bytes | None = None) -> NumpyDecoder:
     """The shared NumPy decoder for `model_id` (default: the newest shipped model),
     loaded once per process; the file's hash is checked against its id."""
-    index = weights_index()
-    key = model_id.hex() if model_id is not None else next(iter(index))
-    if key not in index:
-        raise UnknownModelError(
-            f"stream was made with model {key}, which is not installed "
-            f"(installed: {', '.join(index) or 'none'})"
-        )
+    key, path = installed_model(model_id)
     with _CACHE_LOCK:
         decoder = _CACHE.get(key)
         if decoder is None:
-            model = load_model(weights_dir() / index[key])
-            if model.model_id.hex() != key:
-                raise WeightsError(
-                    f"weights file {model.path} hashes to {model.model_id.hex()}, "
-                    f"but the index says {key}"
-                )
+            model = load_model(path)
+            check_model_id(key, model.model_id, model.path)
             decoder = NumpyDecoder(model)
             _CACHE[key] = decoder
     return decoder

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import UnknownModelError, WeightsError
 from .spec_constants import (
     HIDDEN_MAX,
     MAX_SHIFT,
@@ -148,10 +148,33 @@ def weights_index() -> dict[str, str]:
     return models
 
 
+def installed_model(model_id: bytes | None) -> tuple[str, Path]:
+    """The id (hex) and weights file of `model_id` (default: the newest shipped model),
+    or UnknownModelError naming the models that are installed."""
+    index = weights_index()
+    key = model_id.hex() if model_id is not None else next(iter(index))
+    if key not in index:
+        raise UnknownModelError(
+            f"stream was made with model {key}, which is not installed "
+            f"(installed: {', '.join(index) or 'none'})"
+        )
+    return key, weights_dir() / index[key]
+
+
+def check_model_id(key: str, loaded_id: bytes, path: Path) -> None:
+    """Refuse a weights file whose arrays hash to another id than the index gives it."""
+    if loaded_id.hex() != key:
+        raise WeightsError(
+            f"weights file {path} hashes to {loaded_id.hex()}, but the index says {key}"
+        )
+
+
 __all__ = [
     "INTEGER_LAYERS",
     "check_integer_arrays",
+    "check_model_id",
     "check_role_range",
+    "installed_model",
     "model_id_of",
     "read_arrays",
     "weights_dir",
