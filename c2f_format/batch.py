@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import struct
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,6 +33,7 @@ from .bitstream import LATENT_FACTOR, PAD_MULTIPLE, parse_header
 from .errors import C2FError, InvalidArgumentError
 from .progress import Bar, progress
 from .safe_write import check_writable, write_file
+from .threads import available_cores
 from .tiling import TILE
 
 if TYPE_CHECKING:  # torch is imported where it is used: decoding may run without it
@@ -58,10 +58,7 @@ def default_jobs(device: str | torch.device | None = None) -> int:
             return 1
     else:
         backends.check_device("numpy", device)  # only the CPU without torch
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 def _init_worker(threads: int) -> None:

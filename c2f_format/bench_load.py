@@ -27,6 +27,7 @@ from PIL import Image
 
 from . import __version__
 from .progress import progress
+from .threads import available_cores
 
 _CHILD = """
 import io, statistics, sys, time
@@ -42,13 +43,6 @@ load()
 print(statistics.median(load() for _ in range(int(sys.argv[2]))))
 """
 _SPIN = "while True: pass"
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def time_decode(stream: Path, policy: str, runs: int) -> float:
@@ -67,7 +61,7 @@ def time_decode(stream: Path, policy: str, runs: int) -> float:
 
 def measure(stream: Path, busy_levels: list[int], runs: int) -> dict[str, dict[str, float]]:
     """{busy cores: {policy: median seconds}}."""
-    policies = ["auto"] + [str(n) for n in range(1, _cores() + 1)]
+    policies = ["auto"] + [str(n) for n in range(1, available_cores() + 1)]
     out: dict[str, dict[str, float]] = {}
     spinners: list[subprocess.Popen[bytes]] = []
     cells = [(busy, policy) for busy in sorted(busy_levels) for policy in policies]
@@ -128,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     stream = args.output / "image.c2f"
     stream.write_bytes(data)
-    busy = args.busy if args.busy is not None else sorted({0, 1, _cores()})
+    busy = args.busy if args.busy is not None else sorted({0, 1, available_cores()})
     result = {
         "image": args.image.name,
         "bytes": len(data),
-        "machine": f"{platform.machine()}, {_cores()} CPUs",
+        "machine": f"{platform.machine()}, {available_cores()} CPUs",
         "torch": torch.__version__,
         "c2f": __version__,
         "runs": args.runs,

@@ -24,10 +24,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import torch
 
 ENV = "C2F_THREADS"
 _SAMPLES = 3  # the least of a few readings: a busy program is runnable in all of them
@@ -82,7 +84,8 @@ def busy_cores() -> int | None:
     return max(0, min(*readings, recent))
 
 
-def _cores() -> int:
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -94,7 +97,7 @@ def _machine_is_ours() -> bool:
     """Whether the kernel's count of runnable tasks describes the cores this process
     runs on: not when it is pinned to some of them (taskset, cpusets) or held to a CPU
     quota (a container's --cpus), where the load of the whole host says nothing."""
-    if _cores() < (os.cpu_count() or 1):
+    if available_cores() < (os.cpu_count() or 1):
         return False
     try:
         quota = Path("/sys/fs/cgroup/cpu.max").read_text().split()[0]
@@ -114,7 +117,7 @@ def choose(limit: int) -> int:
     if last_limit == limit and now - when < _REUSE_S:
         return last_count
     busy = busy_cores() if _machine_is_ours() else None
-    count = limit if busy is None else max(1, min(limit, _cores() - busy))
+    count = limit if busy is None else max(1, min(limit, available_cores() - busy))
     _last = (now, limit, count)
     return count
 
@@ -127,6 +130,8 @@ def cpu_threads(device: torch.device) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
+    import torch  # here, so that the rest of this module serves torch-free callers
+
     saved = torch.get_num_threads()
     count = choose(saved)
     if count != saved:

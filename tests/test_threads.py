@@ -48,7 +48,7 @@ def test_auto_uses_the_idle_cores_up_to_torchs_setting(
     monkeypatch: pytest.MonkeyPatch, busy: int | None, cores: int, limit: int, expected: int
 ) -> None:
     monkeypatch.setattr(threads, "busy_cores", lambda: busy)
-    monkeypatch.setattr(threads, "_cores", lambda: cores)
+    monkeypatch.setattr(threads, "available_cores", lambda: cores)
     monkeypatch.setattr(threads, "_machine_is_ours", lambda: True)
     assert threads.choose(limit) == expected
 
