@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import registration
 from .bitstream import Header
 from .errors import (
     C2FError,
@@ -27,6 +26,7 @@ from .errors import (
     UnsupportedVersionError,
     WeightsError,
 )
+from .plugins import register, register_lazily
 
 if TYPE_CHECKING:
     from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
@@ -62,16 +62,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def register() -> None:
-    """Register the C2F format with Pillow and imageio (idempotent).
-
-    `import c2f_format` registers it already, with stand-ins that load the adapters (and
-    torch) when a .c2f file is first opened or saved; this loads and registers them now,
-    e.g. after a test framework has reset Pillow's registry."""
-    registration.register()
-
-
-registration.register_lazily()
+register_lazily()  # stand-ins: the adapters (and torch) load on first use
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

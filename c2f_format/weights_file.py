@@ -119,18 +119,12 @@ def check_role_range(name: str, out_min: int, out_max: int) -> None:
 
 
 def weights_dir() -> Path:
-    """The folder of weights: $C2F_WEIGHTS_DIR, else the installed package data, else
-    the checkout's `weights/`."""
+    """The folder of weights: $C2F_WEIGHTS_DIR (another set, e.g. a training run's),
+    else the installed package data (`weights/` installs as `c2f_format._weights`)."""
     override = os.environ.get("C2F_WEIGHTS_DIR")
     if override:
         return Path(override)
-    try:
-        installed = Path(str(resources.files("c2f_format._weights")))
-        if (installed / "index.json").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "weights"
+    return Path(str(resources.files("c2f_format._weights")))
 
 
 def weights_index() -> dict[str, str]:

@@ -24,8 +24,8 @@ from PIL import Image
 
 from c2f_format import api, bitstream
 from c2f_format.errors import TruncatedStreamError
-from c2f_format.registration import EXTENSION, IMAGEIO_CLASS
-from c2f_format.registration import IMAGEIO_PLUGIN as PLUGIN_NAME
+
+from . import EXTENSION
 
 UINT8 = np.dtype(np.uint8)
 
@@ -144,23 +144,3 @@ class C2FPlugin(PluginV3):
             return data
         self.request.get_file().write(data)
         return None
-
-
-def register() -> None:
-    """Make imageio pick this plugin for .c2f (idempotent)."""
-    from imageio.config import FileExtension, PluginConfig, known_extensions, known_plugins
-
-    known_plugins[PLUGIN_NAME] = PluginConfig(
-        name=PLUGIN_NAME, class_name=IMAGEIO_CLASS, module_name=__name__
-    )
-    entries = known_extensions.setdefault(EXTENSION, [])
-    if not any(PLUGIN_NAME in entry.priority for entry in entries):
-        entries.insert(
-            0,
-            FileExtension(
-                extension=EXTENSION,
-                priority=[PLUGIN_NAME],
-                name="c2f",
-                description="c2f learned image format",
-            ),
-        )

@@ -44,9 +44,10 @@ from c2f_format.errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
-from c2f_format.registration import EXTENSION, FORMAT, MIME
 from c2f_format.spec_constants import PREVIEW_SCALE
 from c2f_format.weights_file import weights_index
+
+from . import EXTENSION, FORMAT, MIME
 
 DECODER = "c2f"
 DRAFT_SCALES = (PREVIEW_SCALE, 4, 2)  # largest first

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
-from helpers import KODIM23
+from helpers import KODIM23, run_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -180,13 +178,8 @@ else:
 
 
 def _run(threads: int, *args: str, stdin: bytes = b"") -> bytes:
-    proc = subprocess.run(
-        [sys.executable, "-c", _THREADED, str(threads), *args],
-        input=stdin,
-        capture_output=True,
-        check=True,
-        timeout=300,
-    )
+    proc = run_python(_THREADED, str(threads), *args, stdin=stdin)
+    assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import KODIM23, replay
+from helpers import KODIM23, replay, run_python
 from PIL import Image, ImageFile
 
 import c2f_format
@@ -337,15 +335,9 @@ BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"  # import torch now fa
 
 
 def _without_torch(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH + code],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    result = run_python(BLOCK_TORCH + code)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
 
 
 def test_decoding_without_torch() -> None:
