@@ -1,13 +1,12 @@
 """The NumPy decoder against the torch decoder on one image, same process, same CPU.
 
-    python -m c2f_format.bench_backends [IMAGE] [--repeats N]
+    python -m c2f_format.bench_backends IMAGE [--repeats N]
 
-Encodes IMAGE (default: the 768x512 Kodak image in tests/data) at quality 75, then
-times, one backend after the other (each after a warm-up call), a full decode through
-Pillow (`Image.open().load()`), a 1/8 preview through Pillow's `draft`, and the NumPy
-decoder's stages. Prints medians
-in milliseconds and the largest pixel difference between the backends. Needs torch (for
-the encoder and the comparison).
+Encodes IMAGE (the recorded numbers used the checkout's tests/data/kodim23.png, 768x512)
+at quality 75, then times, one backend after the other (each after a warm-up call), a
+full decode through Pillow (`Image.open().load()`), a 1/8 preview through Pillow's
+`draft`, and the NumPy decoder's stages. Prints medians in milliseconds and the largest
+pixel difference between the backends. Needs torch (for the encoder and the comparison).
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ import c2f_format
 from c2f_format import bitstream as bs
 from c2f_format.numpy_decoder import get_decoder
 from c2f_format.spec_constants import PREVIEW_SCALE
-
-DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "tests" / "data" / "kodim23.png"
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -91,7 +88,7 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("image", type=Path, help="e.g. tests/data/kodim23.png in a checkout")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     with Image.open(args.image) as im:

@@ -147,9 +147,20 @@ def _require(condition: bool, message: str) -> None:
         raise ConformanceError(message)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """`python -m c2f_format.conformance IMAGE FOLDER`: the paths are the caller's (the
+    checkout's tests/data/kodim23.png and spec/vectors make the published set), since an
+    installed package has neither."""
+    import argparse
     import sys
 
-    root = Path(__file__).resolve().parent.parent
-    out = make_vectors(root / "tests" / "data" / "kodim23.png", root / "spec" / "vectors")
-    print(f"wrote {len(out)} vectors", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m c2f_format.conformance")
+    parser.add_argument("image", type=Path, help="the sample image the vectors are cut from")
+    parser.add_argument("folder", type=Path, help="where to write the vectors")
+    args = parser.parse_args(argv)
+    out = make_vectors(args.image, args.folder)
+    print(f"wrote {len(out)} vectors to {args.folder}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

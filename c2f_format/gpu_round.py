@@ -143,11 +143,13 @@ def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> 
     from c2f_format.conformance import latent_digest
 
     result: dict[str, Any] = {}
+    # pytest runs outside the checkout (its rootdir found from the test's path), so that
+    # it imports the installed package rather than the checkout's c2f_format/ folder
     with (out / "checks.log").open("w") as log:
         tests = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
              str(root / "tests" / "test_cuda.py")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, timeout=240, check=False,
+            cwd=out, stdout=log, stderr=subprocess.STDOUT, timeout=240, check=False,
         )  # fmt: skip
     result["test_cuda_exit"] = tests.returncode
     from PIL import Image

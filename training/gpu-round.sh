@@ -1,10 +1,18 @@
 #!/bin/sh
-# One GPU round on a fresh device machine (see docs/training.md): install the wheels its
-# image lacks from runs/wheels, then `c2f-train --gpu-round`. Extra arguments pass on.
+# One GPU round on a fresh device machine (see docs/training.md): install what its image
+# lacks into /tmp/c2f-site, the wheels from runs/wheels and this checkout's c2f-format
+# (built there with the image's setuptools: a wheel of it would carry the weights a second
+# time, past the 64 MiB that travel), then run `c2f-train --gpu-round` outside the
+# checkout, so that it imports the installed package. Extra arguments pass on.
 cd "$(dirname "$0")/.." || exit 1
+repo=$PWD
 site=/tmp/c2f-site
 pip="python3 -m pip install -q --no-index --no-deps --no-compile --find-links runs/wheels --target $site"
 $pip constriction || echo "constriction did not install: the checks and the codec will fail"
 $pip compressai pytorch-msssim || echo "CompressAI did not install: no GPU peer timings"
-export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
-exec python3 -m c2f_format.train --gpu-round --out "${OUT:-runs/gpu-round}" "$@"
+$pip --no-build-isolation --upgrade . || { echo "c2f-format did not install from $repo" >&2; exit 1; }
+out=${OUT:-runs/gpu-round}
+case $out in /*) ;; *) out=$repo/$out ;; esac
+export PYTHONPATH="$site" PYTHONUNBUFFERED=1
+cd "$site" || exit 1
+exec python3 -m c2f_format.train --gpu-round --repo "$repo" --out "$out" "$@"
