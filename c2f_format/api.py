@@ -31,6 +31,7 @@ from .bitstream import (
     StreamParser,
     parse_band,
 )
+from .decoding import LatentDecoder
 from .errors import (
     C2FError,
     CorruptStreamError,
@@ -270,7 +271,6 @@ def file_info(header: Header, segments: Iterable[Segment]) -> dict[str, Any]:
     return info
 
 
-@dataclass
 class StreamDecoder:
     """Decode a stream as its bytes arrive.
 
@@ -299,36 +299,46 @@ class StreamDecoder:
     symbols; pixels may differ by float rounding (spec 11). NumPy runs on the CPU only.
     """
 
-    device: str | torch.device | None = None
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    tolerate_damage: bool = False
-    backend: str | None = None
-    # exif and icc_profile as stored (Exif without the prefix that `info` adds)
-    metadata: dict[str, bytes] = field(init=False, default_factory=dict)
-    damage: list[str] = field(init=False, default_factory=list)
-    _parser: StreamParser = field(init=False)
-    # the engine's arrays (torch tensors or NumPy arrays, see backend.Engine)
-    _codec: backends.Engine | None = field(init=False, default=None)
-    _h1: Any = field(init=False, default=None)
-    _h2: Any = field(init=False, default=None)
-    _mu3: Any = field(init=False, default=None)
-    _idx3: Any = field(init=False, default=None)
-    _mu2: Any = field(init=False, default=None)
-    _idx2: Any = field(init=False, default=None)
-    _y: Any = field(init=False, default=None)
-    _rows: int = field(init=False, default=0)
-    _latents: dict[str, Any] = field(init=False, default_factory=dict)
-    _error: C2FError | None = field(init=False, default=None)
-    _alpha: np.ndarray | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self.max_pixels = _check_max_pixels(self.max_pixels)
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        tolerate_damage: bool = False,
+        backend: str | None = None,
+    ) -> None:
+        self.device = device
+        self.max_pixels = _check_max_pixels(max_pixels)
+        self.tolerate_damage = tolerate_damage
+        self.backend = backend
+        # exif and icc_profile as stored (Exif without the prefix that `info` adds)
+        self.metadata: dict[str, bytes] = {}
+        self.damage: list[str] = []
         self._parser = StreamParser(
             max_pixels=self.max_pixels, skip_damaged_bands=self.tolerate_damage
         )
+        self._latent: LatentDecoder | None = None  # from the header on
+        self._alpha: np.ndarray | None = None
+        self._error: C2FError | None = None
         self._halted = False  # tolerated damage made the rest of the stream unreadable
         self._backend = backends.resolve(self.backend)
         self._dev = backends.check_device(self._backend, self.device)
+
+    def __repr__(self) -> str:
+        """Where the decoder stands, in a line (never the bytes it holds)."""
+        h = self.header
+        if h is None:
+            return f"<StreamDecoder: no header yet, {self.bytes_received} bytes>"
+        state = ""
+        if self._error is not None:
+            state = ", failed"
+        elif self.damage:
+            state = ", damaged"
+        elif self.complete:
+            state = ", complete"
+        return (
+            f"<StreamDecoder {h.width}x{h.height} {h.mode}: {self.rows_received}/"
+            f"{h.latent_size[0]} latent rows, {self.bytes_received} bytes{state}>"
+        )
 
     @property
     def header(self) -> Header | None:
@@ -345,13 +355,13 @@ class StreamDecoder:
 
     @property
     def preview_ready(self) -> bool:
-        return self._h2 is not None
+        return self._latent is not None and self._latent.preview_ready
 
     @property
     def rows_received(self) -> int:
         """Latent rows of y covered by the bands received so far (each is 16 pixel rows);
         under `tolerate_damage`, rows of skipped bands are counted but predicted."""
-        return self._rows
+        return 0 if self._latent is None else self._latent.rows
 
     @property
     def complete(self) -> bool:
@@ -387,12 +397,13 @@ class StreamDecoder:
                     raise
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
-            if self._codec is None and self.header is not None:
-                self._codec = backends.engine(self._backend, self._dev, self.header.model_id)
+            if self._latent is None and self.header is not None:
+                engine = backends.engine(self._backend, self._dev, self.header.model_id)
+                self._latent = LatentDecoder(engine, self.header)
             for offset in self._parser.damaged[seen:]:
                 self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")
             for seg in segments:
-                self._apply(seg)
+                self._take(seg)
             if failure is not None:
                 if not self.preview_ready:
                     raise failure
@@ -407,76 +418,38 @@ class StreamDecoder:
         if self._error is not None:
             raise type(self._error)(f"{self._error} (raised earlier by this decoder)")
 
-    def _apply(self, seg: Segment) -> None:
-        codec, header = self._codec, self.header
-        assert codec is not None and header is not None
+    def _take(self, seg: Segment) -> None:
+        """Metadata and alpha are read here; the rest goes to the latent decoder, with
+        bad YBND data skipped under `tolerate_damage` (its rows stay predicted)."""
+        header, latent = self.header, self._latent
+        assert header is not None and latent is not None
         if seg.kind in _METADATA_KEYS:
             self.metadata[_METADATA_KEYS[seg.kind]] = seg.payload
         elif seg.kind == SEG_ALPHA:
             self._alpha = alpha_coding.decode_plane(seg.payload, header.width, header.height)
-        elif seg.kind == SEG_Z1:
-            with codec.inference():
-                z1 = codec.decode_z1(header, seg.payload)
-                self._h1, self._mu2, self._idx2 = codec.hyper_from_z1(z1)
-            self._latents["z1"] = z1
-        elif seg.kind == SEG_Z2:
-            assert self._mu2 is not None and self._idx2 is not None
-            with codec.inference():
-                z2 = codec.decode_z2(seg.payload, self._mu2, self._idx2)
-                self._h2 = codec.h2_from_z2(z2)
-            self._latents["z2"] = z2
-        elif seg.kind == SEG_Y:
-            _, idx3 = self._y_params()
-            row, count, coded = parse_band(seg.payload)
-            self._rows = row + count
+        else:
             try:
-                with codec.inference():
-                    sym = codec.decode_band(coded, idx3[:, :, row : row + count])
+                latent.add(seg)
             except CorruptStreamError as exc:
-                if not self.tolerate_damage:
+                if not self.tolerate_damage or seg.kind != SEG_Y:
                     raise
                 self.damage.append(f"YBND segment at offset {seg.offset}: {exc}")
-                return
-            self._y_symbols()[:, :, row : row + count] = sym
-
-    def _y_params(self) -> tuple[Any, Any]:
-        """Means and scale indices of y, computed when first needed (the preview isn't)."""
-        if self._mu3 is None or self._idx3 is None:
-            assert self._codec is not None and self._h2 is not None
-            with self._codec.inference():
-                self._mu3, self._idx3 = self._codec.y_params(self._h2)
-            self._latents.update(mu3=self._mu3, idx3=self._idx3, y=self._y_symbols())
-        return self._mu3, self._idx3
-
-    def _y_symbols(self) -> Any:
-        if self._y is None:
-            assert self._mu3 is not None and self._codec is not None
-            self._y = self._codec.zeros_like(self._mu3)
-        return self._y
 
     def latents(self) -> dict[str, np.ndarray]:
-        """The decoded integers so far, for conformance checks and debugging.
-
-        `z1`, `z2`: hyper latents in units of 1/16; `mu3`: means of y in units of 1/16;
-        `idx3`: scale indices of y; `y`: residual symbols of y (rows not yet received
-        are 0). All int64, shape [1, C, H, W].
-        """
-        codec = self._codec
-        return {k: codec.to_numpy(v).copy() for k, v in self._latents.items()} if codec else {}
+        """The decoded integers so far (see `decoding.LatentDecoder.latents`)."""
+        return {} if self._latent is None else self._latent.latents()
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers,
         with alpha (each sample the mean of the 8x8 it stands for) when it has alpha."""
         self._raise_if_failed()
-        if self._h2 is None or self._h1 is None or self._codec is None or self.header is None:
+        if self._latent is None or not self._latent.preview_ready:
             raise TruncatedStreamError("preview needs the HYP1 and HYP2 segments")
-        h, w = -(-self.header.height // PREVIEW_SCALE), -(-self.header.width // PREVIEW_SCALE)
-        with self._codec.inference():
-            rgb = self._codec.preview_pixels(self._h2, self._h1, h, w)
+        rgb = self._latent.preview_pixels()
         alpha = None
         if self._alpha is not None:
             alpha = alpha_coding.reduce_plane(self._alpha, PREVIEW_SCALE)
-        return self._with_info(_to_image(rgb, self.header.mode, alpha))
+        return self._with_info(_to_image(rgb, self._latent.header.mode, alpha))
 
     def image(self, partial: bool = False, reduce: int = 1) -> Image.Image:
         """The decoded image; see the class docstring for `partial`. `reduce` 2 or 4
@@ -489,20 +462,9 @@ class StreamDecoder:
             raise CorruptStreamError(self.missing())
         if not self.complete and not partial:
             raise TruncatedStreamError(self.missing())
-        if self._h2 is None or self._h1 is None or self._codec is None or header is None:
+        if self._latent is None or header is None or not self._latent.preview_ready:
             raise TruncatedStreamError(self.missing())
-        mu3, _ = self._y_params()
-        with self._codec.inference():
-            rgb = self._codec.reconstruct(
-                self._y_symbols(),
-                mu3,
-                self._h2,
-                self._h1,
-                header.quality,
-                header.height,
-                header.width,
-                reduce,
-            )
+        rgb = self._latent.pixels(reduce)
         alpha = self._alpha
         if alpha is not None and reduce > 1:
             alpha = alpha_coding.reduce_plane(alpha, reduce)
@@ -518,14 +480,14 @@ class StreamDecoder:
             return f"stream ends inside the header ({self.bytes_received} bytes)"
         inside = self._parser.incomplete()
         inside = f": {inside}" if inside else ""
-        if self._h2 is None:
+        if not self.preview_ready:
             return (
                 "stream ends before the hyper segments are complete "
                 f"({self.bytes_received} bytes){inside}"
             )
         rows = self.header.latent_size[0]
         where = (
-            f"stream ends after {self._rows} of {rows} latent rows "
+            f"stream ends after {self.rows_received} of {rows} latent rows "
             f"({self.bytes_received} bytes){inside}"
         )
         if not self.damage:

@@ -28,7 +28,7 @@ INSTALL_TORCH = "pip install 'c2f-format[torch]'"
 
 
 class Engine(Protocol):
-    """What `api.StreamDecoder` asks of a decoding engine; arrays are the engine's own
+    """What `decoding.LatentDecoder` asks of a decoding engine; arrays are the engine's own
     (torch tensors or NumPy arrays), `[1, C, H, W]` int64 for latents."""
 
     model_id: bytes

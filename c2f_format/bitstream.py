@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .alpha import max_payload as max_alpha_payload
 from .errors import (
@@ -181,7 +181,6 @@ MAX_ANCILLARY = 64  # more metadata segments than this is not a real image
 MAX_METADATA_BYTES = 16 << 20
 
 
-@dataclass
 class StreamParser:
     """Incremental parser: `feed()` bytes in any pieces, get checked segments back.
 
@@ -194,22 +193,34 @@ class StreamParser:
     may start at a later row: its rows are lost, the rest of the image is not.
     """
 
-    max_pixels: int | None = None
-    # Skip a YBND segment whose CRC fails (its rows stay unknown) instead of raising.
-    skip_damaged_bands: bool = False
-    header: Header | None = None
-    segments: list[Segment] = field(default_factory=list)
-    finished: bool = False
-    damaged: list[int] = field(default_factory=list)  # offsets of skipped YBND segments
-    _buffer: bytearray = field(default_factory=bytearray)
-    _pos: int = 0  # parse position in _buffer
-    _offset: int = 0  # stream offset of _buffer[0]
-    _critical: int = 0  # critical segments accepted so far
-    _ancillary: set[bytes] = field(default_factory=set)
-    _ancillary_count: int = 0
-    _ancillary_bytes: int = 0
-    _rows_seen: int = 0
-    _gap: bool = False  # a damaged band was skipped; the next band may start later
+    def __init__(self, max_pixels: int | None = None, skip_damaged_bands: bool = False) -> None:
+        self.max_pixels = max_pixels
+        # Skip a YBND segment whose CRC fails (its rows stay unknown) instead of raising.
+        self.skip_damaged_bands = skip_damaged_bands
+        self.header: Header | None = None
+        self.segments: list[Segment] = []
+        self.finished = False
+        self.damaged: list[int] = []  # offsets of skipped YBND segments
+        self._buffer = bytearray()
+        self._pos = 0  # parse position in _buffer
+        self._offset = 0  # stream offset of _buffer[0]
+        self._critical = 0  # critical segments accepted so far
+        self._ancillary: set[bytes] = set()
+        self._ancillary_count = 0
+        self._ancillary_bytes = 0
+        self._rows_seen = 0
+        self._gap = False  # a damaged band was skipped; the next band may start later
+
+    def __repr__(self) -> str:
+        """Where the parser stands, in a line (never the buffered bytes)."""
+        h = self.header
+        size = "no header yet" if h is None else f"{h.width}x{h.height} {h.mode}"
+        state = ", finished" if self.finished else ""
+        damaged = f", {len(self.damaged)} damaged" if self.damaged else ""
+        return (
+            f"<StreamParser {size}: {len(self.segments)} segments, "
+            f"{self.bytes_received} bytes{damaged}{state}>"
+        )
 
     @property
     def bytes_received(self) -> int:

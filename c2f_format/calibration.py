@@ -41,20 +41,11 @@ def rd_by_level(model: C2FModel, images: list[np.ndarray]) -> list[tuple[float, 
         bpp, psnr = [], []
         for rgb in images:
             data = codec.encode(rgb, "RGB", quality)
-            out = _decode(codec, data)
+            out = codec.decode(data)
             bpp.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
             psnr.append(psnr_of(rgb, out))
         rows.append((float(level), float(np.mean(bpp)), float(np.mean(psnr))))
     return rows
-
-
-def _decode(codec: Codec, data: bytes) -> np.ndarray:
-    from .api import StreamDecoder
-
-    dec = StreamDecoder(device="cpu")
-    dec._codec = codec  # decode with this (not yet installed) model
-    dec.feed(data)
-    return np.asarray(dec.image())
 
 
 def monotone_range(rows: list[tuple[float, float, float]]) -> list[float]:

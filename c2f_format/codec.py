@@ -28,6 +28,7 @@ from .bitstream import (
     pack_segment,
     version_for,
 )
+from .decoding import decode_stream
 from .deploy import ReducedTail, for_inference
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .spec_constants import STEPS_PER_MEAN
@@ -188,7 +189,7 @@ class Codec:
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
         return self.net.preview(self._float(h2), self._float(h1))
 
-    # ---- what `api.StreamDecoder` asks of a decoding engine (see backend.py) --------
+    # ---- what `decoding.LatentDecoder` asks of an engine (see backend.py) ------------
 
     def preview_pixels(
         self, h2: torch.Tensor, h1: torch.Tensor, height: int, width: int
@@ -265,6 +266,12 @@ class Codec:
             out.append(pack_band(row, end - row, coded))
         out.append(pack_segment(SEG_END, b""))
         return b"".join(out)
+
+    def decode(self, data: bytes, reduce: int = 1) -> np.ndarray:
+        """The colour of a whole stream made with this model, uint8 [H, W, 3] (see
+        `decoding.decode_stream`): the mirror of `encode`, usable for a model that is
+        not installed (calibration's)."""
+        return decode_stream(self, data, reduce)
 
     def _analyse(self, x: torch.Tensor) -> torch.Tensor:
         """g_a over tiles of the padded uint8 [H, W, 3] image (with HALO latent units of

@@ -18,6 +18,7 @@ from PIL import Image, ImageCms
 from . import alpha as alpha_coding
 from .api import StreamDecoder, encode
 from .bitstream import SEG_ALPHA, iter_segments, pack_segment
+from .decoding import latent_digest
 from .metrics import psnr_from_mse
 
 # name, crop box of the sample image (left, top, right, bottom), mode, quality; RGBA and
@@ -29,16 +30,8 @@ VECTORS = [
     ("pixel-1x1-q1", (10, 10, 11, 11), "RGB", 1),
     ("kodim23-rgba-exif-icc-q60", (300, 150, 428, 246), "RGBA", 60),
 ]
-DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3
 MIN_PSNR = 45.0
 MAX_ABS_DIFF = 8
-
-
-def latent_digest(latents: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for key in DIGEST_ORDER:
-        h.update(np.ascontiguousarray(latents[key], dtype="<i8").tobytes())
-    return h.hexdigest()
 
 
 def vector_alpha(width: int, height: int) -> np.ndarray:

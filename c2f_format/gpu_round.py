@@ -140,7 +140,7 @@ def accept(folder: Path, training: Path) -> int:
 def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> dict[str, Any]:
     """tests/test_cuda.py, the cross-device stream check and GPU timings."""
     import c2f_format
-    from c2f_format.conformance import latent_digest
+    from c2f_format.decoding import latent_digest
 
     result: dict[str, Any] = {}
     # pytest runs outside the checkout (its rootdir found from the test's path), so that

@@ -1,6 +1,6 @@
 """A decoder in NumPy alone, for viewers and servers that do not install torch.
 
-`NumpyDecoder` offers what `api.StreamDecoder` asks of a decoding engine (the same
+`NumpyDecoder` offers what `decoding.LatentDecoder` asks of a decoding engine (the same
 methods as `codec.Codec`'s decode side), on NumPy arrays: latents as `[1, C, H, W]`
 int64 (views of channels-last storage, which the layers in `numpy_ops` use), pixels as
 uint8. The integer networks are exact (spec 6), so the symbols, means and scale indices
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import entropy
 from .bitstream import Header
+from .decoding import decode_stream
 from .errors import WeightsError
 from .numpy_ops import (
     FloatConv,
@@ -385,7 +386,12 @@ class NumpyDecoder:
         x = self.model.synthesis.preview(_float(_hwc(h2)), _float(_hwc(h1)))
         return to_uint8(x, height, width)
 
-    # ---- what else `api.StreamDecoder` asks of an engine --------------------------
+    def decode(self, data: bytes, reduce: int = 1) -> np.ndarray:
+        """The colour of a whole stream made with this model, uint8 [H, W, 3], as
+        `codec.Codec.decode` gives it (see `decoding.decode_stream`)."""
+        return decode_stream(self, data, reduce)
+
+    # ---- what else `decoding.LatentDecoder` asks of an engine ----------------------
 
     def inference(self) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()

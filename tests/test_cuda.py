@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import c2f_format
-from c2f_format.conformance import check_vector, latent_digest
+from c2f_format.conformance import check_vector
+from c2f_format.decoding import latent_digest
 from c2f_format.metrics import psnr
 
 pytestmark = [

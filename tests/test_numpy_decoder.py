@@ -22,7 +22,8 @@ from PIL import Image, ImageFile
 import c2f_format
 from c2f_format import backend as backends
 from c2f_format import bitstream as bs
-from c2f_format.conformance import check_vector, latent_digest
+from c2f_format.conformance import check_vector
+from c2f_format.decoding import latent_digest
 from c2f_format.metrics import psnr
 from c2f_format.numpy_decoder import get_decoder
 from c2f_format.numpy_ops import (
