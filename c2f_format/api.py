@@ -44,6 +44,8 @@ from .spec_constants import PREVIEW_SCALE
 if TYPE_CHECKING:
     import torch
 
+    from .tiling import TileCallback
+
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.tobytes() adds
 # 33.5 million pixels (6000x4000 fits); pass max_pixels=None to lift it. The float parts
 # run in tiles and the integer ones in row bands, but the latents are held whole:
@@ -169,6 +171,7 @@ def encode(
     *,
     exif: bytes | Image.Exif | _FromImage | None = FROM_IMAGE,
     icc_profile: bytes | _FromImage | None = FROM_IMAGE,
+    on_tile: TileCallback | None = None,
 ) -> bytes:
     """Compress a PIL image or a uint8 array into a .c2f stream.
 
@@ -188,6 +191,9 @@ def encode(
     `Exif\\0\\0` prefix, and is stored without it (eXIf segment, as in PNG). Pixels
     are stored as given: an Exif Orientation tag is carried, not applied, as in JPEG,
     so a viewer (or `ImageOps.exif_transpose`) turns the decoded image upright.
+
+    `on_tile`, if given, is called with (tiles done, tiles in all) before the first
+    tile of the analysis transform and after each, to show progress on large images.
     """
     q = _check_quality(quality)
     ancillary = _metadata_segments(image, exif, icc_profile)
@@ -197,7 +203,7 @@ def encode(
 
     dev = backends.check_device("torch", device)
     alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
-    return get_codec(dev).encode(rgb, mode, q, ancillary, alpha_payload)
+    return get_codec(dev).encode(rgb, mode, q, ancillary, alpha_payload, on_tile)
 
 
 def _metadata_segments(
@@ -451,10 +457,13 @@ class StreamDecoder:
             alpha = alpha_coding.reduce_plane(self._alpha, PREVIEW_SCALE)
         return self._with_info(_to_image(rgb, self._latent.header.mode, alpha))
 
-    def image(self, partial: bool = False, reduce: int = 1) -> Image.Image:
+    def image(
+        self, partial: bool = False, reduce: int = 1, *, on_tile: TileCallback | None = None
+    ) -> Image.Image:
         """The decoded image; see the class docstring for `partial`. `reduce` 2 or 4
         gives it at that fraction of each side (rounded up) for about 40% of the work:
-        the synthesis stops at 1/4 scale (docs/speed/reduced.md)."""
+        the synthesis stops at 1/4 scale (docs/speed/reduced.md). `on_tile` follows the
+        synthesis tiles as in `encode`."""
         reduce = _check_reduce(reduce, (1, 2, 4))
         self._raise_if_failed()
         header = self.header
@@ -464,7 +473,7 @@ class StreamDecoder:
             raise TruncatedStreamError(self.missing())
         if self._latent is None or header is None or not self._latent.preview_ready:
             raise TruncatedStreamError(self.missing())
-        rgb = self._latent.pixels(reduce)
+        rgb = self._latent.pixels(reduce, on_tile)
         alpha = self._alpha
         if alpha is not None and reduce > 1:
             alpha = alpha_coding.reduce_plane(alpha, reduce)
@@ -504,6 +513,7 @@ def decode(
     allow_truncated: bool = False,
     backend: str | None = None,
     reduce: int = 1,
+    on_tile: TileCallback | None = None,
 ) -> Image.Image:
     """Decode a complete .c2f stream into a PIL image (mode RGB, L, RGBA or LA) whose
     `info` has the stream's `exif` and `icc_profile` (see `image_info`).
@@ -517,7 +527,8 @@ def decode(
     missing or damaged rows predicted (a `UserWarning` says so; see
     `StreamDecoder.tolerate_damage`); a stream cut or damaged before y cannot be
     decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
-    `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`.
+    `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`; `on_tile` follows
+    the synthesis tiles as in `encode` (the preview has none).
     """
     raw = _bytes_of(data, "decode()")
     _check_reduce(reduce, (1, 2, 4, PREVIEW_SCALE))
@@ -531,8 +542,8 @@ def decode(
         return dec.preview()
     if not dec.complete and allow_truncated and dec.preview_ready:
         warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)
-        return dec.image(partial=True, reduce=reduce)
-    return dec.image(reduce=reduce)
+        return dec.image(partial=True, reduce=reduce, on_tile=on_tile)
+    return dec.image(reduce=reduce, on_tile=on_tile)
 
 
 @dataclass(frozen=True)

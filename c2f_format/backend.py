@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from .bitstream import Header
     from .entropy import EntropyTables
+    from .tiling import TileCallback
 
 BACKENDS = ("torch", "numpy")
 INSTALL_TORCH = "pip install 'c2f-format[torch]'"
@@ -51,6 +52,7 @@ class Engine(Protocol):
         height: int,
         width: int,
         reduce: int = 1,
+        on_tile: TileCallback | None = None,
     ) -> np.ndarray: ...
     def preview_pixels(self, h2: Any, h1: Any, height: int, width: int) -> np.ndarray: ...
     def inference(self) -> contextlib.AbstractContextManager[Any]: ...

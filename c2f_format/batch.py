@@ -29,15 +29,15 @@ from PIL import Image, UnidentifiedImageError
 
 from . import backend as backends
 from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
-from .bitstream import LATENT_FACTOR, PAD_MULTIPLE, parse_header
 from .errors import C2FError, InvalidArgumentError
 from .progress import Bar, progress
 from .safe_write import check_writable, write_file
 from .threads import available_cores
-from .tiling import TILE
 
 if TYPE_CHECKING:  # torch is imported where it is used: decoding may run without it
     import torch
+
+    from .tiling import TileCallback
 
 EXIF_PREFIX = b"Exif\x00\x00"  # as JPEG's APP1 marker and Pillow's Exif.tobytes() write it
 
@@ -245,12 +245,11 @@ def output_format(path: Path) -> str:
 def encode_file(job: FileJob) -> FileResult:
     image = _load_image(job.src)
     check_writable(job.dst, job.overwrite)  # before the slow part
-    stage = _encode_stage(image, job.device) if job.show_progress else None
-    with _tile_bar(stage, f"encode {job.src.name}") as bar:
-        data, notes = _encode_keeping_metadata(image, job)
+    with _tile_bar(job.show_progress, f"encode {job.src.name}") as bar:
+        data, notes = _encode_keeping_metadata(image, job, bar.on_tile if bar else None)
         _write(job.dst, lambda fp: fp.write(data), job.overwrite)
         if bar is not None:
-            bar.advance()
+            bar.written()
     return FileResult(job.dst, notes)
 
 
@@ -261,9 +260,8 @@ def decode_file(job: FileJob) -> FileResult:
         raise C2FError(f"{job.src}: {exc.strerror or exc}") from None
     fmt = output_format(job.dst)
     check_writable(job.dst, job.overwrite)
-    stage = _decode_stage(data, job.device) if job.show_progress else None
-    with _tile_bar(stage, f"decode {job.src.name}") as bar:
-        image, notes = _decode_noting_losses(data, job)
+    with _tile_bar(job.show_progress, f"decode {job.src.name}") as bar:
+        image, notes = _decode_noting_losses(data, job, bar.on_tile if bar else None)
         if image.mode in ("RGBA", "LA") and fmt in NO_ALPHA_FORMATS:
             raise C2FError(
                 f"{job.dst}: {fmt} files have no alpha channel and {job.src} has one; "
@@ -276,7 +274,7 @@ def decode_file(job: FileJob) -> FileResult:
             params = {}
         _write(job.dst, lambda fp: image.save(fp, format=fmt, **params), job.overwrite)
         if bar is not None:
-            bar.advance()
+            bar.written()
     return FileResult(job.dst, notes)
 
 
@@ -306,7 +304,9 @@ def _load_image(src: Path) -> Image.Image:
         raise C2FError(f"{src}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _encode_keeping_metadata(image: Image.Image, job: FileJob) -> tuple[bytes, tuple[str, ...]]:
+def _encode_keeping_metadata(
+    image: Image.Image, job: FileJob, on_tile: TileCallback | None
+) -> tuple[bytes, tuple[str, ...]]:
     """The stream, with the source's Exif and ICC profile when c2f can carry them: a
     block it refuses (Exif not TIFF-structured, too large) is dropped with a warning
     rather than failing the image. (encode() checks them before any real work.)"""
@@ -317,7 +317,9 @@ def _encode_keeping_metadata(image: Image.Image, job: FileJob) -> tuple[bytes, t
     try:
         for e, c in dict.fromkeys([(exif, icc), (None, icc), (None, None)]):
             try:
-                data = encode(image, job.quality, job.device, exif=e, icc_profile=c)
+                data = encode(
+                    image, job.quality, job.device, exif=e, icc_profile=c, on_tile=on_tile
+                )
             except InvalidArgumentError as exc:
                 if e is None and c is None:
                     raise
@@ -337,12 +339,16 @@ def _encode_keeping_metadata(image: Image.Image, job: FileJob) -> tuple[bytes, t
     raise AssertionError("unreachable: the last try carries no metadata")
 
 
-def _decode_noting_losses(data: bytes, job: FileJob) -> tuple[Image.Image, tuple[str, ...]]:
+def _decode_noting_losses(
+    data: bytes, job: FileJob, on_tile: TileCallback | None
+) -> tuple[Image.Image, tuple[str, ...]]:
     """The image, and the decoder's warnings (rows predicted) as lines for the user."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
-            image = decode(data, device=job.device, allow_truncated=job.allow_truncated)
+            image = decode(
+                data, device=job.device, allow_truncated=job.allow_truncated, on_tile=on_tile
+            )
         except C2FError as exc:
             raise C2FError(f"{job.src}: {exc}") from None
         except MemoryError:
@@ -367,67 +373,38 @@ def _write(path: Path, write: Callable[[BinaryIO], object], overwrite: bool) -> 
 # ---- a progress bar for one large image -------------------------------------------------
 
 
-def _tiles(rows: int, cols: int) -> int:
-    return -(-rows // TILE) * -(-cols // TILE)
+class _TileBar:
+    """A bar over one image's tiles, then its writing, drawn from the codec's `on_tile`
+    callback (made at its first call, when the tile count is known). One unit beyond
+    the tiles is left for the caller: the file written."""
 
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Bar | None = None
 
-def _decode_stage(data: bytes, device: str | None) -> tuple[torch.nn.Module, int] | None:
-    """The synthesis stage that runs once per tile of `data`'s image, and the number of
-    tiles; None when the stream or the device is bad (decode() then says what is wrong),
-    or when the NumPy decoder runs (no hooks: no bar)."""
-    try:
-        if backends.resolve() != "torch":
-            return None
-        import torch
+    def on_tile(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Bar(total + 1, self.label, percent=True)
+        if done > self.bar.done:
+            self.bar.advance(done - self.bar.done)
 
-        from .codec import get_codec, pick_device
-
-        header = parse_header(data)
-        net = get_codec(pick_device(device), header.model_id).net
-    except (C2FError, ValueError):
-        return None
-    stage = getattr(net, "g_s_tail", None)
-    return (stage, _tiles(*header.latent_size)) if isinstance(stage, torch.nn.Module) else None
-
-
-def _encode_stage(image: Image.Image, device: str | None) -> tuple[torch.nn.Module, int] | None:
-    """The analysis transform, which the encoder runs once per tile, and the tile count
-    (None without torch: encode() then says it needs torch)."""
-    if not backends.torch_available():
-        return None
-    import torch
-
-    from .codec import get_codec, pick_device
-
-    try:
-        net = get_codec(pick_device(device)).net
-    except (C2FError, ValueError):
-        return None
-    rows, cols = (-(-n // PAD_MULTIPLE) * PAD_MULTIPLE // LATENT_FACTOR for n in image.size[::-1])
-    stage = getattr(net, "g_a", None)
-    return (stage, _tiles(rows, cols)) if isinstance(stage, torch.nn.Module) else None
+    def written(self) -> None:
+        if self.bar is not None:
+            self.bar.advance()
 
 
 @contextlib.contextmanager
-def _tile_bar(stage: tuple[torch.nn.Module, int] | None, label: str) -> Iterator[Bar | None]:
-    """A bar over one image's tiles, then its writing, advanced by a forward hook on the
-    network stage that runs once per tile (the codec's tile loop has no callback of its
-    own). One unit beyond the tiles is left for the caller: the file written."""
-    if stage is None:
+def _tile_bar(show: bool, label: str) -> Iterator[_TileBar | None]:
+    """A `_TileBar` when `show`, closed (its line ended) however the work ends."""
+    if not show:
         yield None
         return
-    module, tiles = stage
-    bar = Bar(tiles + 1, label, percent=True)
-
-    def tile_done(_module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
-        bar.advance()
-
-    handle = module.register_forward_hook(tile_done)
+    tile_bar = _TileBar(label)
     try:
-        yield bar
+        yield tile_bar
     finally:
-        handle.remove()
-        bar.close()
+        if tile_bar.bar is not None:
+            tile_bar.bar.close()
 
 
 __all__ = [

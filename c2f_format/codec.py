@@ -33,7 +33,7 @@ from .deploy import ReducedTail, for_inference
 from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from .spec_constants import STEPS_PER_MEAN
 from .threads import cpu_threads
-from .tiling import EDGE_STRIP, grid_edges, synthesis_tiles
+from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
 from .tiling import tiles as _tiles
@@ -131,10 +131,11 @@ class Codec:
         height: int,
         width: int,
         reduce: int = 1,
+        on_tile: TileCallback | None = None,
     ) -> np.ndarray:
         """y residuals and means, hyper representations -> uint8 [height, width, 3], or
         reduced by 2 or 4 (each side rounded up): the synthesis then stops at 1/4 scale
-        and `deploy.ReducedTail` finishes it.
+        and `deploy.ReducedTail` finishes it. `on_tile` follows the tiles (tiling.py).
 
         The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
         units, each with HALO units of context on every side, cropped away after), so
@@ -145,7 +146,7 @@ class Codec:
         rows, cols = mu3.shape[2], mu3.shape[3]
         finish = self.reduced[reduce] if reduce > 1 else None
         out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
-        for t in synthesis_tiles(rows, cols, height, width, reduce):
+        for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = (
                 symbols_y[:, :, a0:a1, b0:b1].to(torch.float32)
@@ -218,12 +219,14 @@ class Codec:
         quality: int,
         ancillary: Sequence[tuple[bytes, bytes]] = (),
         alpha: bytes | None = None,
+        on_tile: TileCallback | None = None,
     ) -> bytes:
         """`rgb`: uint8 [H, W, 3]; `mode`: the header's colour mode (L and LA are coded
         from grey RGB); `ancillary`: (type, payload) segments such as ICC and Exif;
-        `alpha`: the ALPH payload, required for LA and RGBA. Returns the whole stream."""
+        `alpha`: the ALPH payload, required for LA and RGBA; `on_tile` follows the
+        analysis tiles (tiling.py). Returns the whole stream."""
         with self.inference():
-            return self._encode(rgb, mode, quality, ancillary, alpha)
+            return self._encode(rgb, mode, quality, ancillary, alpha, on_tile)
 
     def _encode(
         self,
@@ -232,6 +235,7 @@ class Codec:
         quality: int,
         ancillary: Sequence[tuple[bytes, bytes]],
         alpha: bytes | None,
+        on_tile: TileCallback | None,
     ) -> bytes:
         height, width = rgb.shape[:2]
         header = Header(width, height, mode, quality, self.model_id, version_for(mode))
@@ -242,7 +246,7 @@ class Codec:
         padded = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
         x = torch.from_numpy(padded).to(self.device)
         gain, _ = self.net.gains(self.net.config.level_of_quality(quality))
-        y = self._analyse(x).mul_(gain.to(self.device).view(1, -1, 1, 1))
+        y = self._analyse(x, on_tile).mul_(gain.to(self.device).view(1, -1, 1, 1))
         z2 = self.net.h_a2(y)
         z1 = self.net.h_a1(z2)
 
@@ -267,19 +271,21 @@ class Codec:
         out.append(pack_segment(SEG_END, b""))
         return b"".join(out)
 
-    def decode(self, data: bytes, reduce: int = 1) -> np.ndarray:
+    def decode(
+        self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
+    ) -> np.ndarray:
         """The colour of a whole stream made with this model, uint8 [H, W, 3] (see
         `decoding.decode_stream`): the mirror of `encode`, usable for a model that is
         not installed (calibration's)."""
-        return decode_stream(self, data, reduce)
+        return decode_stream(self, data, reduce, on_tile)
 
-    def _analyse(self, x: torch.Tensor) -> torch.Tensor:
+    def _analyse(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """g_a over tiles of the padded uint8 [H, W, 3] image (with HALO latent units of
         context)."""
         f = LATENT_FACTOR
         rows, cols = x.shape[0] // f, x.shape[1] // f
         y = torch.empty((1, self.net.config.m, rows, cols), device=self.device)
-        for r0, r1, c0, c1, (a0, a1, b0, b1) in _tiles(rows, cols):
+        for r0, r1, c0, c1, (a0, a1, b0, b1) in reporting(_tiles(rows, cols), on_tile):
             window = x[a0 * f : a1 * f, b0 * f : b1 * f].permute(2, 0, 1).unsqueeze(0)
             part = self.net.g_a(_channels_last(window.to(torch.float32) / 255.0))
             y[:, :, r0:r1, c0:c1] = part[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]

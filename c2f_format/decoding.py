@@ -21,6 +21,7 @@ from .spec_constants import PREVIEW_SCALE
 
 if TYPE_CHECKING:
     from .backend import Engine
+    from .tiling import TileCallback
 
 DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3
 
@@ -131,9 +132,10 @@ class LatentDecoder:
         with self.engine.inference():
             return self.engine.preview_pixels(h2, h1, height, width)
 
-    def pixels(self, reduce: int = 1) -> np.ndarray:
+    def pixels(self, reduce: int = 1, on_tile: TileCallback | None = None) -> np.ndarray:
         """The colour as uint8 [H, W, 3] (grey RGB for L and LA), or reduced by 2 or 4
-        (each side rounded up); rows not received are their predicted means."""
+        (each side rounded up); rows not received are their predicted means. `on_tile`
+        follows the synthesis tiles (tiling.py)."""
         h2, h1 = self._hyper()
         mu3, _ = self._y_params()
         header = self.header
@@ -147,10 +149,13 @@ class LatentDecoder:
                 header.height,
                 header.width,
                 reduce,
+                on_tile,
             )
 
 
-def decode_stream(engine: Engine, data: bytes, reduce: int = 1) -> np.ndarray:
+def decode_stream(
+    engine: Engine, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
+) -> np.ndarray:
     """The colour of a whole stream made with `engine`'s model, as `LatentDecoder.pixels`
     gives it (`reduce` 8: the preview). No size limit and no damage tolerance: for
     streams this process trusts, such as calibration's own. Alpha and metadata are
@@ -170,7 +175,9 @@ def decode_stream(engine: Engine, data: bytes, reduce: int = 1) -> np.ndarray:
     decoder = LatentDecoder(engine, parser.header)
     for seg in segments:
         decoder.add(seg)
-    return decoder.preview_pixels() if reduce == PREVIEW_SCALE else decoder.pixels(reduce)
+    if reduce == PREVIEW_SCALE:
+        return decoder.preview_pixels()
+    return decoder.pixels(reduce, on_tile)
 
 
 __all__ = ["DIGEST_ORDER", "LatentDecoder", "decode_stream", "latent_digest"]

@@ -36,7 +36,7 @@ from .numpy_ops import (
     to_uint8,
 )
 from .spec_constants import HIDDEN_STEP, MEAN_MAX, MEAN_STEP, SCALE_LEVELS, STEPS_PER_MEAN
-from .tiling import EDGE_STRIP, grid_edges, synthesis_tiles
+from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
 from .weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
@@ -356,16 +356,17 @@ class NumpyDecoder:
         height: int,
         width: int,
         reduce: int = 1,
+        on_tile: TileCallback | None = None,
     ) -> np.ndarray:
         """y residuals and means, hyper representations -> uint8 [height, width, 3] (or
         reduced by 2 or 4, each side rounded up), tile by tile with a halo (memory
-        bounded whatever the size; tiles join without seams)."""
+        bounded whatever the size; tiles join without seams); `on_tile` follows them."""
         syn = self.model.synthesis
         inv = syn.inverse_gain(quality)
         s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
         rows, cols = s.shape[:2]
         out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
-        for t in synthesis_tiles(rows, cols, height, width, reduce):
+        for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = s[a0:a1, b0:b1].astype(np.float32)
             y_hat += mu[a0:a1, b0:b1].astype(np.float32) * np.float32(MEAN_STEP)
@@ -386,10 +387,12 @@ class NumpyDecoder:
         x = self.model.synthesis.preview(_float(_hwc(h2)), _float(_hwc(h1)))
         return to_uint8(x, height, width)
 
-    def decode(self, data: bytes, reduce: int = 1) -> np.ndarray:
+    def decode(
+        self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
+    ) -> np.ndarray:
         """The colour of a whole stream made with this model, uint8 [H, W, 3], as
         `codec.Codec.decode` gives it (see `decoding.decode_stream`)."""
-        return decode_stream(self, data, reduce)
+        return decode_stream(self, data, reduce, on_tile)
 
     # ---- what else `decoding.LatentDecoder` asks of an engine ----------------------
 

@@ -3,13 +3,19 @@ the torch and NumPy decoders, so both compute the same windows, and torch-free."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .bitstream import LATENT_FACTOR
 
 TILE = 32  # latent units per tile side (512 pixels)
 HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)
+
+# Told (tiles done, tiles in all) before the first tile and after each: how a caller
+# follows the float transforms of one large image (the CLI's progress bar).
+TileCallback = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
@@ -64,6 +70,16 @@ def synthesis_tiles(
             )
 
 
+def reporting(items: Sequence[T], on_tile: TileCallback | None) -> Iterator[T]:
+    """`items`, telling `on_tile` (when given) how many are done as they are taken."""
+    if on_tile is not None:
+        on_tile(0, len(items))
+    for done, item in enumerate(items, 1):
+        yield item
+        if on_tile is not None:
+            on_tile(done, len(items))
+
+
 # Reduced decoding (spec 9.1) folds the last two stages into one convolution, which takes
 # the 1/2-scale map as unbounded; the real stages stop at its edge, so next to the
 # latent grid's outer edges a strip of this many 1/4-scale positions is finished by the
@@ -79,4 +95,14 @@ def grid_edges(window: tuple[int, int, int, int], rows: int, cols: int) -> list[
     return [(axis, end) for axis, end, touches in flags if touches]
 
 
-__all__ = ["EDGE_STRIP", "HALO", "TILE", "SynthesisTile", "grid_edges", "synthesis_tiles", "tiles"]
+__all__ = [
+    "EDGE_STRIP",
+    "HALO",
+    "TILE",
+    "SynthesisTile",
+    "TileCallback",
+    "grid_edges",
+    "reporting",
+    "synthesis_tiles",
+    "tiles",
+]

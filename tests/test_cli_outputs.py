@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import c2f_format
-from c2f_format import batch, bitstream, codec
+from c2f_format import batch, bitstream
 from c2f_format.cli import main
 from c2f_format.safe_write import TEMP_SUFFIX, OutputExistsError, write_file
 
@@ -332,8 +332,8 @@ class FakeTerminal(io.StringIO):
 def test_one_large_file_shows_progress_on_a_terminal(
     tmp_path: Path, kodim23: Image.Image, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    """A 600x40 image is two tiles: the bar moves per tile (forward hooks on the
-    codec's transforms), then once more for the file written."""
+    """A 600x40 image is two tiles: the bar moves per tile (the codec's `on_tile`
+    callback), then once more for the file written."""
     src = tmp_path / "wide.png"
     kodim23.crop((0, 0, 600, 40)).save(src)
     if command == "decode":
@@ -360,12 +360,17 @@ def test_no_bar_where_nobody_watches(
     assert capsys.readouterr().err == ""
 
 
-@given(rows=st.integers(1, 300), cols=st.integers(1, 300))
-def test_the_bar_counts_the_codecs_tiles(rows: int, cols: int) -> None:
-    """The bar's total is the number of tiles the codec runs (none is skipped: the
-    padding never fills a whole tile)."""
-    rows, cols = 4 * rows, 4 * cols  # latent sizes are multiples of 4 (64-pixel padding)
-    assert batch._tiles(rows, cols) == len(codec._tiles(rows, cols))
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_the_codec_reports_its_tiles(kodim23: Image.Image, backend: str) -> None:
+    """`on_tile` hears (0, n) before the first of the n tiles and (k, n) after each,
+    from the analysis and from the synthesis of either engine."""
+    calls: list[tuple[int, int]] = []
+    wide = kodim23.crop((0, 0, 600, 40))
+    data = c2f_format.encode(wide, on_tile=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+    calls.clear()
+    c2f_format.decode(data, backend=backend, on_tile=lambda *c: calls.append(c))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
 
 
 def test_an_alpha_stream_is_not_flattened_into_a_jpeg(
