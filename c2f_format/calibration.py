@@ -1,10 +1,14 @@
 """Calibrate the quality scale of a trained model: which levels quality 1..100 spans.
 
 A single network trained over a range of lambdas need not be monotone at the ends of
-that range (at the lowest levels the gained latents get so small that the level-agnostic
-prior overestimates their spread, and the rate rises again). The export therefore
-measures the real codec on held-out images (never the benchmark) and maps quality 1
-to the lowest level from which both rate and PSNR rise with the level.
+that range: at the lowest levels the gained latents get so small that the level-agnostic
+prior overestimates their spread and the hyper side information stays, so a smooth
+image's file stops shrinking (or grows again) as the level falls; at the highest levels
+the transforms, not the quantiser, set the distortion, so rate buys almost nothing.
+The export therefore measures the real codec on held-out images (never the benchmark)
+and maps quality 1 to the lowest level from which every image's rate and PSNR rise with
+the level, and quality 100 to the last level at which a doubling of the rate still buys
+`MIN_SLOPE` dB on average.
 """
 
 from __future__ import annotations
@@ -21,41 +25,54 @@ from .model import C2FModel
 from .progress import progress
 from .weights import load_weights, save_weights
 
-QUALITIES = sorted({int(q) for q in np.linspace(1, 100, 34).round()})  # measured grid
+GRID_STEP = 0.5  # levels apart of the measured grid
+MIN_SLOPE = 0.25  # dB per doubling of the rate below which quality 100 stops
 
 
-def rd_by_level(model: C2FModel, images: list[np.ndarray]) -> list[tuple[float, float, float]]:
-    """(level, mean bpp, mean PSNR) of the real codec over the full trained range."""
-    saved = model.config.quality_levels
-    model.config.quality_levels = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "calibrating.npz"
-            save_weights(model, path)
-            codec = Codec(load_weights(path), torch.device("cpu"))
-    finally:
-        model.config.quality_levels = saved
-    rows = []
-    for quality in progress(QUALITIES, len(QUALITIES), "calibrate"):
-        level = codec.net.config.level_of_quality(quality)
-        bpp, psnr = [], []
-        for rgb in images:
-            data = codec.encode(rgb, "RGB", quality)
+def rd_table(model: C2FModel, images: list[np.ndarray], step: float = GRID_STEP) -> np.ndarray:
+    """[levels, images, 3] of (level, bpp, PSNR) of the real codec over every trained and
+    extended level, on a grid `step` levels apart."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "calibrating.npz"
+        save_weights(model, path)
+        codec = Codec(load_weights(path), torch.device("cpu"))
+    config = codec.net.config
+    top = len(config.lambdas) - 1
+    levels = [float(v) for v in np.arange(0.0, top + 1e-9, step)]
+    if levels[-1] < top:
+        levels.append(float(top))
+    table = np.zeros((len(levels), len(images), 3))
+    for i, level in enumerate(progress(levels, len(levels), "calibrate")):
+        config.quality_levels = [level, level]  # every quality codes at this level
+        for j, rgb in enumerate(images):
+            data = codec.encode(rgb, "RGB", 1)
             out = codec.decode(data)
-            bpp.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            psnr.append(psnr_of(rgb, out))
-        rows.append((float(level), float(np.mean(bpp)), float(np.mean(psnr))))
-    return rows
+            table[i, j] = (level, len(data) * 8 / (rgb.shape[0] * rgb.shape[1]), psnr_of(rgb, out))
+    return table
 
 
-def monotone_range(rows: list[tuple[float, float, float]]) -> list[float]:
-    """[t0, t1]: the longest run of consecutive measured levels over which both bpp and
-    PSNR rise strictly (ties go to the higher levels)."""
-    best = (0, 0)
-    start = 0
-    for i in range(1, len(rows)):
-        if not (rows[i][1] > rows[i - 1][1] and rows[i][2] > rows[i - 1][2]):
+def quality_range(table: np.ndarray, min_slope: float = MIN_SLOPE) -> list[float]:
+    """[t0, t1] from `rd_table`'s measurements.
+
+    A step between neighbouring levels is useful when the mean rate and mean PSNR both
+    rise and it buys at least `min_slope` dB per doubling of the mean rate. t1 ends the
+    longest run of useful steps (ties go to the higher levels); t0 is the lowest level
+    of that run from which every image's rate and PSNR rise strictly at each step.
+    """
+    level, bpp, psnr = table[:, 0, 0], table[:, :, 1], table[:, :, 2]
+    mean_bpp, mean_psnr = bpp.mean(axis=1), psnr.mean(axis=1)
+    best, start = (0, 0), 0
+    for i in range(1, len(level)):
+        doublings = float(np.log2(mean_bpp[i] / mean_bpp[i - 1]))
+        gain = float(mean_psnr[i] - mean_psnr[i - 1])
+        if not (doublings > 0 and gain > 0 and gain >= min_slope * doublings):
             start = i
         if i - start >= best[1] - best[0]:
             best = (start, i)
-    return [round(rows[best[0]][0], 3), round(rows[best[1]][0], 3)]
+    first, top = best
+    bottom = top
+    while bottom > first and bool(
+        np.all(bpp[bottom] > bpp[bottom - 1]) and np.all(psnr[bottom] > psnr[bottom - 1])
+    ):
+        bottom -= 1
+    return [round(float(level[bottom]), 3), round(float(level[top]), 3)]

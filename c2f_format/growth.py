@@ -172,6 +172,27 @@ def retarget_lambdas(model: C2FModel, lambdas: list[float]) -> C2FModel:
     return out
 
 
+def extended_lambdas(lambdas: list[float], below: int, above: int) -> list[float]:
+    """`lambdas` with `below` more trade-offs under the lowest and `above` over the
+    highest, continuing their mean geometric ratio (new ones to 3 significant digits).
+
+    With the fixed schedule a gain is a function of lambda, so `retarget_lambdas` to this
+    list gives levels beyond the trained ones that are the same quantiser scaled on: a
+    wider quality range from a trained network, with no training at the new levels
+    (training at them made the model worse: round 3 in docs/training.md).
+    """
+    if below < 0 or above < 0:
+        raise ValueError(f"levels to add must be >= 0, got {below} and {above}")
+    if len(lambdas) < 2 and (below or above):
+        raise ValueError("extending the levels needs at least two trained lambdas")
+    if not (below or above):
+        return list(lambdas)
+    ratio = (lambdas[-1] / lambdas[0]) ** (1 / (len(lambdas) - 1))
+    low = [float(f"{lambdas[0] / ratio**k:.3g}") for k in range(below, 0, -1)]
+    high = [float(f"{lambdas[-1] * ratio**k:.3g}") for k in range(1, above + 1)]
+    return low + list(lambdas) + high
+
+
 def _copy_flags(src: C2FModel, dst: C2FModel) -> None:
     dst.mixed_precision = src.mixed_precision
     dst.set_fake_quant(src.fake_quant)

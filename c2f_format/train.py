@@ -31,7 +31,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .growth import RateWarmup, grow, reset_channels, silent_channels
+from .growth import (
+    RateWarmup,
+    extended_lambdas,
+    grow,
+    reset_channels,
+    retarget_lambdas,
+    silent_channels,
+)
 from .metrics import psnr_from_mse
 from .model import C2FModel, ModelConfig
 from .progress import format_duration
@@ -488,26 +495,39 @@ class CsvLog:
         self.file.close()
 
 
-def calibrate(model: C2FModel, val: Path | None, count: int = 8) -> None:
-    """Set the model's quality range from the real codec on validation images."""
+def calibrate(model: C2FModel, val: Path | None) -> None:
+    """Set the model's quality range from the real codec on every validation image."""
     if val is None:
         print("no --val folder: quality spans all trained levels", flush=True)
         return
-    from .calibration import monotone_range, rd_by_level
+    from .calibration import quality_range, rd_table
 
-    rows = rd_by_level(model, load_images(val)[:count])
-    for level, bpp, psnr in rows:
-        print(f"level {level:5.2f}: {bpp:.3f} bpp {psnr:.2f} dB", flush=True)
-    model.config.quality_levels = monotone_range(rows)
+    table = rd_table(model, load_images(val))
+    for row in table:
+        print(
+            f"level {row[0, 0]:5.2f}: {row[:, 1].mean():.3f} bpp {row[:, 2].mean():.2f} dB",
+            flush=True,
+        )
+    falls = int(np.sum(np.diff(table[:, :, 1], axis=0) <= 0))
+    print(f"steps up a level at which an image's rate does not rise: {falls}", flush=True)
+    model.config.quality_levels = quality_range(table)
     print(f"quality 1..100 -> levels {model.config.quality_levels}", flush=True)
 
 
-def export(model: C2FModel, val: Path | None, path: Path) -> bytes:
+def export(
+    model: C2FModel, val: Path | None, path: Path, extend: tuple[int, int] = (0, 0)
+) -> bytes:
+    """Write the weights file: integer networks fake-quantised, levels extended by
+    `extend` = (below, above) along the fixed gain schedule, quality range calibrated."""
     model.set_fake_quant(True)
     model.mixed_precision = False
     model.eval()
-    calibrate(model.cpu(), val)
-    return publish_weights(model.cpu(), path)
+    model = model.cpu()
+    if any(extend):
+        model = retarget_lambdas(model, extended_lambdas(model.config.lambdas, *extend))
+        print(f"levels extended to lambdas {model.config.lambdas}", flush=True)
+    calibrate(model, val)
+    return publish_weights(model, path)
 
 
 # ---- command line ----------------------------------------------------------------------
@@ -552,6 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-every", type=int, default=2000, help="steps between validations")
     ap.add_argument("--log-every", type=int, default=50, help="steps between log lines")
     ap.add_argument("--export", type=Path, help="write the shipped weights file here at the end")
+    ap.add_argument(
+        "--extend-levels",
+        type=int,
+        nargs=2,
+        default=(0, 0),
+        metavar=("BELOW", "ABOVE"),
+        help="at export, add levels below and above the trained ones along the fixed gain "
+        "schedule (untrained; calibration keeps what is monotone and useful)",
+    )
     ap.add_argument(
         "--export-only",
         action="store_true",
@@ -693,7 +722,7 @@ def _export_only(
     """--export-only: write the weights file of the model as it stands, without training."""
     if not args.export:
         ap.error("--export-only needs --export")
-    model_id = export(model, args.val, args.export)
+    model_id = export(model, args.val, args.export, tuple(args.extend_levels))
     print(f"exported step {progress.step} to {args.export} (model {model_id.hex()})")
     return 0
 
@@ -758,7 +787,7 @@ def _train(
     log.close()
     val()
     if args.export:
-        model_id = export(model, args.val, args.export)
+        model_id = export(model, args.val, args.export, tuple(args.extend_levels))
         print(f"exported {args.export} (model {model_id.hex()})", flush=True)
 
 

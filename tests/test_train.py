@@ -111,3 +111,35 @@ def test_second_moments_pack_to_a_byte_within_a_quarter_octave() -> None:
     assert float(ratio.min()) >= 2**-0.25 - 1e-6 and float(ratio.max()) <= 2**0.25 + 1e-6
     # states written before stored bfloat16: still read
     assert torch.equal(unpack_second_moment(sq.to(torch.bfloat16)), sq.to(torch.bfloat16).float())
+
+
+@pytest.mark.slow
+def test_export_extends_the_levels_and_calibrates_them(
+    tmp_path: Path, small_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--extend-levels: the exported model has the asked levels beyond the trained ones,
+    a quality range inside them, and codes with it as an installation would."""
+    from c2f_format.codec import weights_dir, weights_index
+    from c2f_format.weights import load_weights
+
+    shipped = weights_dir() / next(iter(weights_index().values()))
+    trained = load_weights(shipped).net.config.lambdas
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(small_rgb, 17 * i, axis=1)).save(val / f"v{i}.png")
+    out = tmp_path / "weights" / "wider.npz"
+    args = ["--run", str(tmp_path / "run"), "--init-from", str(shipped), "--export-only"]
+    args += ["--export", str(out), "--val", str(val), "--extend-levels", "1", "2"]
+    assert train([*args, "--threads", "1"]) == 0
+    config = load_weights(out).net.config
+    assert len(config.lambdas) == len(trained) + 3
+    assert config.lambdas[1 : 1 + len(trained)] == trained
+    assert config.quality_levels is not None
+    t0, t1 = config.quality_levels
+    assert 0.0 <= t0 < t1 <= len(config.lambdas) - 1
+
+    monkeypatch.setenv("C2F_WEIGHTS_DIR", str(out.parent))
+    monkeypatch.setattr(codec_module, "_CACHE", {})
+    sizes = [len(c2f_format.encode(small_rgb, quality=q)) for q in (1, 100)]
+    assert sizes[0] < sizes[1]
