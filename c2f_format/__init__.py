@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .bitstream import Header
-from .errors import (
+from .format.bitstream import Header
+from .format.errors import (
     C2FError,
     CorruptStreamError,
     ImageTooLargeError,
@@ -29,23 +29,23 @@ from .errors import (
 from .plugins import register, register_lazily
 
 if TYPE_CHECKING:
-    from .api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
-    from .batch import decode_many, encode_many
+    from .codec.api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
+    from .codec.batch import decode_many, encode_many
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
 
 # Names imported on first use (PEP 562), so that `import c2f_format` (and with it `c2f
 # --help`) stays light: `encode`, `encode_many` and `decode_many` load torch when called,
-# decoding loads it only where it is the backend (see backend.py).
+# decoding loads it only where it is the backend (see codec/engines.py).
 _LAZY = {
-    "DEFAULT_MAX_PIXELS": "api",
-    "StreamDecoder": "api",
-    "StreamInfo": "api",
-    "decode": "api",
-    "encode": "api",
-    "info": "api",
-    "decode_many": "batch",
-    "encode_many": "batch",
+    "DEFAULT_MAX_PIXELS": "codec.api",
+    "StreamDecoder": "codec.api",
+    "StreamInfo": "codec.api",
+    "decode": "codec.api",
+    "encode": "codec.api",
+    "info": "codec.api",
+    "decode_many": "codec.batch",
+    "encode_many": "codec.batch",
 }
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .model import C2FModel, ModelConfig
+from .networks.model import C2FModel, ModelConfig
 from .train import (
     CropSampler,
     Progress,

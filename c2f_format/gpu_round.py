@@ -140,7 +140,7 @@ def accept(folder: Path, training: Path) -> int:
 def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> dict[str, Any]:
     """tests/test_cuda.py, the cross-device stream check and GPU timings."""
     import c2f_format
-    from c2f_format.decoding import latent_digest
+    from c2f_format.codec.decoding import latent_digest
 
     result: dict[str, Any] = {}
     # pytest runs outside the checkout (its rootdir found from the test's path), so that
@@ -208,7 +208,7 @@ def _median_times(
 def _compressai_timings(device: torch.device, sizes: list[tuple[str, Any]]) -> Any:
     """CompressAI's bmshj2018 hyperprior (128/192, random weights: timing only, built as
     `bench_speed` builds it) on the same device, where its wheel travelled along."""
-    from .bench_speed import COMPRESSAI_SETUP
+    from .tools.bench_speed import COMPRESSAI_SETUP
 
     out = {}
     try:

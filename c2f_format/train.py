@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .codec.metrics import psnr_from_mse
+from .codec.progress import format_duration
+from .format.constants import PREVIEW_SCALE
 from .growth import (
     RateWarmup,
     extended_lambdas,
@@ -39,11 +42,8 @@ from .growth import (
     retarget_lambdas,
     silent_channels,
 )
-from .metrics import psnr_from_mse
-from .model import C2FModel, ModelConfig
-from .progress import format_duration
-from .spec_constants import PREVIEW_SCALE
-from .weights import publish_weights, trainable_model
+from .networks.model import C2FModel, ModelConfig
+from .networks.weights import publish_weights, trainable_model
 from .yardstick import ScaleHyperprior
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}

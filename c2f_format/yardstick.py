@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import GDN, conv, deconv
-from .model import LIKELIHOOD_FLOOR, SCALE_MIN, gaussian_bits
+from .networks.layers import GDN, conv, deconv
+from .networks.model import LIKELIHOOD_FLOOR, SCALE_MIN, gaussian_bits
 
 
 class FullGDN(GDN):

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
-from c2f_format.bitstream import MAGIC
+from c2f_format.format.bitstream import MAGIC
 
 # The format's names, registered before the adapters are imported; the adapters import
 # them from here.

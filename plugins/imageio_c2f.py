@@ -22,8 +22,9 @@ from imageio.core.v3_plugin_api import ImageProperties, PluginV3
 from numpy.typing import ArrayLike
 from PIL import Image
 
-from c2f_format import api, bitstream
-from c2f_format.errors import TruncatedStreamError
+from c2f_format.codec import api
+from c2f_format.format import bitstream
+from c2f_format.format.errors import TruncatedStreamError
 
 from . import EXTENSION
 

@@ -36,16 +36,17 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
-from c2f_format import api, bitstream
-from c2f_format.errors import (
+from c2f_format.codec import api
+from c2f_format.format import bitstream
+from c2f_format.format.constants import PREVIEW_SCALE
+from c2f_format.format.errors import (
     C2FError,
     ImageTooLargeError,
     NotC2FError,
     TruncatedStreamError,
     UnsupportedImageError,
 )
-from c2f_format.spec_constants import PREVIEW_SCALE
-from c2f_format.weights_file import weights_index
+from c2f_format.format.weights_file import weights_index
 
 from . import EXTENSION, FORMAT, MIME
 

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 import c2f_format
-from c2f_format import alpha as coding
-from c2f_format import bitstream as bs
-from c2f_format.errors import CorruptStreamError
-from c2f_format.metrics import psnr
+from c2f_format.codec.metrics import psnr
+from c2f_format.format import alpha as coding
+from c2f_format.format import bitstream as bs
+from c2f_format.format.errors import CorruptStreamError
 
 # ---- the coding ----------------------------------------------------------------------
 

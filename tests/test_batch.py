@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import c2f_format
-from c2f_format.batch import decode_many, default_jobs, encode_many
-from c2f_format.cli import main
+from c2f_format.codec.batch import decode_many, default_jobs, encode_many
+from c2f_format.tools.cli import main
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_format import bench, bench_load, bench_preview, bench_speed
+from c2f_format.tools import bench, bench_load, bench_preview, bench_speed
 
 
 def test_bd_rate_recovers_a_known_saving() -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c2f_format import bitstream as bs
-from c2f_format.errors import (
+from c2f_format.format import bitstream as bs
+from c2f_format.format.errors import (
     C2FError,
     CorruptStreamError,
     ImageTooLargeError,

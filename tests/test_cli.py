@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_format.cli import main
+from c2f_format.tools.cli import main
 
 
 def test_encode_decode_info(

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import run_python
 
-from c2f_format.cli import build_parser, main
+from c2f_format.tools.cli import build_parser, main
 
 COMMANDS = {
     "info": lambda src, out: ["info", str(src)],
@@ -143,7 +143,7 @@ def test_help_and_usage_errors_do_not_import_torch(argv: list[str]) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from c2f_format.cli import main
+        from c2f_format.tools.cli import main
         try:
             main({argv!r})
         except SystemExit as exc:
@@ -216,7 +216,7 @@ def _actions(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, argp
 
 
 def test_every_argument_has_help() -> None:
-    from c2f_format import bench
+    from c2f_format.tools import bench
 
     missing = [
         f"{command}: {'/'.join(action.option_strings) or action.dest}"

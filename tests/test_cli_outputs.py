@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import c2f_format
-from c2f_format import batch, bitstream
-from c2f_format.cli import main
-from c2f_format.safe_write import TEMP_SUFFIX, OutputExistsError, write_file
+from c2f_format.format import bitstream
+from c2f_format.tools import files
+from c2f_format.tools.cli import main
+from c2f_format.tools.safe_write import TEMP_SUFFIX, OutputExistsError, write_file
 
 
 def _png(path: Path, rgb: np.ndarray) -> Path:
@@ -259,7 +260,7 @@ def test_decode_passes_metadata_through(
         image.info.update(exif=exif, icc_profile=icc)
         return image
 
-    monkeypatch.setattr(batch, "decode", decode_with_metadata)
+    monkeypatch.setattr(files, "decode", decode_with_metadata)
     src = tmp_path / "s.c2f"
     src.write_bytes(small_stream)
     dst = tmp_path / f"s{suffix}"

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import c2f_format
-from c2f_format.errors import (
+from c2f_format.codec.metrics import psnr
+from c2f_format.format.errors import (
     C2FError,
     InvalidArgumentError,
     TruncatedStreamError,
     UnknownModelError,
     UnsupportedImageError,
 )
-from c2f_format.metrics import psnr
 
 
 def test_kodim23_quality_75_reaches_30_db(kodim23: Image.Image, kodim23_stream: bytes) -> None:
@@ -144,7 +144,7 @@ def test_truncated_stream(kodim23_stream: bytes, kodim23: Image.Image) -> None:
 
 
 def test_unknown_model(small_stream: bytes) -> None:
-    from c2f_format.bitstream import HEADER_SIZE, parse_header
+    from c2f_format.format.bitstream import HEADER_SIZE, parse_header
 
     h = parse_header(small_stream)
     forged = type(h)(h.width, h.height, h.mode, h.quality, b"\xee" * 16).pack()
@@ -229,7 +229,7 @@ def test_damaged_streams_raise_only_c2f_errors(small_stream: bytes, data: st.Dat
 
 def test_decoder_stays_failed_after_an_error(small_stream: bytes) -> None:
     """A coded unit with a valid CRC but a bad end state poisons the decoder for good."""
-    from c2f_format import bitstream as bs
+    from c2f_format.format import bitstream as bs
 
     seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_Y)
     row, rows, coded = bs.parse_band(seg.payload)
@@ -266,7 +266,7 @@ def test_metadata_arguments(small_rgb: np.ndarray) -> None:
 def test_tiles_join_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
     """Analysis and synthesis run in latent tiles with a halo: small tiles give the same
     stream and the same pixels as one big tile."""
-    import c2f_format.codec as codec_module
+    import c2f_format.codec.torch_engine as codec_module
 
     with Image.open(KODIM23) as im:
         arr = np.asarray(im.convert("RGB"))[:200, :330].copy()

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import c2f_format
-from c2f_format.conformance import check_vector
-from c2f_format.decoding import latent_digest
-from c2f_format.metrics import psnr
+from c2f_format.codec.decoding import latent_digest
+from c2f_format.codec.metrics import psnr
+from c2f_format.tools.conformance import check_vector
 
 pytestmark = [
     pytest.mark.cuda,

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import c2f_format
-from c2f_format import bitstream as bs
-from c2f_format.codec import get_codec, pick_device
-from c2f_format.decoding import LatentDecoder, decode_stream, latent_digest
-from c2f_format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
-from c2f_format.numpy_decoder import get_decoder
+from c2f_format.codec.decoding import LatentDecoder, decode_stream, latent_digest
+from c2f_format.codec.numpy_engine import get_decoder
+from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.format import bitstream as bs
+from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
 
 @pytest.mark.parametrize("reduce", [1, 2, 8])

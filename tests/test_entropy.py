@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c2f_format import entropy
-from c2f_format.codec import get_codec, pick_device
-from c2f_format.errors import CorruptStreamError
-from c2f_format.model import scale_table
+from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.format import entropy
+from c2f_format.format.errors import CorruptStreamError
+from c2f_format.networks.model import scale_table
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from c2f_format.growth import (
     silent_channels,
     widen_latent,
 )
-from c2f_format.model import C2FModel, ModelConfig
+from c2f_format.networks.model import C2FModel, ModelConfig
 from c2f_format.train import make_optimizer, rd_loss
 
 

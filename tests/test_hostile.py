@@ -16,8 +16,8 @@ from helpers import replay
 from PIL import Image, ImageFile
 
 import c2f_format
-from c2f_format import alpha as alpha_coding
-from c2f_format import bitstream as bs
+from c2f_format.format import alpha as alpha_coding
+from c2f_format.format import bitstream as bs
 
 PILLOW_ERRORS = (Image.UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
 
@@ -124,7 +124,7 @@ def test_concurrent_decodes_agree(small_stream: bytes, kodim23_stream: bytes) ->
     assert not errors
     assert len(results) == 8
     assert all(img == expected[name] for name, img in results)
-    from c2f_format.codec import _CACHE
+    from c2f_format.codec.torch_engine import _CACHE
 
     assert len({id(c) for c in _CACHE.values()}) == len(_CACHE)  # one model per device
 
@@ -159,7 +159,7 @@ def test_a_header_claiming_more_pixels_fails_fast(
 
 def test_an_empty_stream_of_any_size_is_refused() -> None:
     """Header, empty hyper segments, IEND: no image may come out of no data."""
-    from c2f_format.codec import get_codec, pick_device
+    from c2f_format.codec.torch_engine import get_codec, pick_device
 
     model_id = get_codec(pick_device("cpu")).model_id
     parts = [bs.Header(8192, 4096, "RGB", 75, model_id).pack()]

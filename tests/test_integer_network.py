@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from c2f_format.codec import Codec, get_codec, pick_device
-from c2f_format.layers import (
+from c2f_format.codec.torch_engine import Codec, get_codec, pick_device
+from c2f_format.networks.layers import (
     HIDDEN_MAX,
     HIDDEN_STEP,
     IntConv,
@@ -130,7 +130,7 @@ def test_fake_quant_training_matches_integer_export() -> None:
 
 def test_row_bands_do_not_change_results(codec: Codec, monkeypatch: pytest.MonkeyPatch) -> None:
     """exact_conv splits large inputs into row bands; any band height gives the same bits."""
-    import c2f_format.layers as layers
+    import c2f_format.networks.layers as layers
 
     z2 = random_z2(codec, 14, 9, 4)
     whole = codec.hyper_from_z2(z2)
@@ -144,7 +144,7 @@ def test_row_bands_do_not_change_results(codec: Codec, monkeypatch: pytest.Monke
 def test_an_unused_output_exports_within_the_shift_bound(row_max: float) -> None:
     """A channel whose weights are (nearly) zero, as a newly grown one is, still exports
     to a layer that spec 6.3's load-time check accepts, and computes what it trained."""
-    from c2f_format.spec_constants import MAX_SHIFT, MEAN_MAX, MEAN_STEP
+    from c2f_format.format.constants import MAX_SHIFT, MEAN_MAX, MEAN_STEP
 
     torch.manual_seed(0)
     layer = IntConv(8, 4, 1, HIDDEN_STEP, MEAN_STEP, -MEAN_MAX, MEAN_MAX)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 import c2f_format
-from c2f_format.errors import InvalidArgumentError
+from c2f_format.format.errors import InvalidArgumentError
 
 ORIENTATION = 0x0112
 MAKE = 0x010F

@@ -20,13 +20,12 @@ from helpers import KODIM23, replay, run_python
 from PIL import Image, ImageFile
 
 import c2f_format
-from c2f_format import backend as backends
-from c2f_format import bitstream as bs
-from c2f_format.conformance import check_vector
-from c2f_format.decoding import latent_digest
-from c2f_format.metrics import psnr
-from c2f_format.numpy_decoder import get_decoder
-from c2f_format.numpy_ops import (
+from c2f_format.codec import engines
+from c2f_format.codec.decoding import latent_digest
+from c2f_format.codec.metrics import psnr
+from c2f_format.codec.numpy_engine import get_decoder
+from c2f_format.format import bitstream as bs
+from c2f_format.networks.numpy_layers import (
     FloatConv,
     IntLayer,
     depth_to_space,
@@ -34,6 +33,7 @@ from c2f_format.numpy_ops import (
     phase_order,
     subpixel_deconv,
 )
+from c2f_format.tools.conformance import check_vector
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
@@ -139,8 +139,8 @@ def test_a_weights_file_out_of_bounds_is_refused(
     tmp_path: Path, array: str, change: Any, problem: str
 ) -> None:
     """Spec 5 and 6.3: both loaders refuse what could break exactness, with WeightsError."""
-    from c2f_format.numpy_decoder import load_model
-    from c2f_format.weights_file import read_arrays, weights_dir, weights_index
+    from c2f_format.format.weights_file import read_arrays, weights_dir, weights_index
+    from c2f_format.networks.numpy_model import load_model
 
     arrays = read_arrays(weights_dir() / next(iter(weights_index().values())))
     arrays[array] = change(arrays[array]).astype(arrays[array].dtype)
@@ -148,8 +148,8 @@ def test_a_weights_file_out_of_bounds_is_refused(
     np.savez(path, **arrays)  # type: ignore[arg-type]
     with pytest.raises(c2f_format.WeightsError, match=problem):
         load_model(path)
-    if backends.torch_available():
-        from c2f_format.weights import load_weights
+    if engines.torch_available():
+        from c2f_format.networks.weights import load_weights
 
         with pytest.raises(c2f_format.WeightsError, match=problem):
             load_weights(path)
@@ -323,7 +323,7 @@ def test_fuzz_corpus_has_the_same_outcomes_on_both_backends(
 
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("C2F_BACKEND", "numpy")
-    assert backends.resolve() == "numpy" and backends.resolve("auto") in backends.BACKENDS
+    assert engines.resolve() == "numpy" and engines.resolve("auto") in engines.BACKENDS
     monkeypatch.setenv("C2F_BACKEND", "tensorflow")
     with pytest.raises(c2f_format.InvalidArgumentError, match="backend"):
         c2f_format.decode(RGB_VECTOR.read_bytes())
@@ -365,7 +365,7 @@ def test_decoding_without_torch() -> None:
 
 def test_c2f_info_does_not_import_torch() -> None:
     out = _without_torch(
-        "import sys\nfrom c2f_format.cli import main\n"
+        "import sys\nfrom c2f_format.tools.cli import main\n"
         f"code = main(['info', {str(RGB_VECTOR)!r}])\n"
         "print('torch imported' if sys.modules.get('torch') else 'no torch', code)\n"
     )
@@ -377,7 +377,7 @@ def test_the_command_line_decodes_without_torch(tmp_path: Path) -> None:
     with an error line (not a traceback) that says what to install."""
     png, c2f = tmp_path / "out.png", tmp_path / "again.c2f"
     out = _without_torch(
-        "import sys\nfrom c2f_format.cli import main\n"
+        "import sys\nfrom c2f_format.tools.cli import main\n"
         f"print(main(['decode', {str(RGB_VECTOR)!r}, '-o', {str(png)!r}]))\n"
         f"print(main(['encode', {str(png)!r}, '-o', {str(c2f)!r}]))\n"
         "print(main(['bench']))\n"

@@ -14,8 +14,8 @@ from helpers import KODIM23
 from PIL import Image, ImageCms, ImageFile
 
 import c2f_format
-from c2f_format import bitstream
-from c2f_format.metrics import psnr
+from c2f_format.codec.metrics import psnr
+from c2f_format.format import bitstream
 
 
 class CountingFile(io.BytesIO):
@@ -232,7 +232,7 @@ def test_pixel_limits_behave_as_pillow_s(c2f_file: Path, monkeypatch: pytest.Mon
     with pytest.warns(Image.DecompressionBombWarning), Image.open(c2f_file) as im:
         im.load()
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
-    monkeypatch.setattr(c2f_format.api, "DEFAULT_MAX_PIXELS", 768 * 512 - 1)  # c2f's
+    monkeypatch.setattr(c2f_format.codec.api, "DEFAULT_MAX_PIXELS", 768 * 512 - 1)  # c2f's
     with Image.open(c2f_file) as im, pytest.raises(Image.DecompressionBombError, match="c2f"):
         im.load()
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)

@@ -1,4 +1,4 @@
-"""Decoding at 1/2 and 1/4 scale: the synthesis stops at 1/4 and deploy.ReducedTail (or
+"""Decoding at 1/2 and 1/4 scale: the synthesis stops at 1/4 and inference.ReducedTail (or
 its NumPy twin) finishes; sizes round up as Pillow's reduce, alpha is reduced exactly."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import c2f_format
-from c2f_format.errors import InvalidArgumentError, TruncatedStreamError
-from c2f_format.metrics import psnr
+from c2f_format.codec.metrics import psnr
+from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError
 
 
 @pytest.fixture(scope="module")

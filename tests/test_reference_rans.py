@@ -1,6 +1,6 @@
 """The pure-Python reference decoder agrees with constriction bit for bit.
 
-Data are produced exactly as c2f_format/entropy.py does: one `AnsCoder`, groups pushed in
+Data are produced exactly as c2f_format/format/entropy.py does: one `AnsCoder`, groups pushed in
 reverse decode order with `encode_reverse`, tables handed over as
 `Categorical(freq - 1.0, perfect=False)`, escapes as `Uniform(65535)`, and the words of
 `get_compressed()` stored little-endian. The reference decoder sees only those bytes.

@@ -15,9 +15,9 @@ from PIL import Image
 from reference_rans import RansReader
 
 import c2f_format
-from c2f_format import bitstream as bs
-from c2f_format import entropy
-from c2f_format.codec import get_codec, pick_device
+from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.format import bitstream as bs
+from c2f_format.format import entropy
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 VECTOR = VECTORS / "kodim23-crop-q50.c2f"

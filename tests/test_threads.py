@@ -7,8 +7,8 @@ import threading
 import pytest
 import torch
 
-from c2f_format import threads
-from c2f_format.errors import InvalidArgumentError
+from c2f_format.codec import threads
+from c2f_format.format.errors import InvalidArgumentError
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 import c2f_format
-from c2f_format import codec as codec_module
+from c2f_format.codec import torch_engine
+from c2f_format.format.weights_file import weights_dir, weights_index
 from c2f_format.train import main as train
 
 
@@ -39,17 +40,16 @@ def test_pack_train_resume_export(
     assert steps == sorted(steps) and steps[-1] == 4 and steps.count(1) == 1
 
     monkeypatch.setenv("C2F_WEIGHTS_DIR", str(weights.parent))
-    monkeypatch.setattr(codec_module, "_CACHE", {})
+    monkeypatch.setattr(torch_engine, "_CACHE", {})
     data = c2f_format.encode(small_rgb, quality=50)
-    assert c2f_format.info(data).header.model_id.hex() in codec_module.weights_index()
+    assert c2f_format.info(data).header.model_id.hex() in weights_index()
     assert c2f_format.decode(data).size == (80, 96)
 
 
 def test_a_run_can_start_from_shipped_weights(tmp_path: Path, small_rgb: np.ndarray) -> None:
     """--init-from: the float model rebuilt from a weights file exports to the same
     integer layers, and training goes on from it."""
-    from c2f_format.codec import weights_dir, weights_index
-    from c2f_format.weights import export_arrays, trainable_model
+    from c2f_format.networks.weights import export_arrays, trainable_model
 
     shipped = weights_dir() / next(iter(weights_index().values()))
     model = trainable_model(shipped)
@@ -79,7 +79,7 @@ def test_gains_are_projected_onto_a_line_in_log_gain() -> None:
     trained levels) and projecting again changes nothing."""
     import torch
 
-    from c2f_format.model import C2FModel
+    from c2f_format.networks.model import C2FModel
 
     model = C2FModel()
     with torch.no_grad():
@@ -119,8 +119,7 @@ def test_export_extends_the_levels_and_calibrates_them(
 ) -> None:
     """--extend-levels: the exported model has the asked levels beyond the trained ones,
     a quality range inside them, and codes with it as an installation would."""
-    from c2f_format.codec import weights_dir, weights_index
-    from c2f_format.weights import load_weights
+    from c2f_format.networks.weights import load_weights
 
     shipped = weights_dir() / next(iter(weights_index().values()))
     trained = load_weights(shipped).net.config.lambdas
@@ -140,6 +139,6 @@ def test_export_extends_the_levels_and_calibrates_them(
     assert 0.0 <= t0 < t1 <= len(config.lambdas) - 1
 
     monkeypatch.setenv("C2F_WEIGHTS_DIR", str(out.parent))
-    monkeypatch.setattr(codec_module, "_CACHE", {})
+    monkeypatch.setattr(torch_engine, "_CACHE", {})
     sizes = [len(c2f_format.encode(small_rgb, quality=q)) for q in (1, 100)]
     assert sizes[0] < sizes[1]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import c2f_format
-from c2f_format import codec as codec_module
-from c2f_format.codec import weights_dir, weights_index
-from c2f_format.weights import load_weights
+from c2f_format.codec import torch_engine
+from c2f_format.format.weights_file import weights_dir, weights_index
+from c2f_format.networks.weights import load_weights
 
 
 class _Boom:
@@ -26,7 +26,7 @@ def installed_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "weights"
     shutil.copytree(weights_dir(), folder)
     monkeypatch.setenv("C2F_WEIGHTS_DIR", str(folder))
-    monkeypatch.setattr(codec_module, "_CACHE", {})  # load from the copy, not the cache
+    monkeypatch.setattr(torch_engine, "_CACHE", {})  # load from the copy, not the cache
     return folder
 
 
@@ -71,9 +71,9 @@ def test_a_malformed_index_is_a_weights_error(installed_copy: Path) -> None:
 def test_the_integer_layers_are_the_specs() -> None:
     """weights_file.INTEGER_LAYERS (spec 5's list) names every IntConv of the model, in
     the model's order."""
-    from c2f_format.layers import IntConv
-    from c2f_format.model import C2FModel, ModelConfig
-    from c2f_format.weights_file import INTEGER_LAYERS
+    from c2f_format.format.weights_file import INTEGER_LAYERS
+    from c2f_format.networks.layers import IntConv
+    from c2f_format.networks.model import C2FModel, ModelConfig
 
     net = C2FModel(ModelConfig())
     found = tuple(name for name, mod in net.named_modules() if isinstance(mod, IntConv))

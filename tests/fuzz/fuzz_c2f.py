@@ -28,7 +28,7 @@ with atheris.instrument_imports(include=["c2f_format"]):
 
 import torch
 
-from c2f_format import bitstream as bs
+from c2f_format.format import bitstream as bs
 
 torch.set_num_threads(1)
 

@@ -19,7 +19,7 @@ import imageio.v3 as iio
 from PIL import Image, ImageFile
 
 import c2f_format
-from c2f_format.bitstream import MAGIC
+from c2f_format.format.bitstream import MAGIC
 
 # Small limits keep each run fast; the limits themselves are part of what is checked.
 MAX_PIXELS = 1 << 16

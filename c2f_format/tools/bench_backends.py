@@ -1,6 +1,6 @@
 """The NumPy decoder against the torch decoder on one image, same process, same CPU.
 
-    python -m c2f_format.bench_backends IMAGE [--repeats N]
+    python -m c2f_format.tools.bench_backends IMAGE [--repeats N]
 
 Encodes IMAGE (the recorded numbers used the checkout's tests/data/kodim23.png, 768x512)
 at quality 75, then times, one backend after the other (each after a warm-up call), a
@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image
 
 import c2f_format
-from c2f_format import bitstream as bs
-from c2f_format.numpy_decoder import get_decoder
-from c2f_format.spec_constants import PREVIEW_SCALE
+from c2f_format.codec.numpy_engine import get_decoder
+from c2f_format.format import bitstream as bs
+from c2f_format.format.constants import PREVIEW_SCALE
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..format.constants import SCALE_LEVELS
 from .layers import (
     GDN,
     HIDDEN_MAX,
@@ -37,7 +38,6 @@ from .layers import (
     space_to_depth,
     ste_round,
 )
-from .spec_constants import SCALE_LEVELS
 
 SCALE_MIN = 0.11
 SCALE_MAX = 256.0
@@ -265,7 +265,7 @@ class C2FModel(nn.Module):
         self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor, stages: int = 5
     ) -> Tensor:
         """The image; with `stages=2`, the features at 1/4 scale that reduced decoding
-        finishes from (deploy.ReducedTail)."""
+        finishes from (inference.ReducedTail)."""
         with self.transforms_autocast(y_hat.device.type):
             u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
             f2 = depth_to_space(self.fuse_h2(h2))

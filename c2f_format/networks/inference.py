@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import GDN
-from .numpy_ops import reduced_tail_weights, subpixel_weights
+from .numpy_layers import reduced_tail_weights, subpixel_weights
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -73,7 +73,7 @@ class FrozenGDN(nn.Module):
 
 class ReducedTail(nn.Module):
     """The synthesis's last two stages plus a box filter of `reduce` (2 or 4), as one 5x5
-    convolution on its 1/4-scale features (`numpy_ops.reduced_tail_weights`)."""
+    convolution on its 1/4-scale features (`numpy_layers.reduced_tail_weights`)."""
 
     def __init__(self, tail: nn.Sequential, reduce: int) -> None:
         super().__init__()

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image  # imported by `import c2f_format` anyway, to register the format
 
-from . import __version__
-from .errors import C2FError
+from .. import __version__
+from ..format.errors import C2FError
 
 if TYPE_CHECKING:
-    from .batch import FileJob
+    from .files import FileJob
 
 _DEVICE = re.compile(r"(cpu|cuda(:[0-9]+)?)\Z")
 DEVICES = "cpu, cuda or cuda:N"
@@ -80,7 +80,7 @@ def check_device(device: str | None) -> None:
     if device is None:
         return
     count = 0
-    from .backend import torch_available
+    from ..codec.engines import torch_available
 
     if torch_available():  # without torch (a decode-only install) only the CPU works
         import torch
@@ -150,7 +150,8 @@ def _refusals(jobs: list[FileJob]) -> dict[int, str]:
 def _run_files(kind: str, jobs: list[FileJob], workers: int | None, device: str | None) -> None:
     """Run the jobs that may run; report every failure on its own line; fail at the end
     if any did, after the others are done."""
-    from .batch import FileResult, decode_file, encode_file, run_batch
+    from ..codec.batch import run_batch
+    from .files import FileResult, decode_file, encode_file
 
     refused = _refusals(jobs)
     if len(jobs) == 1 and refused:
@@ -181,7 +182,7 @@ def _jobs(
     quality: int = 75,
     allow_truncated: bool = False,
 ) -> list[FileJob]:
-    from .batch import FileJob
+    from .files import FileJob
 
     # one big image can take a minute: a bar, where someone is watching
     bar = len(args.inputs) == 1 and sys.stderr.isatty()
@@ -197,7 +198,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    from .batch import output_format
+    from .files import output_format
 
     suffix = "." + args.format.lower().lstrip(".")
     outputs = _outputs(args.inputs, args.output, suffix)
@@ -215,7 +216,7 @@ def _read(path: Path) -> bytes:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from .api import info
+    from ..codec.api import info
 
     failures = 0
     for src in args.inputs:
@@ -242,7 +243,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
-    from .batch import output_format
+    from .files import output_format
     from .progressive import progressive_stages, stage_strip
     from .safe_write import check_writable, write_file
 
@@ -345,7 +346,7 @@ def _describe(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark has its own options
-        from .backend import INSTALL_TORCH, torch_available
+        from ..codec.engines import INSTALL_TORCH, torch_available
 
         if not torch_available():  # it encodes: a decode-only install cannot run it
             print(f"c2f: error: c2f bench needs torch: {INSTALL_TORCH}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Speed and memory benchmark: c2f beside CompressAI's bmshj2018 hyperprior, same run.
 
-    python -m c2f_format.bench_speed IMAGE [--runs 5] [--big 6000x4000] [-o DIR]
+    python -m c2f_format.tools.bench_speed IMAGE [--runs 5] [--big 6000x4000] [-o DIR]
 
 Times, on the same image and in the same process, alternating one run of each
 measurement per round so that a noisy machine slows all of them alike (medians):
@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__
-from .api import StreamDecoder, decode, encode
-from .bitstream import hyper_end, iter_segments
-from .progress import progress
-from .spec_constants import PREVIEW_SCALE
+from .. import __version__
+from ..codec.api import StreamDecoder, decode, encode
+from ..codec.progress import progress
+from ..format.bitstream import hyper_end, iter_segments
+from ..format.constants import PREVIEW_SCALE
 
 Timer = Callable[[], object]
 
@@ -219,7 +219,7 @@ def big_image(source: Image.Image, size: tuple[int, int], folder: Path) -> dict[
     src = folder / f"big-{size[0]}x{size[1]}.png"
     source.resize(size, Image.Resampling.LANCZOS).save(src, compress_level=1)
     out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}"}
-    cli, cpu = "c2f_format.cli", ["--device", "cpu"]
+    cli, cpu = "c2f_format.tools.cli", ["--device", "cpu"]
     gib, secs = peak_rss("module", cli, ["encode", *cpu, str(src), "-o", str(folder / "big.c2f")])
     out["encode"] = {"peak_rss_gib": round(gib, 3), "seconds": round(secs, 1)}
     gib, secs = peak_rss(
@@ -267,9 +267,9 @@ def _markdown(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of `python -m c2f_format.bench_speed`."""
+    """The command line of `python -m c2f_format.tools.bench_speed`."""
     ap = argparse.ArgumentParser(
-        prog="python -m c2f_format.bench_speed",
+        prog="python -m c2f_format.tools.bench_speed",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .spec_constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, WEIGHT_MAX
-from .spec_constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
-from .spec_constants import MEAN_MAX as MEAN_MAX
-from .spec_constants import MEAN_STEP as MEAN_STEP
+from ..format.constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, WEIGHT_MAX
+from ..format.constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
+from ..format.constants import MEAN_MAX as MEAN_MAX
+from ..format.constants import MEAN_STEP as MEAN_STEP
 
 BAND_ELEMENTS = 1 << 22  # values per unfolded band in `exact_conv` (32 MiB of float64)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .alpha import max_payload as max_alpha_payload
+from .constants import MODEL_ID_BYTES
 from .errors import (
     CorruptStreamError,
     ImageTooLargeError,
@@ -21,7 +22,6 @@ from .errors import (
     TruncatedStreamError,
     UnsupportedVersionError,
 )
-from .spec_constants import MODEL_ID_BYTES
 
 MAGIC = b"\x89c2f\r\n\x1a\n"
 VERSION_MAJOR = 1

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .bitstream import LATENT_FACTOR
+from ..format.bitstream import LATENT_FACTOR
 
 TILE = 32  # latent units per tile side (512 pixels)
 HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)

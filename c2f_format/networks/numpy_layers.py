@@ -184,7 +184,7 @@ def subpixel_weights(weight: np.ndarray) -> np.ndarray:
     rewritten as a convolution then `depth_to_space`, as [a, b, cout, cin, 3, 3]: output
     row 2i + a takes input row i + t - 1 through tap 4 + a - 2t (when that lies in
     0..4), and likewise column 2j + b. `weight` is the transposed convolution's
-    [cin, cout, 5, 5]. Shared by the torch inference form (deploy.py) and NumPy."""
+    [cin, cout, 5, 5]. Shared by the torch inference form (inference.py) and NumPy."""
     cin, cout, k, _ = weight.shape
     if k != 5:
         raise ValueError("only 5x5 transposed convolutions are supported")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from .api import StreamDecoder
-from .bitstream import SEG_Y, hyper_end, iter_segments
+from ..codec.api import StreamDecoder
+from ..format.bitstream import SEG_Y, hyper_end, iter_segments
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from .api import StreamDecoder, decode, encode
-from .bitstream import hyper_end, iter_segments
-from .metrics import psnr
-from .progress import progress
-from .reference_points import KODAK
+from ..codec.api import StreamDecoder, decode, encode
+from ..codec.metrics import psnr
+from ..codec.progress import progress
+from ..format.bitstream import hyper_end, iter_segments
+from .published_curves import KODAK
 
 CodecFn = Callable[[Image.Image, int], tuple[bytes, Image.Image, float, float]]
 

@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c2f_format.deploy import FrozenGDN, ReducedTail, SubpixelDeconv, for_inference
-from c2f_format.layers import GDN, deconv
-from c2f_format.model import C2FModel, ModelConfig
+from c2f_format.networks.inference import FrozenGDN, ReducedTail, SubpixelDeconv, for_inference
+from c2f_format.networks.layers import GDN, deconv
+from c2f_format.networks.model import C2FModel, ModelConfig
 
 
 @settings(max_examples=25, deadline=None)

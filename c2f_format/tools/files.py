@@ -1,206 +1,28 @@
-"""Many images at once: a pool of worker processes on the CPU, one process on a GPU.
-
-One process with all cores spends much of its time in serial stretches (entropy coding,
-Python between layers); several single-threaded processes keep every core busy. Workers
-are started with "spawn" (forking a process whose OpenMP threads are running can
-deadlock) and each loads the model once. On a GPU the work stays in this process: the
-device is already shared between images, and several processes would only compete for
-its memory.
-
-Like any spawn-based pool, it needs a script that calls it at top level to do so under
-`if __name__ == "__main__":`. Results come back in input order. A failure on one item
-does not stop the others: each result is either the value or the `C2FError` it raised
-(a worker that dies fails only the items it held).
-"""
+"""The `c2f` command's file jobs: read an image or a stream, encode or decode it in a
+worker (nothing large crosses processes), keep what metadata the output format can
+hold, and write the output whole or not at all (safe_write), with an optional bar over
+one large image's tiles. The pool that runs them is `codec.batch.run_batch`."""
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import struct
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from . import backend as backends
-from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
-from .errors import C2FError, InvalidArgumentError
-from .progress import Bar, progress
+from ..codec.api import EXIF_PREFIX, decode, encode
+from ..codec.progress import Bar
+from ..format.errors import C2FError, InvalidArgumentError
 from .safe_write import check_writable, write_file
-from .threads import available_cores
 
-if TYPE_CHECKING:  # torch is imported where it is used: decoding may run without it
-    import torch
+if TYPE_CHECKING:
+    from ..codec.tiling import TileCallback
 
-    from .tiling import TileCallback
-
-EXIF_PREFIX = b"Exif\x00\x00"  # as JPEG's APP1 marker and Pillow's Exif.tobytes() write it
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def default_jobs(device: str | torch.device | None = None) -> int:
-    """Worker processes to use: one per core on the CPU, none (in-process) on a GPU."""
-    if backends.torch_available():
-        from .codec import pick_device
-
-        try:
-            dev = pick_device(device)
-        except ValueError as exc:
-            raise InvalidArgumentError(str(exc)) from None
-        if dev.type != "cpu":
-            return 1
-    else:
-        backends.check_device("numpy", device)  # only the CPU without torch
-    return available_cores()
-
-
-def _init_worker(threads: int) -> None:
-    if backends.torch_available():
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _guarded(fn: Callable[[T], R], item: T) -> R | C2FError:
-    try:
-        return fn(item)
-    except C2FError as exc:
-        return exc
-    except MemoryError:  # one item too big
-        return C2FError("out of memory")
-    except Image.DecompressionBombError as exc:
-        return C2FError(str(exc))
-
-
-def run_batch(
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    jobs: int | None = None,
-    device: str | torch.device | None = None,
-    label: str = "",
-    show_progress: bool = False,
-) -> Iterator[R | C2FError]:
-    """Apply `fn` (a module-level function) to every item, in `jobs` processes.
-
-    Yields each result, or the `C2FError` it raised, in input order, as soon as it and
-    all before it are done.
-    """
-    n = len(items)
-    jobs = default_jobs(device) if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InvalidArgumentError(f"jobs must be a positive integer, got {jobs!r}")
-    jobs = min(jobs, n) if n else 1
-    results: Iterable[R | C2FError]
-    if jobs == 1:
-        results = (_guarded(fn, item) for item in items)
-    else:
-        results = _pooled(fn, items, jobs)
-    yield from progress(results, n, label) if show_progress else results
-
-
-def _pooled(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R | C2FError]:
-    cores = default_jobs("cpu")
-    threads = max(1, cores // jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=(threads,)) as pool:
-        # at most two items in flight per worker: bounded memory for long lists
-        window = 2 * jobs
-        pending: list[Future[R | C2FError]] = []
-        broken: BrokenExecutor | None = None
-        for item in items:
-            if broken is None:
-                try:
-                    pending.append(pool.submit(_guarded, fn, item))
-                except BrokenExecutor as exc:
-                    broken = exc
-            if broken is not None:
-                pending.append(_failed(broken))
-            if len(pending) >= window:
-                yield _result(pending.pop(0))
-        for fut in pending:
-            yield _result(fut)
-
-
-def _failed(exc: BaseException) -> Future[Any]:
-    fut: Future[Any] = Future()
-    fut.set_exception(exc)
-    return fut
-
-
-def _result(fut: Future[R | C2FError]) -> R | C2FError:
-    """The item's result; a worker that died (killed for memory, say) fails its items,
-    not the batch."""
-    try:
-        return fut.result()
-    except BrokenExecutor as exc:
-        return C2FError(f"worker process died: {exc}")
-
-
-# ---- images and streams in memory ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _EncodeJob:
-    image: ImageLike
-    quality: int
-    device: str | None
-
-
-@dataclass(frozen=True)
-class _DecodeJob:
-    data: bytes
-    device: str | None
-    max_pixels: int | None
-
-
-def _encode_job(job: _EncodeJob) -> bytes:
-    return encode(job.image, job.quality, job.device)
-
-
-def _decode_job(job: _DecodeJob) -> Image.Image:
-    image = decode(job.data, job.device, max_pixels=job.max_pixels)
-    image.load()
-    return image
-
-
-def _device_name(device: str | torch.device | None) -> str | None:
-    return None if device is None else str(device)
-
-
-def encode_many(
-    images: Iterable[ImageLike],
-    quality: int = 75,
-    device: str | torch.device | None = None,
-    *,
-    jobs: int | None = None,
-    show_progress: bool = False,
-) -> list[bytes | C2FError]:
-    """Encode many images; each entry is the stream or the `C2FError` for that image."""
-    items = [_EncodeJob(im, quality, _device_name(device)) for im in images]
-    return list(run_batch(_encode_job, items, jobs, device, "encode", show_progress))
-
-
-def decode_many(
-    streams: Iterable[bytes],
-    device: str | torch.device | None = None,
-    *,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    jobs: int | None = None,
-    show_progress: bool = False,
-) -> list[Image.Image | C2FError]:
-    """Decode many streams; each entry is the image or the `C2FError` for that stream."""
-    items = [_DecodeJob(bytes(s), _device_name(device), max_pixels) for s in streams]
-    return list(run_batch(_decode_job, items, jobs, device, "decode", show_progress))
-
-
-# ---- files (the CLI): workers read and write them, nothing large crosses processes ----
 
 # Pillow formats whose writers take `exif` and `icc_profile` keyword arguments
 METADATA_FORMATS = frozenset({"AVIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
@@ -412,10 +234,6 @@ __all__ = [
     "FileJob",
     "FileResult",
     "decode_file",
-    "decode_many",
-    "default_jobs",
     "encode_file",
-    "encode_many",
     "output_format",
-    "run_batch",
 ]

@@ -1,7 +1,7 @@
 """Reading a weights file without torch: the archive, its model id, its exactness bounds,
 and the index of installed models (spec section 5).
 
-Both decoders (torch's in `weights.py`, NumPy's in `numpy_decoder.py`) load through
+Both decoders (torch's in `networks/weights.py`, NumPy's in `codec/numpy_engine.py`) load through
 these functions, so a file one of them rejects the other rejects with the same error.
 """
 
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UnknownModelError, WeightsError
-from .spec_constants import (
+from .constants import (
     HIDDEN_MAX,
     MAX_SHIFT,
     MEAN_MAX,
@@ -25,6 +24,7 @@ from .spec_constants import (
     SCALE_LEVELS,
     WEIGHT_MAX,
 )
+from .errors import UnknownModelError, WeightsError
 
 # The integer layers in the order the spec lists them (section 5).
 INTEGER_LAYERS = (

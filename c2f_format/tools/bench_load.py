@@ -1,6 +1,6 @@
 """Decode time on a busy machine: idle, one core busy, every core busy; thread policies.
 
-    python -m c2f_format.bench_load IMAGE [--runs 5] [--busy 0 1 2] [-o DIR]
+    python -m c2f_format.tools.bench_load IMAGE [--runs 5] [--busy 0 1 2] [-o DIR]
 
 IMAGE is encoded once (quality 75); then, for each number of busy cores (other
 processes spinning, one per core) and each thread policy, a fresh process times
@@ -25,9 +25,9 @@ from typing import Any
 
 from PIL import Image
 
-from . import __version__
-from .progress import progress
-from .threads import available_cores
+from .. import __version__
+from ..codec.progress import progress
+from ..codec.threads import available_cores
 
 _CHILD = """
 import io, statistics, sys, time
@@ -99,7 +99,7 @@ def _markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m c2f_format.bench_load",
+        prog="python -m c2f_format.tools.bench_load",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

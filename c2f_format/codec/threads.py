@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InvalidArgumentError
+from ..format.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import torch

@@ -2,7 +2,7 @@
 
 `LatentDecoder` takes the HYP1, HYP2 and YBND segments of one stream as they arrive and
 runs them through an engine (`backend.Engine`: torch's `codec.Codec` or NumPy's
-`numpy_decoder.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`,
+`numpy_engine.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`,
 a whole-stream `decode_stream` and the engines' own `decode`. The container, alpha and
 metadata are not its business: `api` reads those, as it writes them on the encode side.
 Torch-free at module level, like every decode-only module.
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bitstream import SEG_Y, SEG_Z1, SEG_Z2, Header, Segment, StreamParser, parse_band
-from .errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
-from .spec_constants import PREVIEW_SCALE
+from ..format.bitstream import SEG_Y, SEG_Z1, SEG_Z2, Header, Segment, StreamParser, parse_band
+from ..format.constants import PREVIEW_SCALE
+from ..format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
 if TYPE_CHECKING:
-    from .backend import Engine
+    from .engines import Engine
     from .tiling import TileCallback
 
 DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3

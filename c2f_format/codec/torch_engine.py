@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import entropy
-from .bitstream import (
+from ..format import entropy
+from ..format.bitstream import (
     LATENT_FACTOR,
     SEG_ALPHA,
     SEG_END,
@@ -28,19 +28,17 @@ from .bitstream import (
     pack_segment,
     version_for,
 )
+from ..format.constants import STEPS_PER_MEAN
+from ..format.weights_file import check_model_id, installed_model
+from ..networks.inference import ReducedTail, for_inference
+from ..networks.layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from ..networks.weights import LoadedModel, load_weights
 from .decoding import decode_stream
-from .deploy import ReducedTail, for_inference
-from .layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
-from .spec_constants import STEPS_PER_MEAN
 from .threads import cpu_threads
 from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
 from .tiling import tiles as _tiles
-from .weights import LoadedModel, load_weights
-from .weights_file import check_model_id, installed_model
-from .weights_file import weights_dir as weights_dir  # re-exported for callers of old
-from .weights_file import weights_index as weights_index
 
 BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
 SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
@@ -135,7 +133,7 @@ class Codec:
     ) -> np.ndarray:
         """y residuals and means, hyper representations -> uint8 [height, width, 3], or
         reduced by 2 or 4 (each side rounded up): the synthesis then stops at 1/4 scale
-        and `deploy.ReducedTail` finishes it. `on_tile` follows the tiles (tiling.py).
+        and `inference.ReducedTail` finishes it. `on_tile` follows the tiles (tiling.py).
 
         The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
         units, each with HALO units of context on every side, cropped away after), so
@@ -190,7 +188,7 @@ class Codec:
     def render_preview(self, h2: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
         return self.net.preview(self._float(h2), self._float(h1))
 
-    # ---- what `decoding.LatentDecoder` asks of an engine (see backend.py) ------------
+    # ---- what `decoding.LatentDecoder` asks of an engine (see engines.py) ------------
 
     def preview_pixels(
         self, h2: torch.Tensor, h1: torch.Tensor, height: int, width: int

@@ -1,6 +1,6 @@
 """Time-to-preview benchmark through Pillow: full load vs draft, and the Parser.
 
-    python -m c2f_format.bench_preview ../shared/data/kodak -q 75 --runs 5
+    python -m c2f_format.tools.bench_preview ../shared/data/kodak -q 75 --runs 5
 
 For each image: median seconds of `Image.open(...).load()` and of the same after
 `draft("RGB", (w/s, h/s))` for s = 2, 4, 8 (one load of each per round, so the ratios
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
+from ..codec.progress import progress
 from .bench import psnr
-from .progress import progress
 
 SCALES = (1, 2, 4, 8)  # what `draft` serves: the full image, then JPEG's reduced scales
 

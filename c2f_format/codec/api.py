@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from . import alpha as alpha_coding
-from . import backend as backends
-from .bitstream import (
+from ..format import alpha as alpha_coding
+from ..format.bitstream import (
     ALPHA_MODES,
     MAX_DIMENSION,
     MAX_METADATA_BYTES,
@@ -31,15 +30,16 @@ from .bitstream import (
     StreamParser,
     parse_band,
 )
-from .decoding import LatentDecoder
-from .errors import (
+from ..format.constants import PREVIEW_SCALE
+from ..format.errors import (
     C2FError,
     CorruptStreamError,
     InvalidArgumentError,
     TruncatedStreamError,
     UnsupportedImageError,
 )
-from .spec_constants import PREVIEW_SCALE
+from . import engines
+from .decoding import LatentDecoder
 
 if TYPE_CHECKING:
     import torch
@@ -198,10 +198,10 @@ def encode(
     q = _check_quality(quality)
     ancillary = _metadata_segments(image, exif, icc_profile)
     rgb, mode, alpha = _image_planes(image)
-    backends.require_torch("encoding")  # the analysis transform is torch's alone
-    from .codec import get_codec
+    engines.require_torch("encoding")  # the analysis transform is torch's alone
+    from .torch_engine import get_codec
 
-    dev = backends.check_device("torch", device)
+    dev = engines.check_device("torch", device)
     alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
     return get_codec(dev).encode(rgb, mode, q, ancillary, alpha_payload, on_tile)
 
@@ -301,7 +301,7 @@ class StreamDecoder:
     happened, in words. Damage to the header or the hyper segments still raises.
 
     `backend` picks the engine: "torch", "numpy" or "auto" (default: $C2F_BACKEND, else
-    torch when installed, else NumPy; see `c2f_format.backend`). Both give the same
+    torch when installed, else NumPy; see `c2f_format.codec.engines`). Both give the same
     symbols; pixels may differ by float rounding (spec 11). NumPy runs on the CPU only.
     """
 
@@ -326,8 +326,8 @@ class StreamDecoder:
         self._alpha: np.ndarray | None = None
         self._error: C2FError | None = None
         self._halted = False  # tolerated damage made the rest of the stream unreadable
-        self._backend = backends.resolve(self.backend)
-        self._dev = backends.check_device(self._backend, self.device)
+        self._backend = engines.resolve(self.backend)
+        self._dev = engines.check_device(self._backend, self.device)
 
     def __repr__(self) -> str:
         """Where the decoder stands, in a line (never the bytes it holds)."""
@@ -404,7 +404,7 @@ class StreamDecoder:
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
             if self._latent is None and self.header is not None:
-                engine = backends.engine(self._backend, self._dev, self.header.model_id)
+                engine = engines.engine(self._backend, self._dev, self.header.model_id)
                 self._latent = LatentDecoder(engine, self.header)
             for offset in self._parser.damaged[seen:]:
                 self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")

@@ -1,18 +1,11 @@
-"""A decoder in NumPy alone, for viewers and servers that do not install torch.
-
-`NumpyDecoder` offers what `decoding.LatentDecoder` asks of a decoding engine (the same
-methods as `codec.Codec`'s decode side), on NumPy arrays: latents as `[1, C, H, W]`
-int64 (views of channels-last storage, which the layers in `numpy_ops` use), pixels as
-uint8. The integer networks are exact (spec 6), so the symbols, means and scale indices
-equal the torch decoder's bit for bit; the float synthesis follows spec 8 in float32
-and differs from torch's by float rounding only.
-"""
+"""The decoder's networks in NumPy: the float synthesis and preview of spec 8 and 9
+(`Synthesis`), the integer layers of spec 6, the entropy tables, and `load_model`, which
+reads and checks a weights file into a `NumpyModel` (the counterpart of
+`weights.load_weights`). Torch-free; `codec.numpy_engine` decodes streams with it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,31 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from . import entropy
-from .bitstream import Header
-from .decoding import decode_stream
-from .errors import WeightsError
-from .numpy_ops import (
+from ..format import entropy
+from ..format.constants import MEAN_MAX, SCALE_LEVELS
+from ..format.errors import WeightsError
+from ..format.weights_file import (
+    INTEGER_LAYERS,
+    check_integer_arrays,
+    check_role_range,
+    model_id_of,
+    read_arrays,
+)
+from .numpy_layers import (
     FloatConv,
     IntLayer,
     InverseGDN,
     depth_to_space,
-    int_conv,
     phase_order,
     reduced_tail_weights,
     subpixel_deconv,
-    to_uint8,
-)
-from .spec_constants import HIDDEN_STEP, MEAN_MAX, MEAN_STEP, SCALE_LEVELS, STEPS_PER_MEAN
-from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
-from .weights_file import (
-    INTEGER_LAYERS,
-    check_integer_arrays,
-    check_model_id,
-    check_role_range,
-    installed_model,
-    model_id_of,
-    read_arrays,
 )
 
 
@@ -85,10 +71,12 @@ class Synthesis:
         h1: np.ndarray,
         reduce: int = 1,
         edges: Sequence[tuple[int, bool]] = (),
+        edge_strip: int = 0,
     ) -> np.ndarray:
         """y_hat `[Hy, Wy, m]`, h2f, h1f -> float image `[16 Hy, 16 Wy, 3]`, or reduced by
         2 or 4 from the 1/4-scale features, as the torch decoder (`Codec._finish_reduced`:
-        the folded convolution, and the real stages along the grid's outer `edges`)."""
+        the folded convolution, and the real stages over an `edge_strip` of 1/4-scale positions
+        along the grid's outer `edges`)."""
         u = self.head_gdn(depth_to_space(self.head(y_hat * inv), 2))
         f2 = np.maximum(depth_to_space(self.fuse_h2(h2), 2), 0)
         f1 = np.maximum(depth_to_space(self.fuse_h1(h1), 4), 0)
@@ -103,7 +91,7 @@ class Synthesis:
                 part = slice(a.shape[axis] - n, None) if at_end else slice(0, n)
                 return (slice(None), part) if axis else (part,)
 
-            strip = np.ascontiguousarray(u[near_edge(u, EDGE_STRIP)])
+            strip = np.ascontiguousarray(u[near_edge(u, edge_strip)])
             exact = _box(self._stages(strip, self.tail[1:]), reduce)
             keep = exact.shape[axis] // 2
             x[near_edge(x, keep)] = exact[near_edge(exact, keep)]
@@ -274,159 +262,4 @@ def load_model(path: Path) -> NumpyModel:
     )
 
 
-def _hwc(x: np.ndarray) -> np.ndarray:
-    """`[1, C, H, W]` -> `[H, W, C]` (a view)."""
-    return x[0].transpose(1, 2, 0)
-
-
-def _nchw(x: np.ndarray) -> np.ndarray:
-    """`[H, W, C]` -> `[1, C, H, W]` (a view)."""
-    return x.transpose(2, 0, 1)[None]
-
-
-class NumpyDecoder:
-    """One loaded model; the decode side of `codec.Codec` on NumPy arrays. Thread-safe:
-    it holds no per-call state."""
-
-    def __init__(self, model: NumpyModel) -> None:
-        self.model = model
-        self.tables = model.tables
-        self.model_id = model.model_id
-
-    # ---- exact path (spec 6) ------------------------------------------------------
-
-    def _synth(self, prefix: str, z: np.ndarray) -> np.ndarray:
-        h = depth_to_space(int_conv(_hwc(z), self.model.layers[f"{prefix}.expand"]), 2)
-        return int_conv(h, self.model.layers[f"{prefix}.mix"])
-
-    def _predict(self, prefix: str, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f = int_conv(h, self.model.layers[f"{prefix}.body"])
-        mean = int_conv(f, self.model.layers[f"{prefix}.mean"])
-        return _nchw(mean), _nchw(int_conv(f, self.model.layers[f"{prefix}.scale"]))
-
-    def latent_shapes(self, header: Header) -> dict[str, tuple[int, int, int, int]]:
-        rows, cols = header.latent_size
-        c = self.model.sizes
-        return {
-            "z1": (1, c["c1"], rows // 4, cols // 4),
-            "z2": (1, c["c2"], rows // 2, cols // 2),
-            "y": (1, c["m"], rows, cols),
-        }
-
-    def z1_params(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-        shape = (1, self.model.z1_mean.size, rows, cols)
-        mean = np.broadcast_to(self.model.z1_mean[None, :, None, None], shape)
-        return mean, np.broadcast_to(self.model.z1_scale[None, :, None, None], shape)
-
-    def hyper_from_z1(self, z1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """z1 (units of 1/16) -> h1 `[1, h1, ...]`, mean and scale index of z2."""
-        h1 = self._synth("h_s1", z1)
-        mu2, idx2 = self._predict("p2", h1)
-        return _nchw(h1), mu2, idx2
-
-    def h2_from_z2(self, z2: np.ndarray) -> np.ndarray:
-        return _nchw(self._synth("h_s2", z2))
-
-    def y_params(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._predict("p3", _hwc(h2))
-
-    def decode_z1(self, header: Header, payload: bytes) -> np.ndarray:
-        shape = self.latent_shapes(header)["z1"]
-        mean1, idx1 = self.z1_params(shape[2], shape[3])
-        return self._decode(payload, idx1) * STEPS_PER_MEAN + mean1
-
-    def decode_z2(self, payload: bytes, mu2: np.ndarray, idx2: np.ndarray) -> np.ndarray:
-        return self._decode(payload, idx2) * STEPS_PER_MEAN + mu2
-
-    def decode_band(self, coded: bytes, idx3_rows: np.ndarray) -> np.ndarray:
-        return self._decode(coded, idx3_rows)
-
-    def _decode(self, payload: bytes, idx: np.ndarray) -> np.ndarray:
-        return entropy.decode(payload, np.ascontiguousarray(idx), self.tables)
-
-    # ---- float path (spec 8, 9) ---------------------------------------------------
-
-    def reconstruct(
-        self,
-        symbols_y: np.ndarray,
-        mu3: np.ndarray,
-        h2: np.ndarray,
-        h1: np.ndarray,
-        quality: int,
-        height: int,
-        width: int,
-        reduce: int = 1,
-        on_tile: TileCallback | None = None,
-    ) -> np.ndarray:
-        """y residuals and means, hyper representations -> uint8 [height, width, 3] (or
-        reduced by 2 or 4, each side rounded up), tile by tile with a halo (memory
-        bounded whatever the size; tiles join without seams); `on_tile` follows them."""
-        syn = self.model.synthesis
-        inv = syn.inverse_gain(quality)
-        s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
-        rows, cols = s.shape[:2]
-        out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
-        for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
-            a0, a1, b0, b1 = t.window
-            y_hat = s[a0:a1, b0:b1].astype(np.float32)
-            y_hat += mu[a0:a1, b0:b1].astype(np.float32) * np.float32(MEAN_STEP)
-            x = syn.reconstruct(
-                y_hat,
-                inv,
-                _float(h2c[a0:a1, b0:b1]),
-                _float(h1c[a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
-                reduce,
-                grid_edges(t.window, rows, cols),
-            )
-            crop = x[t.top : t.top + t.height, t.left : t.left + t.width]
-            out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
-        return out
-
-    def preview_pixels(self, h2: np.ndarray, h1: np.ndarray, height: int, width: int) -> np.ndarray:
-        """The preview (spec 9) as uint8 [height, width, 3]."""
-        x = self.model.synthesis.preview(_float(_hwc(h2)), _float(_hwc(h1)))
-        return to_uint8(x, height, width)
-
-    def decode(
-        self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
-    ) -> np.ndarray:
-        """The colour of a whole stream made with this model, uint8 [H, W, 3], as
-        `codec.Codec.decode` gives it (see `decoding.decode_stream`)."""
-        return decode_stream(self, data, reduce, on_tile)
-
-    # ---- what else `decoding.LatentDecoder` asks of an engine ----------------------
-
-    def inference(self) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
-    def zeros_like(self, a: np.ndarray) -> np.ndarray:
-        return np.zeros(a.shape, dtype=np.int64)
-
-    def to_numpy(self, a: np.ndarray) -> np.ndarray:
-        return np.array(a)
-
-
-def _float(h: np.ndarray) -> np.ndarray:
-    """Hidden integers (steps of 1/32) as float32, contiguous."""
-    return np.ascontiguousarray(h, dtype=np.float32) * np.float32(HIDDEN_STEP)
-
-
-_CACHE: dict[str, NumpyDecoder] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def get_decoder(model_id: bytes | None = None) -> NumpyDecoder:
-    """The shared NumPy decoder for `model_id` (default: the newest shipped model),
-    loaded once per process; the file's hash is checked against its id."""
-    key, path = installed_model(model_id)
-    with _CACHE_LOCK:
-        decoder = _CACHE.get(key)
-        if decoder is None:
-            model = load_model(path)
-            check_model_id(key, model.model_id, model.path)
-            decoder = NumpyDecoder(model)
-            _CACHE[key] = decoder
-    return decoder
-
-
-__all__ = ["NumpyDecoder", "NumpyModel", "get_decoder", "load_model"]
+__all__ = ["NumpyModel", "Synthesis", "load_model"]

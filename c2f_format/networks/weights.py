@@ -25,23 +25,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .entropy import EntropyTables, build_tables
-from .errors import WeightsError
-from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
-from .model import C2FModel, ModelConfig, scale_table
-from .spec_constants import SCALE_LEVELS
-from .weights_file import (
+from ..format.constants import SCALE_LEVELS
+from ..format.entropy import EntropyTables, build_tables
+from ..format.errors import WeightsError
+from ..format.weights_file import (
     INTEGER_LAYERS,
     check_integer_arrays,
     check_role_range,
     model_id_of,
     read_arrays,
 )
-from .weights_file import (  # re-exported: the torch-free half of reading a weights file
+from ..format.weights_file import (  # re-exported: the torch-free half of reading a weights file
     MAX_ABS_BIAS as MAX_ABS_BIAS,
 )
-from .weights_file import MAX_FAN_IN as MAX_FAN_IN
-from .weights_file import MAX_SHIFT as MAX_SHIFT
+from ..format.weights_file import MAX_FAN_IN as MAX_FAN_IN
+from ..format.weights_file import MAX_SHIFT as MAX_SHIFT
+from .layers import MEAN_MAX, MEAN_STEP, IntConv, IntegerConvParams
+from .model import C2FModel, ModelConfig, scale_table
 
 
 def _int_layers(model: C2FModel) -> dict[str, IntConv]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import C2FError
+from ..format.errors import C2FError
 
 TEMP_SUFFIX = ".c2f-part"
 

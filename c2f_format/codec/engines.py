@@ -1,4 +1,4 @@
-"""Which engine decodes: torch's (`codec.Codec`) or NumPy's (`numpy_decoder`).
+"""Which engine decodes: torch's (`torch_engine.Codec`) or NumPy's (`numpy_engine`).
 
 The default is torch where it is installed (it can use a GPU) and NumPy otherwise, so a
 decode-only install (`pip install c2f-format`, no torch) opens every stream. Callers pick
@@ -13,15 +13,15 @@ import importlib.util
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import InvalidArgumentError, TorchRequiredError
+from ..format.errors import InvalidArgumentError, TorchRequiredError
 
 if TYPE_CHECKING:
     import contextlib
 
     import numpy as np
 
-    from .bitstream import Header
-    from .entropy import EntropyTables
+    from ..format.bitstream import Header
+    from ..format.entropy import EntropyTables
     from .tiling import TileCallback
 
 BACKENDS = ("torch", "numpy")
@@ -89,7 +89,7 @@ def check_device(backend: str, device: object) -> Any:
     """The device to decode on: torch's choice (`codec.pick_device`) for the torch
     backend; for numpy, only the CPU (argument or $C2F_DEVICE; a GPU needs torch)."""
     if backend == "torch":
-        from .codec import pick_device
+        from .torch_engine import pick_device
 
         try:
             return pick_device(device)  # type: ignore[arg-type]
@@ -107,10 +107,10 @@ def check_device(backend: str, device: object) -> Any:
 def engine(backend: str, device: Any, model_id: bytes | None) -> Engine:
     """The shared engine for `model_id` on `device` (as `check_device` returned it)."""
     if backend == "torch":
-        from .codec import get_codec
+        from .torch_engine import get_codec
 
         return get_codec(device, model_id)
-    from .numpy_decoder import get_decoder
+    from .numpy_engine import get_decoder
 
     return get_decoder(model_id)
 

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms
 
-from . import alpha as alpha_coding
-from .api import StreamDecoder, encode
-from .bitstream import SEG_ALPHA, iter_segments, pack_segment
-from .decoding import latent_digest
-from .metrics import psnr_from_mse
+from ..codec.api import StreamDecoder, encode
+from ..codec.decoding import latent_digest
+from ..codec.metrics import psnr_from_mse
+from ..format import alpha as alpha_coding
+from ..format.bitstream import SEG_ALPHA, iter_segments, pack_segment
 
 # name, crop box of the sample image (left, top, right, bottom), mode, quality; RGBA and
 # LA vectors get the alpha of `vector_alpha` and the metadata of `vector_metadata`
@@ -141,13 +141,13 @@ def _require(condition: bool, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m c2f_format.conformance IMAGE FOLDER`: the paths are the caller's (the
+    """`python -m c2f_format.tools.conformance IMAGE FOLDER`: the paths are the caller's (the
     checkout's tests/data/kodim23.png and spec/vectors make the published set), since an
     installed package has neither."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m c2f_format.conformance")
+    parser = argparse.ArgumentParser(prog="python -m c2f_format.tools.conformance")
     parser.add_argument("image", type=Path, help="the sample image the vectors are cut from")
     parser.add_argument("folder", type=Path, help="where to write the vectors")
     args = parser.parse_args(argv)
