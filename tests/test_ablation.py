@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from c2f_format import ablation
-from c2f_format.yardstick import FactorizedDensity
+from c2f_format.train import ablation
+from c2f_format.train.yardstick import FactorizedDensity
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from c2f_format.calibration import quality_range
-from c2f_format.growth import extended_lambdas
+from c2f_format.train.calibration import quality_range
+from c2f_format.train.growth import extended_lambdas
 
 
 def table(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from c2f_format import gpu_round
-from c2f_format.train import LOG_FILE, STATE_FILE, load_state
+from c2f_format.train import gpu_round
+from c2f_format.train.loop import LOG_FILE, STATE_FILE, load_state
 
 REPO = Path(__file__).resolve().parent.parent
 

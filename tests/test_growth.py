@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from c2f_format.growth import (
+from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.train.growth import (
     RateWarmup,
     grow,
     reset_channels,
@@ -13,8 +14,7 @@ from c2f_format.growth import (
     silent_channels,
     widen_latent,
 )
-from c2f_format.networks.model import C2FModel, ModelConfig
-from c2f_format.train import make_optimizer, rd_loss
+from c2f_format.train.loop import make_optimizer, rd_loss
 
 
 def _model(m: int = 16) -> C2FModel:

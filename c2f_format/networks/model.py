@@ -174,7 +174,7 @@ class C2FModel(nn.Module):
         self.fake_quant = False
         self.mixed_precision = False
         # training only: a weight per channel of y on its bits (None: all 1), so channels
-        # being brought to life can learn before they pay for their rate (growth.py)
+        # being brought to life can learn before they pay for their rate (train/growth.py)
         self.rate_weight_y: Tensor | None = None
 
     # ---- pieces shared by training and coding -------------------------------------

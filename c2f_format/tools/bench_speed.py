@@ -49,6 +49,7 @@ from ..codec.api import StreamDecoder, decode, encode
 from ..codec.progress import progress
 from ..format.bitstream import hyper_end, iter_segments
 from ..format.constants import PREVIEW_SCALE
+from ..train.yardstick import COMPRESSAI_SETUP
 
 Timer = Callable[[], object]
 
@@ -86,21 +87,6 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
         timers["c2f Pillow load"] = pillow_load(False)
         timers["c2f Pillow draft"] = pillow_load(True)
     return timers, data
-
-
-# The peer, built the same way in this process (timing) and in a fresh one (memory):
-# bmshj2018 hyperprior at its low-rate size, random weights, the image as a float
-# tensor `x` padded to a multiple of 64 as CompressAI requires. Needs `np`, `torch`
-# and `rgb` in scope.
-COMPRESSAI_SETUP = """
-from compressai.models import ScaleHyperprior
-torch.manual_seed(0)
-net = ScaleHyperprior(128, 192).eval()
-net.update(force=True)
-x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-h, w = x.shape[2:]
-x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
-"""
 
 
 def _compressai_timers(rgb: Image.Image) -> dict[str, Timer]:

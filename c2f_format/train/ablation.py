@@ -1,8 +1,8 @@
 """What the training recipe costs, measured: arms trained for the same CPU time.
 
-    python -m c2f_format.ablation run ARM --data runs/pack --val ../shared/data/val \
+    python -m c2f_format.train.ablation run ARM --data runs/pack --val ../shared/data/val \
         --cpu-minutes 20 --threads 1 --out runs/ablation
-    python -m c2f_format.ablation table runs/ablation
+    python -m c2f_format.train.ablation table runs/ablation
 
 Every arm sees the same crops (same seed, batch 4 x 192^2, Adam 3e-4, no decay) and is
 scored on the same held-out centre crops with its latents rounded, at lambda = 0.013
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .networks.model import C2FModel, ModelConfig
-from .train import (
+from ..networks.model import C2FModel, ModelConfig
+from .loop import (
     CropSampler,
     Progress,
     Schedule,

@@ -31,9 +31,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .codec.metrics import psnr_from_mse
-from .codec.progress import format_duration
-from .format.constants import PREVIEW_SCALE
+from ..codec.metrics import psnr_from_mse
+from ..codec.progress import format_duration
+from ..format.constants import PREVIEW_SCALE
+from ..networks.model import C2FModel, ModelConfig
+from ..networks.weights import publish_weights, trainable_model
 from .growth import (
     RateWarmup,
     extended_lambdas,
@@ -42,8 +44,6 @@ from .growth import (
     retarget_lambdas,
     silent_channels,
 )
-from .networks.model import C2FModel, ModelConfig
-from .networks.weights import publish_weights, trainable_model
 from .yardstick import ScaleHyperprior
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--latent-channels",
         type=int,
         help="grow the model's latent y to this many channels, keeping what it computes "
-        "(see c2f_format.growth); a no-op once it has them",
+        "(see c2f_format.train.growth); a no-op once it has them",
     )
     ap.add_argument(
         "--lambdas",
@@ -629,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--gpu-round",
         action="store_true",
-        help="one whole GPU round (CUDA checks, then training): see c2f_format.gpu_round",
+        help="one whole GPU round (CUDA checks, then training): see c2f_format.train.gpu_round",
     )
     return ap
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .codec.metrics import psnr as psnr_of
-from .codec.progress import progress
-from .codec.torch_engine import Codec
-from .networks.model import C2FModel
-from .networks.weights import load_weights, save_weights
+from ..codec.metrics import psnr as psnr_of
+from ..codec.progress import progress
+from ..codec.torch_engine import Codec
+from ..networks.model import C2FModel
+from ..networks.weights import load_weights, save_weights
 
 GRID_STEP = 0.5  # levels apart of the measured grid
 MIN_SLOPE = 0.25  # dB per doubling of the rate below which quality 100 stops

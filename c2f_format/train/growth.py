@@ -33,7 +33,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from .networks.model import C2FModel
+from ..networks.model import C2FModel
 
 
 def _pad(t: Tensor, dim: int, size: int, fill: Tensor | float) -> Tensor:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .train import (
+from .loop import (
     LOG_FILE,
     STATE_FILE,
     CsvLog,
@@ -208,7 +208,7 @@ def _median_times(
 def _compressai_timings(device: torch.device, sizes: list[tuple[str, Any]]) -> Any:
     """CompressAI's bmshj2018 hyperprior (128/192, random weights: timing only, built as
     `bench_speed` builds it) on the same device, where its wheel travelled along."""
-    from .tools.bench_speed import COMPRESSAI_SETUP
+    from .yardstick import COMPRESSAI_SETUP
 
     out = {}
     try:
