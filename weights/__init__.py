@@ -1,1 +1,1 @@
-"""Shipped model weights (data only; see c2f_format.weights for the file format)."""
+"""Shipped model weights (data only; see c2f_format.format.weights_file for the file format)."""
