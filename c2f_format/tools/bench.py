@@ -297,8 +297,10 @@ def _measure(
         if path not in cache:
             cache.clear()
             with Image.open(path) as src:
-                rgb = src.convert("RGB")
-            cache[path] = (rgb, np.asarray(rgb))
+                pixels = np.asarray(src.convert("RGB"))
+            # pixels only: an ICC profile or Exif in `info` would reach some codecs' files
+            # (c2f's and AVIF's take them from it) and not others' (JPEG, WebP)
+            cache[path] = (Image.fromarray(pixels), pixels)
         image, ref = cache[path]
         data, out, t_enc, t_dec = CODECS[codec][0](image, q)
         got = np.asarray(out.convert("RGB"))
