@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from c2f_format.train import gpu_round
-from c2f_format.train.loop import LOG_FILE, STATE_FILE, load_state
+from c2f_format.train.loop import LOG_FILE
+from c2f_format.train.state import STATE_FILE, load_state
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,8 @@ from c2f_format.train.growth import (
     silent_channels,
     widen_latent,
 )
-from c2f_format.train.loop import make_optimizer, rd_loss
+from c2f_format.train.objective import rd_loss
+from c2f_format.train.state import make_optimizer
 
 
 def _model(m: int = 16) -> C2FModel:

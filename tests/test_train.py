@@ -14,7 +14,7 @@ from PIL import Image
 import c2f_format
 from c2f_format.codec import torch_engine
 from c2f_format.format.weights_file import weights_dir, weights_index
-from c2f_format.train.loop import main as train
+from c2f_format.train.cli import main as train
 
 
 @pytest.mark.slow
@@ -100,7 +100,7 @@ def test_gains_are_projected_onto_a_line_in_log_gain() -> None:
 
 def test_second_moments_pack_to_a_byte_within_a_quarter_octave() -> None:
     """The committed state stores Adam's second moments as 8-bit logarithms."""
-    from c2f_format.train.loop import pack_second_moment, unpack_second_moment
+    from c2f_format.train.state import pack_second_moment, unpack_second_moment
 
     sq = torch.cat([torch.zeros(3), torch.logspace(-29, 7, 500)])
     packed = pack_second_moment(sq)

@@ -1,5 +1,5 @@
 """`python -m c2f_format.train`: the `c2f-train` command."""
 
-from .loop import main
+from .cli import main
 
 raise SystemExit(main())

@@ -25,18 +25,10 @@ from pathlib import Path
 import torch
 
 from ..networks.model import C2FModel, ModelConfig
-from .loop import (
-    CropSampler,
-    Progress,
-    Schedule,
-    Trainable,
-    evaluate,
-    load_images,
-    make_optimizer,
-    save_state,
-    train_loop,
-    validation_crops,
-)
+from .data import CropSampler, load_images, validation_crops
+from .loop import Schedule, train_loop
+from .objective import Trainable, evaluate
+from .state import Progress, make_optimizer, save_state
 from .yardstick import ScaleHyperprior
 
 LAMBDA = 0.013

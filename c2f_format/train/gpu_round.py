@@ -37,19 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .loop import (
-    LOG_FILE,
-    STATE_FILE,
-    CsvLog,
-    DeviceCrops,
-    Schedule,
-    load_images,
-    load_state,
-    new_model,
-    pack_images,
-    save_state,
-    train_loop,
-)
+from .data import DeviceCrops, load_images, pack_images
+from .loop import LOG_FILE, CsvLog, Schedule, train_loop
+from .state import STATE_FILE, load_state, new_model, save_state
 
 # Paths inside the source checkout a round works on (`--repo`, default: the current
 # folder): the round needs the committed state and the tests, not just the package.
