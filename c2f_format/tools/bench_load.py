@@ -14,7 +14,6 @@ Writes load.json and load.md into DIR.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -28,6 +27,7 @@ from PIL import Image
 from .. import __version__
 from ..codec.progress import progress
 from ..codec.threads import available_cores
+from .report import write_report
 
 _CHILD = """
 import io, statistics, sys, time
@@ -132,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs,
         "times": measure(stream, busy, args.runs),
     }
-    (args.output / "load.json").write_text(json.dumps(result, indent=2))
-    text = _markdown(result)
-    (args.output / "load.md").write_text(text)
-    print(text)
+    write_report(args.output, "load", result, _markdown(result))
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import statistics
@@ -50,6 +49,7 @@ from ..codec.progress import progress
 from ..format.bitstream import hyper_end, iter_segments
 from ..format.constants import PREVIEW_SCALE
 from ..train.yardstick import COMPRESSAI_SETUP
+from .report import write_report
 
 Timer = Callable[[], object]
 
@@ -361,10 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.big:
         result["big"] = _big(args, rgb)
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "speed.json").write_text(json.dumps(result, indent=2))
-    text = _markdown(result)
-    (args.output / "speed.md").write_text(text)
-    print(text)
+    write_report(args.output, "speed", result, _markdown(result))
     return 0
 
 
