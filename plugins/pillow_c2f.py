@@ -30,7 +30,6 @@
 from __future__ import annotations
 
 import io
-import math
 import warnings
 from typing import IO, Any
 
@@ -38,7 +37,7 @@ from PIL import Image, ImageFile
 
 from c2f_format.codec import api
 from c2f_format.format import bitstream
-from c2f_format.format.constants import PREVIEW_SCALE
+from c2f_format.format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from c2f_format.format.errors import (
     C2FError,
     ImageTooLargeError,
@@ -51,7 +50,7 @@ from c2f_format.format.weights_file import weights_index
 from . import EXTENSION, FORMAT, MIME
 
 DECODER = "c2f"
-DRAFT_SCALES = (PREVIEW_SCALE, 4, 2)  # largest first
+DRAFT_SCALES = tuple(sorted(set(REDUCE_FACTORS) - {1}, reverse=True))  # 8, 4, 2
 
 
 def _read_up_to(fp: IO[bytes], n: int) -> bytes:
@@ -135,7 +134,7 @@ class C2FImageFile(ImageFile.ImageFile):
 
     def _decode_reduced(self, reduce: int) -> None:
         width, height = self._c2f_full_size
-        self._size = (math.ceil(width / reduce), math.ceil(height / reduce))
+        self._size = bitstream.reduced_size(width, height, reduce)
         args = ("preview",) if reduce == PREVIEW_SCALE else ("reduce", reduce)
         self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, args)]
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from c2f_format.format import bitstream as bs
+from c2f_format.format.constants import REDUCE_FACTORS
 from c2f_format.format.errors import (
     C2FError,
     CorruptStreamError,
@@ -56,6 +57,13 @@ def test_padded_and_latent_sizes() -> None:
     assert h.padded_size == (128, 128)
     assert h.latent_size == (8, 8)
     assert header(width=1, height=1).latent_size == (4, 4)
+
+
+def test_reduced_sizes_round_up() -> None:
+    h = header(width=299, height=141)
+    sizes = {f: h.reduced_size(f) for f in REDUCE_FACTORS}
+    assert sizes == {1: (299, 141), 2: (150, 71), 4: (75, 36), 8: (38, 18)}
+    assert header(width=1, height=1).reduced_size(8) == (1, 1)
 
 
 def test_segment_layout_matches_spec() -> None:

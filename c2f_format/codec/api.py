@@ -30,7 +30,7 @@ from ..format.bitstream import (
     StreamParser,
     parse_band,
 )
-from ..format.constants import PREVIEW_SCALE
+from ..format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from ..format.errors import (
     C2FError,
     CorruptStreamError,
@@ -531,7 +531,7 @@ def decode(
     the synthesis tiles as in `encode` (the preview has none).
     """
     raw = _bytes_of(data, "decode()")
-    _check_reduce(reduce, (1, 2, 4, PREVIEW_SCALE))
+    _check_reduce(reduce, REDUCE_FACTORS)
     dec = StreamDecoder(
         device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
     )

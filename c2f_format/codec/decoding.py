@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..format.bitstream import SEG_Y, SEG_Z1, SEG_Z2, Header, Segment, StreamParser, parse_band
-from ..format.constants import PREVIEW_SCALE
+from ..format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from ..format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
 if TYPE_CHECKING:
@@ -127,8 +127,7 @@ class LatentDecoder:
     def preview_pixels(self) -> np.ndarray:
         """The preview from the hyper layers: uint8 [ceil(h/8), ceil(w/8), 3]."""
         h2, h1 = self._hyper()
-        height = -(-self.header.height // PREVIEW_SCALE)
-        width = -(-self.header.width // PREVIEW_SCALE)
+        width, height = self.header.reduced_size(PREVIEW_SCALE)
         with self.engine.inference():
             return self.engine.preview_pixels(h2, h1, height, width)
 
@@ -160,8 +159,8 @@ def decode_stream(
     gives it (`reduce` 8: the preview). No size limit and no damage tolerance: for
     streams this process trusts, such as calibration's own. Alpha and metadata are
     left to `api.decode`."""
-    if reduce not in (1, 2, 4, PREVIEW_SCALE):
-        allowed = f"1, 2, 4, {PREVIEW_SCALE}"
+    if reduce not in REDUCE_FACTORS:
+        allowed = ", ".join(map(str, REDUCE_FACTORS))
         raise InvalidArgumentError(f"reduce must be one of {allowed}, not {reduce!r}")
     parser = StreamParser(max_pixels=None)
     segments = parser.feed(data)

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from ..format import entropy
-from ..format.bitstream import Header
+from ..format.bitstream import Header, reduced_size
 from ..format.constants import HIDDEN_STEP, MEAN_STEP, STEPS_PER_MEAN
 from ..format.weights_file import (
     check_model_id,
@@ -123,7 +123,8 @@ class NumpyDecoder:
         inv = syn.inverse_gain(quality)
         s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
         rows, cols = s.shape[:2]
-        out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
+        out_width, out_height = reduced_size(width, height, reduce)
+        out = np.empty((out_height, out_width, 3), dtype=np.uint8)
         for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = s[a0:a1, b0:b1].astype(np.float32)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..format.bitstream import LATENT_FACTOR
+from ..format.bitstream import LATENT_FACTOR, reduced_size
 
 TILE = 32  # latent units per tile side (512 pixels)
 HALO = 4  # latent units of context around a tile (64 pixels; the transforms reach ~2)
@@ -60,7 +60,7 @@ def synthesis_tiles(
     and sizes are those of the image reduced by that factor, ceil(height / reduce) x
     ceil(width / reduce), and of a synthesis output at that scale."""
     f = LATENT_FACTOR // reduce
-    height, width = -(-height // reduce), -(-width // reduce)
+    width, height = reduced_size(width, height, reduce)
     for r0, r1, c0, c1, (a0, a1, b0, b1) in tiles(rows, cols):
         tile_h = min(r1 * f, height) - r0 * f
         tile_w = min(c1 * f, width) - c0 * f

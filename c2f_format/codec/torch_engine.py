@@ -26,6 +26,7 @@ from ..format.bitstream import (
     Header,
     pack_band,
     pack_segment,
+    reduced_size,
     version_for,
 )
 from ..format.constants import STEPS_PER_MEAN
@@ -143,7 +144,8 @@ class Codec:
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
         finish = self.reduced[reduce] if reduce > 1 else None
-        out = np.empty((-(-height // reduce), -(-width // reduce), 3), dtype=np.uint8)
+        out_width, out_height = reduced_size(width, height, reduce)
+        out = np.empty((out_height, out_width, 3), dtype=np.uint8)
         for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = (

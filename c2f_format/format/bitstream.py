@@ -80,6 +80,10 @@ class Header:
         h, w = self.padded_size
         return (h // LATENT_FACTOR, w // LATENT_FACTOR)
 
+    def reduced_size(self, factor: int) -> tuple[int, int]:
+        """(width, height) of the image decoded at 1/`factor` (see `reduced_size`)."""
+        return reduced_size(self.width, self.height, factor)
+
     def pack(self) -> bytes:
         mode = {v: k for k, v in MODES.items()}[self.mode]
         body = _HEADER.pack(
@@ -99,6 +103,12 @@ def version_for(mode: str) -> tuple[int, int]:
     """The version a writer puts in the header: the oldest revision that has everything
     the stream uses (GIF's rule), so a stream without alpha stays 1.0 byte for byte."""
     return (VERSION_MAJOR, ALPHA_MINOR if mode in ALPHA_MODES else 0)
+
+
+def reduced_size(width: int, height: int, factor: int) -> tuple[int, int]:
+    """(width, height) of an image reduced by `factor` (one of REDUCE_FACTORS): each side
+    rounded up, so the last row and column of blocks, however partial, keep a pixel."""
+    return (-(-width // factor), -(-height // factor))
 
 
 def _round_up(n: int) -> int:

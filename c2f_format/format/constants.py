@@ -7,6 +7,9 @@ decoder and the NumPy decoder; keeping them here lets a decode-only install read
 from __future__ import annotations
 
 PREVIEW_SCALE = 8  # the preview is at 1/8 of each side (spec 9)
+# the scales a stream decodes at: whole, 1/2 and 1/4 of each side (the synthesis stops
+# early), and the preview from the hyper layers; each side rounded up (`reduced_size`)
+REDUCE_FACTORS = (1, 2, 4, PREVIEW_SCALE)
 MODEL_ID_BYTES = 16  # the header's model id: the start of the weights' SHA-256 (spec 2.1, 5)
 WEIGHT_MAX = 2047  # integer weights are 12-bit signed
 HIDDEN_STEP = 1.0 / 32.0  # hidden activations live on this grid ...

@@ -24,16 +24,19 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from ..codec.progress import progress
+from ..format.bitstream import reduced_size
+from ..format.constants import REDUCE_FACTORS
 from .bench import psnr
 
-SCALES = (1, 2, 4, 8)  # what `draft` serves: the full image, then JPEG's reduced scales
+# what `draft` serves: c2f's reduced decodes, which are also JPEG's scaled decodes
+SCALES = REDUCE_FACTORS
 
 
 def _load(data: bytes, scale: int) -> tuple[float, Image.Image]:
     t = time.perf_counter()
     with Image.open(io.BytesIO(data)) as im:
         if scale > 1:
-            im.draft("RGB", (-(-im.width // scale), -(-im.height // scale)))
+            im.draft("RGB", reduced_size(im.width, im.height, scale))
         im.load()
         out = im.copy()
     return time.perf_counter() - t, out

@@ -46,7 +46,7 @@ from PIL import Image
 from .. import __version__
 from ..codec.api import StreamDecoder, decode, encode
 from ..codec.progress import progress
-from ..format.bitstream import hyper_end, iter_segments
+from ..format.bitstream import hyper_end, iter_segments, reduced_size
 from ..format.constants import PREVIEW_SCALE
 from ..train.yardstick import COMPRESSAI_SETUP
 from .report import write_report
@@ -67,7 +67,7 @@ def _c2f_timers(rgb: Image.Image, device: str) -> tuple[dict[str, Timer], bytes]
         def run() -> object:
             with Image.open(io.BytesIO(data)) as im:
                 if draft:
-                    im.draft("RGB", (-(-im.width // PREVIEW_SCALE), -(-im.height // PREVIEW_SCALE)))
+                    im.draft("RGB", reduced_size(im.width, im.height, PREVIEW_SCALE))
                 im.load()
                 return im.size
 
