@@ -55,6 +55,14 @@ def small_stream(small_rgb: np.ndarray) -> bytes:
     return c2f_format.encode(small_rgb, quality=60)
 
 
+@pytest.fixture
+def small_file(tmp_path: Path, small_stream: bytes) -> Path:
+    """`small_stream` as the file tmp_path/s.c2f, the input of the CLI's tests."""
+    path = tmp_path / "s.c2f"
+    path.write_bytes(small_stream)
+    return path
+
+
 @pytest.fixture(scope="session")
 def kodim23_stream(kodim23: Image.Image) -> bytes:
     return c2f_format.encode(kodim23, quality=75)

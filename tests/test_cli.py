@@ -71,23 +71,21 @@ def test_console_script_installed() -> None:
 
 
 def test_preview_strip(
-    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
-    assert main(["preview", str(src), "--width", "120"]) == 0
+    assert main(["preview", str(small_file), "--width", "120"]) == 0
     out = capsys.readouterr().out
     assert "preview:" in out and "final:" in out and "(100.0%)" in out
     with Image.open(tmp_path / "s.stages.png") as strip:
         assert strip.width >= 2 * 120
 
 
-def test_a_closed_pipe_is_quiet(tmp_path: Path, small_stream: bytes) -> None:
+def test_a_closed_pipe_is_quiet(small_file: Path) -> None:
     """`c2f info x.c2f | head -1`: no error message, the status of a SIGPIPE death."""
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
     exe = shutil.which("c2f") or str(Path(sys.executable).parent / "c2f")
-    proc = subprocess.Popen([exe, "info", str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "info", str(small_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # the reader leaves before anything is written
     err = proc.stderr.read()

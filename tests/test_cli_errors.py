@@ -76,14 +76,12 @@ def test_info_goes_on_after_a_bad_file(
 
 
 def test_an_unwritable_output(
-    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
     dst = tmp_path / "no" / "such" / "folder.png"
-    assert main(["decode", str(src), "-o", str(dst)]) == 1
+    assert main(["decode", str(small_file), "-o", str(dst)]) == 1
     _one_error_line(capsys.readouterr().err, dst, "cannot write: No such file or directory")
-    assert main(["decode", str(src), "-o", str(tmp_path / "x.unknown")]) == 1
+    assert main(["decode", str(small_file), "-o", str(tmp_path / "x.unknown")]) == 1
     _one_error_line(
         capsys.readouterr().err,
         tmp_path / "x.unknown",
@@ -107,11 +105,9 @@ def test_an_invalid_device_is_a_usage_error(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_where_there_is_none(
-    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
-    assert main(["decode", str(src), "--device", "cuda:1"]) == 1
+    assert main(["decode", str(small_file), "--device", "cuda:1"]) == 1
     assert capsys.readouterr().err == (
         "c2f: error: --device 'cuda:1': CUDA is not available on this machine "
         "(devices that work here: cpu)\n"
@@ -120,19 +116,16 @@ def test_cuda_where_there_is_none(
 
 
 def test_a_bad_device_in_the_environment(
-    tmp_path: Path,
-    small_stream: bytes,
+    small_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
     monkeypatch.setenv("C2F_DEVICE", "tpu")
-    assert main(["decode", str(src)]) == 1
+    assert main(["decode", str(small_file)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("c2f: error: $C2F_DEVICE 'tpu': c2f runs on cpu, cuda or cuda:N")
     assert "devices that work here: cpu" in err
-    assert main(["decode", str(src), "--device", "cpu"]) == 0  # the option wins
+    assert main(["decode", str(small_file), "--device", "cpu"]) == 0  # the option wins
 
 
 @pytest.mark.parametrize(
@@ -155,11 +148,9 @@ def test_help_and_usage_errors_do_not_import_torch(argv: list[str]) -> None:
     assert proc.stderr.decode().splitlines()[-1] == f"False {0 if '--help' in argv else 2}"
 
 
-def test_import_registers_without_torch(tmp_path: Path, small_stream: bytes) -> None:
+def test_import_registers_without_torch(small_file: Path) -> None:
     """`import c2f_format` registers the format with Pillow and imageio; torch comes in
     when a .c2f file is first opened, and the package's names work as before."""
-    path = tmp_path / "s.c2f"
-    path.write_bytes(small_stream)
     script = textwrap.dedent(
         f"""
         import sys
@@ -169,15 +160,15 @@ def test_import_registers_without_torch(tmp_path: Path, small_stream: bytes) -> 
         assert "torch" not in sys.modules
         assert Image.registered_extensions()[".c2f"] == "C2F"
         assert Image.OPEN["C2F"][0].__module__ == "c2f_format.plugins"
-        with Image.open({str(path)!r}) as im:
+        with Image.open({str(small_file)!r}) as im:
             im.load()
         assert "torch" in sys.modules
         assert (im.format, im.size) == ("C2F", (80, 96))
         assert type(im).__module__.endswith("pillow_c2f")
         assert Image.OPEN["C2F"][0] is type(im)  # the real adapter took its place
-        assert iio.imread({str(path)!r}).shape == (96, 80, 3)
+        assert iio.imread({str(small_file)!r}).shape == (96, 80, 3)
         from c2f_format import DEFAULT_MAX_PIXELS, decode, encode_many
-        with open({str(path)!r}, "rb") as f:
+        with open({str(small_file)!r}, "rb") as f:
             assert decode(f.read(), max_pixels=DEFAULT_MAX_PIXELS).size == (80, 96)
         assert callable(encode_many) and "decode_many" in dir(c2f_format)
         try:
@@ -194,11 +185,9 @@ def test_import_registers_without_torch(tmp_path: Path, small_stream: bytes) -> 
     assert proc.stdout == b"ok\n"
 
 
-def test_imageio_first_loads_the_plugin(tmp_path: Path, small_stream: bytes) -> None:
+def test_imageio_first_loads_the_plugin(small_file: Path) -> None:
     """imageio asks for the plugin class before Pillow has seen a .c2f file."""
-    path = tmp_path / "s.c2f"
-    path.write_bytes(small_stream)
-    script = f"import c2f_format, imageio.v3 as iio; print(iio.imread({str(path)!r}).shape)"
+    script = f"import c2f_format, imageio.v3 as iio; print(iio.imread({str(small_file)!r}).shape)"
     proc = run_python(script)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == b"(96, 80, 3)\n"

@@ -131,7 +131,7 @@ def test_a_batch_does_what_it_may_and_fails_at_the_end(
 @pytest.mark.parametrize("existing", [False, True])
 def test_an_interrupted_decode_leaves_no_file(
     tmp_path: Path,
-    small_stream: bytes,
+    small_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     failure: type[BaseException],
     existing: bool,
@@ -139,8 +139,6 @@ def test_an_interrupted_decode_leaves_no_file(
 ) -> None:
     """The save dies half-way: no partial output, no temporary file, an existing target
     (replaced only with --force) intact."""
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
     dst = tmp_path / "s.png"
     if existing:
         dst.write_bytes(b"the user's file")
@@ -151,7 +149,7 @@ def test_an_interrupted_decode_leaves_no_file(
         raise failure(28, "No space left on device")  # ... but the write never finishes
 
     monkeypatch.setattr(Image.Image, "save", dying_save)
-    status = main(["decode", str(src), "--force"])
+    status = main(["decode", str(small_file), "--force"])
     assert status == (130 if failure is KeyboardInterrupt else 1)
     if failure is OSError:
         assert capsys.readouterr().err == (
@@ -242,7 +240,7 @@ def _exif() -> bytes:
 def test_decode_passes_metadata_through(
     tmp_path: Path,
     small_rgb: np.ndarray,
-    small_stream: bytes,
+    small_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     suffix: str,
     kept: bool,
@@ -261,10 +259,8 @@ def test_decode_passes_metadata_through(
         return image
 
     monkeypatch.setattr(files, "decode", decode_with_metadata)
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
     dst = tmp_path / f"s{suffix}"
-    assert main(["decode", str(src), "-o", str(dst)]) == 0
+    assert main(["decode", str(small_file), "-o", str(dst)]) == 0
     err = capsys.readouterr().err
     with Image.open(dst) as im:
         if kept:
@@ -352,12 +348,8 @@ def test_one_large_file_shows_progress_on_a_terminal(
     assert steps == ["0%", "33%", "67%", "100%"]
 
 
-def test_no_bar_where_nobody_watches(
-    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
-) -> None:
-    src = tmp_path / "s.c2f"
-    src.write_bytes(small_stream)
-    assert main(["decode", str(src)]) == 0
+def test_no_bar_where_nobody_watches(small_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", str(small_file)]) == 0
     assert capsys.readouterr().err == ""
 
 
