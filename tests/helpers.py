@@ -14,9 +14,12 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-DATA = Path(__file__).parent / "data"
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+DATA = TESTS / "data"
 KODIM23 = DATA / "kodim23.png"
-FUZZ = Path(__file__).parent / "fuzz"
+FUZZ = TESTS / "fuzz"
+VECTORS = REPO / "spec" / "vectors"
 
 
 def _load_replay() -> ModuleType:

@@ -3,7 +3,7 @@
 A lent GPU comes for about 15 minutes, one command of at most 10, with 64 MiB of
 files travelling to it and 8 files of 16 MiB coming back. A round therefore
 
-1. runs every CUDA check there is (tests/test_cuda.py, a stream encoded on the GPU
+1. runs every CUDA check there is (tests/tools/test_cuda.py, a stream encoded on the GPU
    decoded on the CPU and back to identical symbols, GPU encode/decode times for a
    768x512 and a 3840x2160 image), while the clock for training is already running;
 2. resumes `training/checkpoint.pt` on CUDA with the packed training set resident on
@@ -128,7 +128,7 @@ def accept(folder: Path, training: Path) -> int:
 
 
 def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> dict[str, Any]:
-    """tests/test_cuda.py, the cross-device stream check and GPU timings."""
+    """tests/tools/test_cuda.py, the cross-device stream check and GPU timings."""
     import c2f_format
     from c2f_format.codec.decoding import latent_digest
 
@@ -138,7 +138,7 @@ def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> 
     with (out / "checks.log").open("w") as log:
         tests = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-             str(root / "tests" / "test_cuda.py")],
+             str(root / "tests" / "tools" / "test_cuda.py")],
             cwd=out, stdout=log, stderr=subprocess.STDOUT, timeout=240, check=False,
         )  # fmt: skip
     result["test_cuda_exit"] = tests.returncode

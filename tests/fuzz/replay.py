@@ -1,7 +1,7 @@
 """The decoding contract, checked on one input: every way c2f reads bytes either gives
 an image or raises a documented exception. Shared by the fuzzer (`fuzz_c2f.py`), the
 campaign's clean replays (`campaign.py`) and the regression test over the kept corpus
-(`tests/test_fuzz_corpus.py`); any other exception propagates, which is the finding.
+(`tests/plugins/test_fuzz_corpus.py`); any other exception propagates, which is the finding.
 
 The paths: `info`, `decode` (strict and tolerant), `StreamDecoder` (strict and
 tolerant) fed in 97-byte pieces with a preview as soon as one is ready, Pillow's

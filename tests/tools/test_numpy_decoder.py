@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import KODIM23, replay, run_python
+from helpers import FUZZ, KODIM23, VECTORS, replay, run_python
 from PIL import Image, ImageFile
 
 import c2f_format
@@ -35,7 +35,6 @@ from c2f_format.networks.numpy_layers import (
 )
 from c2f_format.tools.conformance import check_vector
 
-VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
 IDS = [e["stream"] for e in ENTRIES]
 RGB_VECTOR = VECTORS / "kodim23-crop-q50.c2f"
@@ -267,7 +266,7 @@ def test_alpha_and_metadata_come_through(numpy_backend: None) -> None:
 
 def test_fuzz_corpus_keeps_the_contract(numpy_backend: None) -> None:
     """The fuzzer's kept inputs through every path (tests/fuzz/replay.py)."""
-    fuzz = Path(__file__).parent / "fuzz"
+    fuzz = FUZZ
     paths = [p for d in ("corpus", "crashes") for p in (fuzz / d).iterdir() if p.is_file()]
     for path in paths[:: max(1, len(paths) // 60)]:
         replay.check(path.read_bytes())
@@ -287,7 +286,7 @@ def _outcome(data: bytes, backend: str) -> str:
 def test_hostile_streams_have_the_same_outcomes_on_both_backends(
     kodak_streams: list[bytes],
 ) -> None:
-    """tests/test_hostile.py's damaged streams: the same image or the same error type."""
+    """tests/plugins/test_hostile.py's damaged streams: the same image or the same error type."""
     from test_hostile import damaged_streams
 
     other = RGB_VECTOR.read_bytes()
@@ -305,7 +304,7 @@ def test_fuzz_corpus_has_the_same_outcomes_on_both_backends(
     """The kept fuzz inputs: the same result through the API and through Pillow's load,
     draft and Parser paths (each path's outcome: an image or the exception's type)."""
     _torch()
-    fuzz = Path(__file__).parent / "fuzz"
+    fuzz = FUZZ
     paths = [p for d in ("corpus", "crashes") for p in (fuzz / d).iterdir() if p.is_file()]
     for path in paths[:: max(1, len(paths) // 40)]:
         data = path.read_bytes()

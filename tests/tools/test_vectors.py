@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import VECTORS
 from PIL import Image
 
 import c2f_format
 from c2f_format.format.weights_file import weights_index
 from c2f_format.tools.conformance import ConformanceError, check_vector
 
-VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
 
 

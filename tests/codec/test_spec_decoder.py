@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import VECTORS
 from PIL import Image
 from reference_rans import RansReader
 
@@ -19,7 +20,6 @@ from c2f_format.codec.torch_engine import get_codec, pick_device
 from c2f_format.format import bitstream as bs
 from c2f_format.format import entropy
 
-VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 VECTOR = VECTORS / "kodim23-crop-q50.c2f"
 ALPHA_VECTOR = VECTORS / "kodim23-rgba-exif-icc-q60.c2f"
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO
 
 from c2f_format.train import gpu_round
 from c2f_format.train.loop import LOG_FILE
 from c2f_format.train.state import STATE_FILE, load_state
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow

@@ -1,14 +1,14 @@
 """CPU <-> CUDA exactness. Runs wherever CUDA is present (CI has none: skipped there);
-`python -m pytest tests/test_cuda.py -rs` on a GPU machine records what ran."""
+`python -m pytest tests/tools/test_cuda.py -rs` on a GPU machine records what ran."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import VECTORS
 
 import c2f_format
 from c2f_format.codec.decoding import latent_digest
@@ -19,7 +19,6 @@ pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
-VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import DATA
 
 from c2f_format.train import ablation
 from c2f_format.train.yardstick import FactorizedDensity
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize("arm", ["c2f-variable-fixed", "c2f-single-int", "balle2018"])
