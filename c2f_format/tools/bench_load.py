@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,11 @@ def time_decode(stream: Path, policy: str, runs: int) -> float:
     """Median seconds of a Pillow load of `stream` in a fresh process under `policy`."""
     env = {**os.environ, "C2F_THREADS": policy, "C2F_DEVICE": "cpu"}
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(stream), str(runs)],
+        [sys.executable, "-c", _CHILD, str(stream.resolve()), str(runs)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=tempfile.gettempdir(),  # not a checkout, whose c2f_format/ would shadow the install
     )
     if proc.returncode:
         raise RuntimeError(f"decode under C2F_THREADS={policy} failed: {proc.stderr[-400:]}")

@@ -156,8 +156,11 @@ def peak_rss(kind: str, target: str, args: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "peak"
         start = time.perf_counter()
+        # cwd outside any checkout: `python -c` puts the working directory first on
+        # sys.path, and a checkout's c2f_format/ (no plugins, no weights) would shadow
+        # the installed package; paths in `args` are made absolute by the callers
         proc = subprocess.run(
-            [sys.executable, "-c", _PEAK_WRAPPER, str(report), kind, target, *args]
+            [sys.executable, "-c", _PEAK_WRAPPER, str(report), kind, target, *args], cwd=tmp
         )
         seconds = time.perf_counter() - start
         if proc.returncode:
@@ -196,12 +199,13 @@ def peak_memory(image: Path, with_peer: bool) -> dict[str, float]:
         if "CompressAI" in name and not with_peer:
             continue
         code = _CHILD_PRELUDE.format(threads=torch.get_num_threads()) + work
-        gib, _ = peak_rss("code", code, [str(image)])
+        gib, _ = peak_rss("code", code, [str(image.resolve())])
         out[name] = round(gib * 1024, 1)
     return out
 
 
 def big_image(source: Image.Image, size: tuple[int, int], folder: Path) -> dict[str, Any]:
+    folder = folder.resolve()  # the child runs elsewhere (peak_rss)
     src = folder / f"big-{size[0]}x{size[1]}.png"
     source.resize(size, Image.Resampling.LANCZOS).save(src, compress_level=1)
     out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}"}
