@@ -6,9 +6,8 @@ prior overestimates their spread and the hyper side information stays, so a smoo
 image's file stops shrinking (or grows again) as the level falls; at the highest levels
 the transforms, not the quantiser, set the distortion, so rate buys almost nothing.
 The export therefore measures the real codec on held-out images (never the benchmark)
-and maps quality 1 to the lowest level from which every image's rate and PSNR rise with
-the level, and quality 100 to the last level at which a doubling of the rate still buys
-`MIN_SLOPE` dB on average.
+and keeps the longest stretch of levels over which each step up buys at least
+`MIN_SLOPE` dB per doubling of the mean rate and every image's rate and PSNR rise.
 """
 
 from __future__ import annotations
@@ -55,24 +54,37 @@ def quality_range(table: np.ndarray, min_slope: float = MIN_SLOPE) -> list[float
     """[t0, t1] from `rd_table`'s measurements.
 
     A step between neighbouring levels is useful when the mean rate and mean PSNR both
-    rise and it buys at least `min_slope` dB per doubling of the mean rate. t1 ends the
-    longest run of useful steps (ties go to the higher levels); t0 is the lowest level
-    of that run from which every image's rate and PSNR rise strictly at each step.
+    rise and it buys at least `min_slope` dB per doubling of the mean rate. Within the
+    longest run of useful steps, [t0, t1] is the longest stretch over which every
+    image's rate and PSNR rise strictly at each step (ties go to the higher levels).
+    Raises ValueError when no step qualifies: a weights file needs t0 < t1.
     """
     level, bpp, psnr = table[:, 0, 0], table[:, :, 1], table[:, :, 2]
     mean_bpp, mean_psnr = bpp.mean(axis=1), psnr.mean(axis=1)
     best, start = (0, 0), 0
-    for i in range(1, len(level)):
-        doublings = float(np.log2(mean_bpp[i] / mean_bpp[i - 1]))
-        gain = float(mean_psnr[i] - mean_psnr[i - 1])
-        if not (doublings > 0 and gain > 0 and gain >= min_slope * doublings):
-            start = i
-        if i - start >= best[1] - best[0]:
-            best = (start, i)
-    first, top = best
-    bottom = top
-    while bottom > first and bool(
-        np.all(bpp[bottom] > bpp[bottom - 1]) and np.all(psnr[bottom] > psnr[bottom - 1])
-    ):
-        bottom -= 1
-    return [round(float(level[bottom]), 3), round(float(level[top]), 3)]
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf PSNR: lossless, no step
+        for i in range(1, len(level)):
+            doublings = float(np.log2(mean_bpp[i] / mean_bpp[i - 1]))
+            gain = float(mean_psnr[i] - mean_psnr[i - 1])
+            if not (doublings > 0 and gain > 0 and gain >= min_slope * doublings):
+                start = i
+            if i - start >= best[1] - best[0]:
+                best = (start, i)
+    first, last = best
+    rises = [
+        bool(np.all(bpp[i] > bpp[i - 1]) and np.all(psnr[i] > psnr[i - 1]))
+        for i in range(len(level))
+    ]
+    span = (last, last)
+    for top in range(last, first, -1):
+        bottom = top
+        while bottom > first and rises[bottom]:
+            bottom -= 1
+        if top - bottom > span[1] - span[0]:
+            span = (bottom, top)
+    if span[0] == span[1]:
+        raise ValueError(
+            "no two measured levels between which every image's rate and PSNR rise and "
+            f"a doubling of the rate buys {min_slope} dB"
+        )
+    return [round(float(level[span[0]]), 3), round(float(level[span[1]]), 3)]

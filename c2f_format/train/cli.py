@@ -56,7 +56,10 @@ def calibrate(model: C2FModel, val: Path | None) -> None:
         )
     falls = int(np.sum(np.diff(table[:, :, 1], axis=0) <= 0))
     print(f"steps up a level at which an image's rate does not rise: {falls}", flush=True)
-    model.config.quality_levels = quality_range(table)
+    try:
+        model.config.quality_levels = quality_range(table)
+    except ValueError as exc:
+        raise SystemExit(f"calibration on {val} failed: {exc}") from None
     print(f"quality 1..100 -> levels {model.config.quality_levels}", flush=True)
 
 
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         type=Path,
         help="start a new run (no checkpoint in --run yet) from a shipped weights file "
-        "(.npz) or a training state (.pt, e.g. training/state.pt), instead of from scratch",
+        "(.npz) or a training state (.pt, e.g. training/checkpoint.pt), instead of from scratch",
     )
     ap.add_argument(
         "--latent-channels",
@@ -325,6 +328,19 @@ def _train(
         print(f"exported {args.export} (model {model_id.hex()})", flush=True)
 
 
+def _check_extend(args: argparse.Namespace, model: C2FModel, ap: argparse.ArgumentParser) -> None:
+    """--extend-levels is checked before any training, not at the export after it."""
+    below, above = args.extend_levels
+    if not (below or above):
+        return
+    if below < 0 or above < 0:
+        ap.error(f"--extend-levels takes counts >= 0, got {below} {above}")
+    if args.val is None:
+        ap.error("--extend-levels needs --val: calibration keeps what is monotone and useful")
+    if model.config.gain_schedule != "fixed" or len(model.config.lambdas) < 2:
+        ap.error("--extend-levels needs a model with the fixed gain schedule and two lambdas")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args, rest = ap.parse_known_args(argv)
@@ -342,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)
     model, opt, progress = _grown_model(args, device, ap)
+    _check_extend(args, model, ap)
     seed = _reseed(progress)
     if args.export_only:
         return _export_only(args, model, progress, ap)

@@ -48,7 +48,6 @@ def test_bench_end_to_end(
     assert "BD-rate of c2f against jpeg" in printed and "preview PSNR" in printed
 
 
-@pytest.mark.slow
 def test_the_bench_codes_pixels_only(tmp_path: Path, small_rgb: np.ndarray) -> None:
     """An image's ICC profile and Exif reach no file in the bench: some encoders would
     write them (c2f, AVIF) and others not (JPEG, WebP), and a CID22 PNG's 3 KB profile
@@ -66,6 +65,7 @@ def test_the_bench_codes_pixels_only(tmp_path: Path, small_rgb: np.ndarray) -> N
     assert all(len(both) == 1 for both in sizes.values())
 
 
+@pytest.mark.slow
 def test_speed_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> None:
     src = tmp_path / "a.png"
     Image.fromarray(small_rgb).save(src)

@@ -57,13 +57,34 @@ def test_the_longest_useful_run_wins() -> None:
     assert quality_range(table(bpp, psnr)) == [0.5, 2.5]
 
 
-@given(st.lists(st.floats(0.01, 2.0), min_size=2, max_size=12), st.integers(1, 4))
-def test_the_range_is_measured_levels_in_order(rates: list[float], images: int) -> None:
+@given(st.lists(st.integers(1, 200), min_size=2, max_size=12), st.integers(1, 4))
+def test_the_range_is_measured_levels_in_order(steps: list[int], images: int) -> None:
+    rates = [k / 100 for k in steps]
     bpp = [[r * (1 + i / 10) for i in range(images)] for r in rates]
     psnr = [[20 + 5 * np.log2(r) for _ in range(images)] for r in rates]
+    if all(b >= a for a, b in zip(rates[1:], rates, strict=False)):  # never rises
+        with pytest.raises(ValueError):
+            quality_range(table(bpp, psnr))
+        return
     t0, t1 = quality_range(table(bpp, psnr))
-    assert 0.0 <= t0 <= t1 <= 0.5 * (len(rates) - 1)
+    assert 0.0 <= t0 < t1 <= 0.5 * (len(rates) - 1)
     assert (t0 * 2).is_integer() and (t1 * 2).is_integer()
+
+
+def test_one_image_stalling_at_the_top_shortens_the_range_from_above() -> None:
+    # the second image's rate stalls on the last step: that step cannot be quality 100
+    bpp = [[0.1, 0.1], [0.2, 0.2], [0.4, 0.4], [0.8, 0.4]]
+    psnr = [[24.0, 24.0], [26.0, 26.0], [28.0, 28.0], [30.0, 29.0]]
+    assert quality_range(table(bpp, psnr)) == [0.0, 1.0]
+
+
+def test_no_useful_step_is_an_error_not_an_empty_range() -> None:
+    bpp = [[0.4], [0.3], [0.2]]  # the rate falls as the level rises
+    psnr = [[24.0], [26.0], [28.0]]
+    with pytest.raises(ValueError, match="no two measured levels"):
+        quality_range(table(bpp, psnr))
+    with pytest.raises(ValueError, match="no two measured levels"):
+        quality_range(table([[0.2]], [[30.0]]))  # a single level
 
 
 def test_extended_lambdas_continue_the_geometric_ratio() -> None:

@@ -142,3 +142,24 @@ def test_export_extends_the_levels_and_calibrates_them(
     monkeypatch.setattr(torch_engine, "_CACHE", {})
     sizes = [len(c2f_format.encode(small_rgb, quality=q)) for q in (1, 100)]
     assert sizes[0] < sizes[1]
+
+
+@pytest.mark.parametrize(
+    ("extend", "val", "message"),
+    [(["-1", "0"], True, "counts >= 0"), (["1", "1"], False, "needs --val")],
+)
+def test_extend_levels_is_checked_before_any_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extend: list[str],
+    val: bool,
+    message: str,
+) -> None:
+    shipped = weights_dir() / next(iter(weights_index().values()))
+    args = ["--run", str(tmp_path / "run"), "--init-from", str(shipped), "--export-only"]
+    args += ["--export", str(tmp_path / "w.npz"), "--extend-levels", *extend]
+    args += ["--val", str(tmp_path)] if val else []
+    with pytest.raises(SystemExit) as exc:
+        train(args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "w.npz").exists()
