@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import numbers
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from ..format.errors import (
     UnsupportedImageError,
 )
 from . import engines
-from .decoding import LatentDecoder
+from .decoding import LatentDecoder, check_reduce
 
 if TYPE_CHECKING:
     import torch
@@ -146,14 +145,6 @@ def _check_max_pixels(max_pixels: object) -> int | None:
     if max_pixels < 1:
         raise InvalidArgumentError(f"max_pixels must be positive, got {max_pixels}")
     return int(max_pixels)
-
-
-def _check_reduce(reduce: object, allowed: tuple[int, ...]) -> int:
-    if isinstance(reduce, numbers.Integral) and not isinstance(reduce, bool):
-        if int(reduce) in allowed:
-            return int(reduce)
-    names = ", ".join(map(str, allowed))
-    raise InvalidArgumentError(f"reduce must be one of {names}, not {reduce!r}")
 
 
 def _check_quality(quality: object) -> int:
@@ -464,7 +455,7 @@ class StreamDecoder:
         gives it at that fraction of each side (rounded up) for about 40% of the work:
         the synthesis stops at 1/4 scale (docs/speed/reduced.md). `on_tile` follows the
         synthesis tiles as in `encode`."""
-        reduce = _check_reduce(reduce, (1, 2, 4))
+        reduce = check_reduce(reduce, (1, 2, 4))
         self._raise_if_failed()
         header = self.header
         if self.damage and not partial:
@@ -531,7 +522,7 @@ def decode(
     the synthesis tiles as in `encode` (the preview has none).
     """
     raw = _bytes_of(data, "decode()")
-    _check_reduce(reduce, REDUCE_FACTORS)
+    check_reduce(reduce, REDUCE_FACTORS)
     dec = StreamDecoder(
         device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
     )

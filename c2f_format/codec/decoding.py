@@ -1,7 +1,8 @@
-"""The decoding pipeline, the mirror of `codec.Codec.encode`: segments -> latents -> pixels.
+"""The decoding pipeline, the mirror of `torch_engine.Codec.encode`: segments -> latents ->
+pixels.
 
 `LatentDecoder` takes the HYP1, HYP2 and YBND segments of one stream as they arrive and
-runs them through an engine (`backend.Engine`: torch's `codec.Codec` or NumPy's
+runs them through an engine (`engines.Engine`: torch's `torch_engine.Codec` or NumPy's
 `numpy_engine.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`,
 a whole-stream `decode_stream` and the engines' own `decode`. The container, alpha and
 metadata are not its business: `api` reads those, as it writes them on the encode side.
@@ -11,6 +12,7 @@ Torch-free at module level, like every decode-only module.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +26,15 @@ if TYPE_CHECKING:
     from .tiling import TileCallback
 
 DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3
+
+
+def check_reduce(reduce: object, allowed: tuple[int, ...] = REDUCE_FACTORS) -> int:
+    """`reduce` as an int when it is one of `allowed` (bools are not factors)."""
+    if isinstance(reduce, numbers.Integral) and not isinstance(reduce, bool):
+        if int(reduce) in allowed:
+            return int(reduce)
+    names = ", ".join(map(str, allowed))
+    raise InvalidArgumentError(f"reduce must be one of {names}, not {reduce!r}")
 
 
 def latent_digest(latents: dict[str, np.ndarray]) -> str:
@@ -159,9 +170,7 @@ def decode_stream(
     gives it (`reduce` 8: the preview). No size limit and no damage tolerance: for
     streams this process trusts, such as calibration's own. Alpha and metadata are
     left to `api.decode`."""
-    if reduce not in REDUCE_FACTORS:
-        allowed = ", ".join(map(str, REDUCE_FACTORS))
-        raise InvalidArgumentError(f"reduce must be one of {allowed}, not {reduce!r}")
+    reduce = check_reduce(reduce)
     parser = StreamParser(max_pixels=None)
     segments = parser.feed(data)
     if parser.header is None or not parser.finished:
@@ -179,4 +188,4 @@ def decode_stream(
     return decoder.pixels(reduce, on_tile)
 
 
-__all__ = ["DIGEST_ORDER", "LatentDecoder", "decode_stream", "latent_digest"]
+__all__ = ["DIGEST_ORDER", "LatentDecoder", "check_reduce", "decode_stream", "latent_digest"]

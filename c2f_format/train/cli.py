@@ -333,12 +333,14 @@ def _check_extend(args: argparse.Namespace, model: C2FModel, ap: argparse.Argume
     below, above = args.extend_levels
     if not (below or above):
         return
-    if below < 0 or above < 0:
-        ap.error(f"--extend-levels takes counts >= 0, got {below} {above}")
+    try:
+        extended_lambdas(model.config.lambdas, below, above)
+    except ValueError as exc:
+        ap.error(f"--extend-levels: {exc}")
     if args.val is None:
         ap.error("--extend-levels needs --val: calibration keeps what is monotone and useful")
-    if model.config.gain_schedule != "fixed" or len(model.config.lambdas) < 2:
-        ap.error("--extend-levels needs a model with the fixed gain schedule and two lambdas")
+    if model.config.gain_schedule != "fixed":
+        ap.error("--extend-levels needs a model with the fixed gain schedule")
 
 
 def main(argv: list[str] | None = None) -> int:

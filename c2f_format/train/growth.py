@@ -182,7 +182,7 @@ def extended_lambdas(lambdas: list[float], below: int, above: int) -> list[float
     (training at them made the model worse: round 3 in docs/training.md).
     """
     if below < 0 or above < 0:
-        raise ValueError(f"levels to add must be >= 0, got {below} and {above}")
+        raise ValueError(f"levels to add are counts >= 0, got {below} and {above}")
     if len(lambdas) < 2 and (below or above):
         raise ValueError("extending the levels needs at least two trained lambdas")
     if not (below or above):
