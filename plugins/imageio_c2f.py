@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 from PIL import Image
 
 from c2f_format.codec import api
+from c2f_format.codec.effort import DEFAULT_EFFORT
 from c2f_format.format import bitstream
 from c2f_format.format.errors import TruncatedStreamError
 
@@ -124,12 +125,13 @@ class C2FPlugin(PluginV3):
         ndimage: ArrayLike | list[ArrayLike],
         *,
         quality: int = 75,
+        effort: int = DEFAULT_EFFORT,
         exif: bytes | None = None,
         icc_profile: bytes | None = None,
         is_batch: bool | None = None,
     ) -> bytes | None:
         """Encode one image (uint8 HxW, HxWx2, HxWx3 or HxWx4, or a batch of one);
-        `exif` and `icc_profile` as in `c2f_format.encode`."""
+        `quality`, `effort`, `exif` and `icc_profile` as in `c2f_format.encode`."""
         images = list(ndimage) if isinstance(ndimage, list) else None
         arr = np.asarray(images[0] if images and len(images) == 1 else ndimage)
         if images is not None and len(images) != 1:
@@ -139,7 +141,12 @@ class C2FPlugin(PluginV3):
                 raise ValueError(f"a c2f file holds one image, got a batch of {arr.shape[0]}")
             arr = arr[0]
         data = api.encode(
-            arr, quality=quality, device=self._device, exif=exif, icc_profile=icc_profile
+            arr,
+            quality=quality,
+            effort=effort,
+            device=self._device,
+            exif=exif,
+            icc_profile=icc_profile,
         )
         if self.request._uri_type == URI_BYTES:
             return data

@@ -36,6 +36,7 @@ from typing import IO, Any
 from PIL import Image, ImageFile
 
 from c2f_format.codec import api
+from c2f_format.codec.effort import DEFAULT_EFFORT
 from c2f_format.format import bitstream
 from c2f_format.format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from c2f_format.format.errors import (
@@ -272,6 +273,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         data = api.encode(
             im,
             quality=info.get("quality", 75),
+            effort=info.get("effort", DEFAULT_EFFORT),
             device=info.get("device"),
             exif=info.get("exif") or None,
             icc_profile=info.get("icc_profile", im.info.get("icc_profile")) or None,

@@ -26,6 +26,7 @@ from PIL import Image
 from ..format.errors import C2FError, InvalidArgumentError
 from . import engines
 from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
+from .effort import DEFAULT_EFFORT, check_effort
 from .progress import progress
 from .threads import available_cores
 
@@ -143,6 +144,7 @@ class _EncodeJob:
     image: ImageLike
     quality: int
     device: str | None
+    effort: int = DEFAULT_EFFORT
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class _DecodeJob:
 
 
 def _encode_job(job: _EncodeJob) -> bytes:
-    return encode(job.image, job.quality, job.device)
+    return encode(job.image, job.quality, job.device, effort=job.effort)
 
 
 def _decode_job(job: _DecodeJob) -> Image.Image:
@@ -171,11 +173,13 @@ def encode_many(
     quality: int = 75,
     device: str | torch.device | None = None,
     *,
+    effort: int = DEFAULT_EFFORT,
     jobs: int | None = None,
     show_progress: bool = False,
 ) -> list[bytes | C2FError]:
     """Encode many images; each entry is the stream or the `C2FError` for that image."""
-    items = [_EncodeJob(im, quality, _device_name(device)) for im in images]
+    check_effort(effort)
+    items = [_EncodeJob(im, quality, _device_name(device), effort) for im in images]
     return list(run_batch(_encode_job, items, jobs, device, "encode", show_progress))
 
 

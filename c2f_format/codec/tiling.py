@@ -18,15 +18,17 @@ TileCallback = Callable[[int, int], None]
 T = TypeVar("T")
 
 
-def tiles(rows: int, cols: int) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
+def tiles(
+    rows: int, cols: int, tile: int = TILE
+) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
     """Tiles of a rows x cols latent grid: (r0, r1, c0, c1) and the haloed window
-    (a0, a1, b0, b1) to compute it from. Window edges are even, so h1 (half the
-    resolution) is cut on whole positions."""
+    (a0, a1, b0, b1) to compute it from. Window edges are even (`tile` is), so h1 (half
+    the resolution) is cut on whole positions."""
     out = []
-    for r0 in range(0, rows, TILE):
-        r1 = min(rows, r0 + TILE)
-        for c0 in range(0, cols, TILE):
-            c1 = min(cols, c0 + TILE)
+    for r0 in range(0, rows, tile):
+        r1 = min(rows, r0 + tile)
+        for c0 in range(0, cols, tile):
+            c1 = min(cols, c0 + tile)
             window = (
                 max(0, r0 - HALO),
                 min(rows, r1 + HALO),
@@ -53,7 +55,7 @@ class SynthesisTile:
 
 
 def synthesis_tiles(
-    rows: int, cols: int, height: int, width: int, reduce: int = 1
+    rows: int, cols: int, height: int, width: int, reduce: int = 1, tile: int = TILE
 ) -> Iterator[SynthesisTile]:
     """The tiles that cover a height x width image from a rows x cols latent grid (tiles
     that would hold only padding are left out). With `reduce` (2 or 4) the positions
@@ -61,7 +63,7 @@ def synthesis_tiles(
     ceil(width / reduce), and of a synthesis output at that scale."""
     f = LATENT_FACTOR // reduce
     width, height = reduced_size(width, height, reduce)
-    for r0, r1, c0, c1, (a0, a1, b0, b1) in tiles(rows, cols):
+    for r0, r1, c0, c1, (a0, a1, b0, b1) in tiles(rows, cols, tile):
         tile_h = min(r1 * f, height) - r0 * f
         tile_w = min(c1 * f, width) - c0 * f
         if tile_h > 0 and tile_w > 0:

@@ -33,8 +33,11 @@ from ..format.constants import STEPS_PER_MEAN
 from ..format.weights_file import check_model_id, installed_model
 from ..networks.inference import ReducedTail, for_inference
 from ..networks.layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
+from ..networks.model import lambdas_at, scale_table
 from ..networks.weights import LoadedModel, load_weights
 from .decoding import decode_stream
+from .effort import DEFAULT_EFFORT, ITERATIONS
+from .search import refine
 from .threads import cpu_threads
 from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
 from .tiling import HALO as HALO  # re-exported
@@ -43,6 +46,7 @@ from .tiling import tiles as _tiles
 
 BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
 SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
+SEARCH_BF16 = os.environ.get("C2F_SEARCH_BF16", "1") != "0"  # the search's own synthesis
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -77,6 +81,7 @@ class Codec:
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
+        self.scales = scale_table().to(device, torch.float32)  # scale index -> sigma
 
     # ---- exact path ---------------------------------------------------------------
 
@@ -220,13 +225,15 @@ class Codec:
         ancillary: Sequence[tuple[bytes, bytes]] = (),
         alpha: bytes | None = None,
         on_tile: TileCallback | None = None,
+        effort: int = DEFAULT_EFFORT,
     ) -> bytes:
         """`rgb`: uint8 [H, W, 3]; `mode`: the header's colour mode (L and LA are coded
         from grey RGB); `ancillary`: (type, payload) segments such as ICC and Exif;
         `alpha`: the ALPH payload, required for LA and RGBA; `on_tile` follows the
-        analysis tiles (tiling.py). Returns the whole stream."""
+        analysis tiles (tiling.py); `effort` 1..9 how hard the encoder searches for
+        a better y (search.py). Returns the whole stream."""
         with self.inference():
-            return self._encode(rgb, mode, quality, ancillary, alpha, on_tile)
+            return self._encode(rgb, mode, quality, ancillary, alpha, on_tile, effort)
 
     def _encode(
         self,
@@ -236,6 +243,7 @@ class Codec:
         ancillary: Sequence[tuple[bytes, bytes]],
         alpha: bytes | None,
         on_tile: TileCallback | None,
+        effort: int = DEFAULT_EFFORT,
     ) -> bytes:
         height, width = rgb.shape[:2]
         header = Header(width, height, mode, quality, self.model_id, version_for(mode))
@@ -245,16 +253,19 @@ class Codec:
         # kept as uint8 (3 bytes a pixel) and converted to float a tile at a time
         padded = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
         x = torch.from_numpy(padded).to(self.device)
-        gain, _ = self.net.gains(self.net.config.level_of_quality(quality))
+        level = self.net.config.level_of_quality(quality)
+        gain, inv = self.net.gains(level)
         y = self._analyse(x, on_tile).mul_(gain.to(self.device).view(1, -1, 1, 1))
         z2 = self.net.h_a2(y)
         z1 = self.net.h_a1(z2)
 
         mean1, idx1 = self.z1_params(z1.shape[2], z1.shape[3])
         s1 = _residual(z1, mean1)
-        _, mu2, idx2 = self.hyper_from_z1(s1 * STEPS_PER_MEAN + mean1)
+        h1, mu2, idx2 = self.hyper_from_z1(s1 * STEPS_PER_MEAN + mean1)
         s2 = _residual(z2, mu2)
-        _, mu3, idx3 = self.hyper_from_z2(s2 * STEPS_PER_MEAN + mu2)
+        h2, mu3, idx3 = self.hyper_from_z2(s2 * STEPS_PER_MEAN + mu2)
+        if ITERATIONS[effort]:
+            y = self._search(rgb, y, mu3, idx3, h2, h1, inv, level, ITERATIONS[effort])
         s3 = _residual(y, mu3)
 
         out = [header.pack()] + [pack_segment(kind, payload) for kind, payload in ancillary]
@@ -270,6 +281,42 @@ class Codec:
             out.append(pack_band(row, end - row, coded))
         out.append(pack_segment(SEG_END, b""))
         return b"".join(out)
+
+    def _search(
+        self,
+        rgb: np.ndarray,
+        y: torch.Tensor,
+        mu3: torch.Tensor,
+        idx3: torch.Tensor,
+        h2: torch.Tensor,
+        h1: torch.Tensor,
+        inv: torch.Tensor,
+        level: float,
+        iterations: int,
+    ) -> torch.Tensor:
+        """y refined by `search.refine` against this engine's own synthesis."""
+        lam = float(lambdas_at(self.net.config.lambdas, torch.tensor([level]))[0])
+        with torch.inference_mode(False), torch.enable_grad():
+            # tensors made in inference mode cannot enter autograd: copies can
+            mean = mu3.to(torch.float32) * MEAN_STEP
+            scale = self.scales[idx3.long()].clone()
+            h2f, h1f = self._float(h2).clone(), self._float(h1).clone()
+            inv_gain = inv.to(self.device).clone()
+            image = torch.from_numpy(np.array(rgb)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+            image = image.to(torch.float32) / 255.0
+
+            def synthesis(y_hat: torch.Tensor, window: tuple[int, int, int, int]) -> torch.Tensor:
+                a0, a1, b0, b1 = window
+                return self.net.synthesis(
+                    _channels_last(y_hat),
+                    inv_gain,
+                    h2f[:, :, a0:a1, b0:b1],
+                    h1f[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2],
+                    bf16=SEARCH_BF16,
+                )
+
+            refined = refine(y.clone(), mean, scale, image, synthesis, lam, iterations)
+        return refined.detach()
 
     def decode(
         self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None

@@ -58,6 +58,40 @@ class GDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
+class LinearDown(nn.Module):
+    """A linear path beside a stride-2 analysis stage (after AuxT, Li et al. ICLR 2025):
+    space-to-depth, then a 1x1 convolution, initially orthogonal (every 2x2 block's
+    energy kept) or zero (a network that already works is left unchanged)."""
+
+    def __init__(self, cin: int, cout: int, zero: bool = False) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(4 * cin, cout, 1, bias=False)
+        _init_path(self.mix.weight, zero)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mix(space_to_depth(x))
+
+
+class LinearUp(nn.Module):
+    """The synthesis side of `LinearDown`: a 1x1 convolution, then depth-to-space."""
+
+    def __init__(self, cin: int, cout: int, zero: bool = False) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(cin, 4 * cout, 1, bias=False)
+        _init_path(self.mix.weight, zero)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return depth_to_space(self.mix(x))
+
+
+def _init_path(weight: Tensor, zero: bool) -> None:
+    with torch.no_grad():
+        if zero:
+            weight.zero_()
+        else:
+            nn.init.orthogonal_(weight)
+
+
 def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
 

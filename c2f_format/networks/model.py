@@ -32,6 +32,8 @@ from .layers import (
     MEAN_MAX,
     MEAN_STEP,
     IntConv,
+    LinearDown,
+    LinearUp,
     conv,
     deconv,
     depth_to_space,
@@ -56,6 +58,17 @@ def index_to_scale(index: Tensor) -> Tensor:
     return SCALE_MIN * torch.exp(step * index)
 
 
+def lambdas_at(lambdas: list[float], level: Tensor) -> Tensor:
+    """lambda at continuous levels, geometric between the trained ones: the trade-off
+    training optimises at a level, and the encoder's search (codec/search.py) too."""
+    lam = torch.tensor(lambdas, dtype=torch.float32, device=level.device).log()
+    if len(lam) == 1:
+        return lam.exp().expand_as(level)
+    lo = level.floor().long().clamp(0, len(lam) - 2)
+    t = level - lo
+    return torch.exp(lam[lo] * (1 - t) + lam[lo + 1] * t)
+
+
 @dataclass
 class ModelConfig:
     """Sizes of one model; stored in the weights file so the code stays generic."""
@@ -78,6 +91,8 @@ class ModelConfig:
     # "fixed": each channel's gain moves with the level as sqrt(lambda), only its base is
     # learned; "line": the slope in log-gain over the levels is learned per channel too
     gain_schedule: str = "line"
+    # linear paths beside every stride-2 stage of g_a and g_s (layers.LinearDown/Up)
+    linear_paths: bool = False
 
     def level_of_quality(self, quality: float) -> float:
         """quality 1..100 -> continuous level, linear between `quality_levels`."""
@@ -171,6 +186,13 @@ class C2FModel(nn.Module):
         # preview head V(h2, h1) -> image at 1/8 scale
         self.preview_body = nn.Conv2d(cfg.h2 + cfg.h1, 64, 3, padding=1)
         self.preview_out = nn.Conv2d(64, 12, 1)
+        if cfg.linear_paths:
+            self.a_paths = nn.ModuleList(
+                [LinearDown(3, n), LinearDown(n, n), LinearDown(n, n), LinearDown(n, m)]
+            )
+            self.s_paths = nn.ModuleList(
+                [LinearUp(m, n), LinearUp(n, n), LinearUp(n, n), LinearUp(n, 3)]
+            )
         self.fake_quant = False
         self.mixed_precision = False
         # training only: a weight per channel of y on its bits (None: all 1), so channels
@@ -245,34 +267,69 @@ class C2FModel(nn.Module):
             param.copy_(torch.exp(log.mean(0) + slope * t) - 1e-4)
 
     @contextlib.contextmanager
-    def transforms_autocast(self, device_type: str) -> Iterator[None]:
-        """bfloat16 for the float transforms when `mixed_precision` is set (training
-        only). The integer networks and every likelihood stay in float32: their grids
-        (1/32 up to 1024) and probabilities near 1e-9 are beyond bfloat16."""
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+    def transforms_autocast(self, device_type: str, force: bool = False) -> Iterator[None]:
+        """bfloat16 for the float transforms when `mixed_precision` (training) or `force`
+        (the encoder's search) is set. The integer networks and every likelihood stay in
+        float32: their grids (1/32 up to 1024) and probabilities near 1e-9 are beyond
+        bfloat16."""
+        enabled = self.mixed_precision or force
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
             yield
 
     def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder side: y (gained), z2, z1 as floats."""
         with self.transforms_autocast(x.device.type):
-            y = self.g_a(x)
+            y = self.g_a(x) if not self.config.linear_paths else self._paths_analysis(x)
         y = y.float() * gain.view(-1, self.config.m, 1, 1)
         z2 = self.h_a2(y)
         z1 = self.h_a1(z2)
         return y, z2, z1
 
     def synthesis(
-        self, y_hat: Tensor, inv_gain: Tensor, h2: Tensor, h1: Tensor, stages: int = 5
+        self,
+        y_hat: Tensor,
+        inv_gain: Tensor,
+        h2: Tensor,
+        h1: Tensor,
+        stages: int = 5,
+        bf16: bool = False,
     ) -> Tensor:
         """The image; with `stages=2`, the features at 1/4 scale that reduced decoding
-        finishes from (inference.ReducedTail)."""
-        with self.transforms_autocast(y_hat.device.type):
-            u = self.g_s_head(y_hat * inv_gain.view(-1, self.config.m, 1, 1))
+        finishes from (inference.ReducedTail); `bf16` forces bfloat16 products."""
+        with self.transforms_autocast(y_hat.device.type, force=bf16):
+            y_in = y_hat * inv_gain.view(-1, self.config.m, 1, 1)
+            u = self.g_s_head(y_in)
+            if self.config.linear_paths:
+                u = u + self.s_paths[0](y_in)
             f2 = depth_to_space(self.fuse_h2(h2))
             f1 = depth_to_space(self.fuse_h1(h1), 4)
             u = u + self.fuse_mix(torch.cat([u, F.relu(f2), F.relu(f1)], dim=1))
+            if self.config.linear_paths:
+                return self._paths_tail(u, stages).float()
             tail = self.g_s_tail if stages >= len(self.g_s_tail) else self.g_s_tail[:stages]
             return tail(u).float()  # the whole tail itself: progress bars hook it
+
+    def _paths_analysis(self, x: Tensor) -> Tensor:
+        """g_a stage by stage, each stride-2 stage's output plus its linear path's."""
+        layers = list(self.g_a)
+        for i, path in enumerate(self.a_paths):
+            out = layers[2 * i](x)
+            if 2 * i + 1 < len(layers):
+                out = layers[2 * i + 1](out)
+            x = out + path(x)
+        return x
+
+    def _paths_tail(self, u: Tensor, stages: int) -> Tensor:
+        """g_s_tail's first `stages` layers, each stride-2 stage plus its linear path."""
+        layers = list(self.g_s_tail)
+        for i, path in enumerate(self.s_paths[1:]):
+            if 2 * i >= stages:
+                break
+            out = layers[2 * i](u)
+            if 2 * i + 1 < min(stages, len(layers)):
+                out = layers[2 * i + 1](out)
+            u = out + path(u)
+        return u
 
     def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
         with self.transforms_autocast(h2.device.type):

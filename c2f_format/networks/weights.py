@@ -85,6 +85,9 @@ def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
 
 def save_weights(model: C2FModel, path: Path) -> bytes:
     """Write the weights file atomically; returns its model id."""
+    if model.config.linear_paths:
+        # bitstream v1's model section and both decoders know no linear paths yet
+        raise ValueError("a model with linear paths cannot be exported: spec 9 has no such layer")
     arrays = export_arrays(model)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]

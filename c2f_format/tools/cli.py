@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from PIL import Image  # imported by `import c2f_format` anyway, to register the format
 
 from .. import __version__
+from ..codec.effort import DEFAULT_EFFORT, check_effort
 from ..format.errors import C2FError
 
 if TYPE_CHECKING:
@@ -48,6 +49,13 @@ def _device(text: str) -> str:
     if not _DEVICE.match(text):
         raise argparse.ArgumentTypeError(f"invalid device {text!r}: c2f runs on {DEVICES}")
     return text
+
+
+def _effort(text: str) -> int:
+    try:
+        return check_effort(int(text))
+    except (ValueError, C2FError):
+        raise argparse.ArgumentTypeError(f"effort must be an integer 1..9, got {text!r}") from None
 
 
 def _quality(text: str) -> int:
@@ -181,19 +189,21 @@ def _jobs(
     outputs: list[Path],
     quality: int = 75,
     allow_truncated: bool = False,
+    effort: int = DEFAULT_EFFORT,
 ) -> list[FileJob]:
     from .files import FileJob
 
     # one big image can take a minute: a bar, where someone is watching
     bar = len(args.inputs) == 1 and sys.stderr.isatty()
     return [
-        FileJob(src, dst, quality, args.device, args.force, allow_truncated, bar)
+        FileJob(src, dst, quality, args.device, args.force, allow_truncated, bar, effort)
         for src, dst in zip(args.inputs, outputs, strict=True)
     ]
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    jobs = _jobs(args, _outputs(args.inputs, args.output, ".c2f"), quality=args.quality)
+    outputs = _outputs(args.inputs, args.output, ".c2f")
+    jobs = _jobs(args, outputs, quality=args.quality, effort=args.effort)
     _run_files("encode", jobs, args.jobs, args.device)
 
 
@@ -288,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, help="output file, or folder for several (default: IN.c2f)"
     )
     enc.add_argument("-q", "--quality", type=_quality, default=75, help="1..100 (default 75)")
+    enc.add_argument(
+        "-e",
+        "--effort",
+        type=_effort,
+        default=DEFAULT_EFFORT,
+        help=f"1..9 (default {DEFAULT_EFFORT}): from 4 up the encoder searches for a smaller "
+        "file at the same quality, slower the higher (9: minutes per photo)",
+    )
     enc.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
     enc.add_argument("--device", type=_device, help=DEVICE_HELP)
     enc.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from ..codec.api import EXIF_PREFIX, decode, encode
+from ..codec.effort import DEFAULT_EFFORT
 from ..codec.progress import Bar
 from ..format.errors import C2FError, InvalidArgumentError
 from .safe_write import check_writable, write_file
@@ -38,6 +39,7 @@ class FileJob:
     overwrite: bool = False  # replace an existing `dst` (never an input: the CLI checks)
     allow_truncated: bool = False  # decode a cut or damaged stream, predicting what is lost
     show_progress: bool = False  # a bar on stderr over this one image's tiles
+    effort: int = DEFAULT_EFFORT  # the encoder's search, 1..9 (codec/search.py)
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,13 @@ def _encode_keeping_metadata(
         for e, c in dict.fromkeys([(exif, icc), (None, icc), (None, None)]):
             try:
                 data = encode(
-                    image, job.quality, job.device, exif=e, icc_profile=c, on_tile=on_tile
+                    image,
+                    job.quality,
+                    job.device,
+                    exif=e,
+                    icc_profile=c,
+                    on_tile=on_tile,
+                    effort=job.effort,
                 )
             except InvalidArgumentError as exc:
                 if e is None and c is None:

@@ -193,6 +193,23 @@ def extended_lambdas(lambdas: list[float], below: int, above: int) -> list[float
     return low + list(lambdas) + high
 
 
+def add_linear_paths(model: C2FModel) -> C2FModel:
+    """A copy of `model` with a linear path beside every stride-2 stage of its
+    transforms (`layers.LinearDown` / `LinearUp`), each starting at zero so that the copy
+    computes exactly what `model` does and training decides what the paths carry."""
+    if model.config.linear_paths:
+        raise ValueError("the model has linear paths already")
+    out = C2FModel(replace(model.config, linear_paths=True)).to(model.gain.device)
+    for module in (*out.a_paths, *out.s_paths):
+        with torch.no_grad():
+            module.mix.weight.zero_()
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(("a_paths.", "s_paths.")) for k in missing):
+        raise ValueError(f"state does not match: missing {missing}, unexpected {unexpected}")
+    _copy_flags(model, out)
+    return out
+
+
 def _copy_flags(src: C2FModel, dst: C2FModel) -> None:
     dst.mixed_precision = src.mixed_precision
     dst.set_fake_quant(src.fake_quant)

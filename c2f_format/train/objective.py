@@ -10,20 +10,10 @@ import torch.nn.functional as F
 
 from ..codec.metrics import psnr_from_mse
 from ..format.constants import PREVIEW_SCALE
-from ..networks.model import C2FModel
+from ..networks.model import C2FModel, lambdas_at
 from .yardstick import ScaleHyperprior
 
 Trainable = C2FModel | ScaleHyperprior  # what the loop trains: c2f, or the yardstick
-
-
-def lambdas_at(lambdas: list[float], level: torch.Tensor) -> torch.Tensor:
-    """lambda at continuous levels, geometric between the trained ones."""
-    lam = torch.tensor(lambdas, dtype=torch.float32, device=level.device).log()
-    if len(lam) == 1:
-        return lam.exp().expand_as(level)
-    lo = level.floor().long().clamp(0, len(lam) - 2)
-    t = level - lo
-    return torch.exp(lam[lo] * (1 - t) + lam[lo + 1] * t)
 
 
 def rd_loss(model: Trainable, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:

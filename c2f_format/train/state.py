@@ -18,13 +18,20 @@ STATE_FILE = "checkpoint.pt"
 GAIN_LR_SCALE = 10.0  # gains are few and multiplicative: they get a larger step
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
-    gains = [p for name, p in model.named_parameters() if name in ("gain", "inv_gain")]
-    gain_ids = {id(p) for p in gains}
-    rest = [p for p in model.parameters() if id(p) not in gain_ids]
+def make_optimizer(model: nn.Module, lr: float, path_lr_scale: float = 1.0) -> torch.optim.Adam:
+    """Adam in up to three groups, always in this order (the state file relies on it):
+    the weights, the gains (at GAIN_LR_SCALE x lr), the linear paths (`path_lr_scale`,
+    for paths added to a trained network at zero, which start with no Adam history)."""
+    named = list(model.named_parameters())
+    gains = [p for name, p in named if name in ("gain", "inv_gain")]
+    paths = [p for name, p in named if name.startswith(("a_paths.", "s_paths."))]
+    special = {id(p) for p in gains + paths}
+    rest = [p for _, p in named if id(p) not in special]
     groups: list[dict[str, Any]] = [{"params": rest, "lr_scale": 1.0}]
     if gains:
         groups.append({"params": gains, "lr_scale": GAIN_LR_SCALE})
+    if paths:
+        groups.append({"params": paths, "lr_scale": path_lr_scale})
     return torch.optim.Adam(groups, lr=lr)
 
 

@@ -1,0 +1,268 @@
+"""Arms of the training line, side by side for the same CPU time.
+
+    python lab/arms.py run line-paths --minutes 90 --threads 1   # two at a time
+    python lab/arms.py table lab/arms
+    python lab/arms.py plot lab/arms -o docs/training/arms.png
+
+Every arm sees the same crops (seed 0, batch 4 x 192^2 unless an arm says otherwise)
+and is scored every 5 CPU-minutes on the same held-out crops (centre crops of the first
+8 CID22 validation images, latents rounded, float32) by the RD cost
+J = bpp + lambda * 255^2 * MSE at levels 0, 3.5 and 7 of the eight trained lambdas.
+The budget is the process's CPU time, so other work on the machine does not shift the
+comparison, and scoring pauses the clock. An arm checkpoints after every segment and a
+second `run` with the same arm resumes it, so an arm can span sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.train.data import CropSampler, load_images, validation_crops
+from c2f_format.train.growth import add_linear_paths
+from c2f_format.train.loop import Schedule, train_loop
+from c2f_format.train.objective import evaluate
+from c2f_format.train.state import Progress, load_state, make_optimizer, save_state
+
+LAB = Path(__file__).resolve().parent
+REPO = LAB.parent
+LINE_STATE = REPO / "training" / "checkpoint.pt"
+LEVELS = (0.0, 3.5, 7.0)
+SEGMENT_MINUTES = 5.0
+
+
+@dataclass(frozen=True)
+class Arm:
+    what: str
+    start: Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]
+    lr: float
+    path_lr_scale: float = 1.0
+    batch: int = 4
+    crop: int = 192
+
+
+def _line(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    model, opt, _ = load_state(LINE_STATE, torch.device("cpu"), lr)
+    return model, opt, Progress(seed=0, step=0)
+
+
+def _line_with_paths(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    from c2f_format.train.growth import carry_adam
+
+    model, opt, _ = load_state(LINE_STATE, torch.device("cpu"), lr)
+    grown = add_linear_paths(model)
+    new_opt = make_optimizer(grown, lr, path_lr_scale=10.0)
+    carry_adam(model, opt, grown, new_opt)
+    return grown, new_opt, Progress(seed=0, step=0)
+
+
+def _scratch_with_paths(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    line = torch.load(LINE_STATE, map_location="cpu", weights_only=True)["config"]
+    config = ModelConfig(**{**line, "linear_paths": True, "quality_levels": None})
+    torch.manual_seed(0)
+    model = C2FModel(config)
+    model.project_gains()
+    return model, make_optimizer(model, lr), Progress(seed=0)
+
+
+ARMS: dict[str, Arm] = {
+    "line": Arm("the line's state continued (control), lr 1e-5", _line, 1e-5),
+    "line-paths": Arm(
+        "the line's state with linear paths added at zero, lr 1e-5 (paths x10)",
+        _line_with_paths,
+        1e-5,
+        path_lr_scale=10.0,
+    ),
+    "paths-scratch": Arm(
+        "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
+    ),
+}
+
+
+def _score(model: C2FModel, crops: list[torch.Tensor]) -> dict[str, object]:
+    mixed = model.mixed_precision
+    model.mixed_precision = False
+    points = [evaluate(model, crops, level, torch.device("cpu")) for level in LEVELS]
+    model.mixed_precision = mixed
+    return {
+        "levels": points,
+        "cost": [p["cost"] for p in points],
+        "bpp": [p["bpp"] for p in points],
+        "psnr": [p["psnr"] for p in points],
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    arm = ARMS[args.arm]
+    torch.set_num_threads(args.threads)
+    out = args.out / args.arm
+    out.mkdir(parents=True, exist_ok=True)
+    state, result_file = out / "state.pt", out / "result.json"
+    crops = validation_crops(args.val)
+    if state.exists():
+        model, opt, progress = load_state(state, torch.device("cpu"), arm.lr)
+        if arm.path_lr_scale != 1.0:
+            fresh = make_optimizer(model, arm.lr, arm.path_lr_scale)
+            for group, scaled in zip(opt.param_groups, fresh.param_groups, strict=True):
+                group["lr_scale"] = scaled["lr_scale"]
+        result = json.loads(result_file.read_text())
+        print(f"{args.arm}: resumed at step {progress.step}", flush=True)
+    else:
+        model, opt, progress = arm.start(arm.lr)
+        result = {"arm": args.arm, "what": arm.what, "threads": args.threads, "curve": []}
+        point = {**_score(model, crops), "cpu_minutes": 0.0, "steps": 0}
+        result["curve"].append(point)
+        print(f"{args.arm}: start {json.dumps(point['cost'])}", flush=True)
+    model.mixed_precision = True
+    model.train()
+    # the same crops in every arm: the sampler's stream restarts from the seed and skips
+    # what this arm has already drawn
+    images = [im for folder in args.data for im in load_images(folder)]
+    sampler = CropSampler(images, arm.crop, 0)
+    for _ in range(progress.step):
+        sampler.batch(arm.batch)
+    torch.manual_seed(progress.step)
+    trained = float(result["curve"][-1]["cpu_minutes"]) * 60
+    while trained < args.minutes * 60 - 1:
+        segment = min(SEGMENT_MINUTES * 60, args.minutes * 60 - trained)
+        schedule = Schedule(
+            iters=10**9,
+            lr=arm.lr,
+            decay_from=2.0,
+            int_from=2.0,
+            batch=arm.batch,
+            log_every=100,
+            ckpt_every=10**9,
+            val_every=10**9,
+            clock=time.process_time,
+        )
+        start = time.process_time()
+        schedule.deadline = start + segment
+        train_loop(model, opt, sampler, schedule, progress, torch.device("cpu"), log=_log(args.arm))
+        trained += time.process_time() - start
+        point = {**_score(model, crops), "cpu_minutes": trained / 60, "steps": progress.step}
+        result["curve"].append(point)
+        result["steps"] = progress.step
+        result["cpu_minutes"] = trained / 60
+        save_state(state, model, opt, progress)
+        result_file.write_text(json.dumps(result, indent=1) + "\n")
+        print(
+            f"{args.arm}: {trained / 60:.1f} CPU-min step {progress.step} J "
+            + " / ".join(f"{c:.4f}" for c in point["cost"])
+            + " PSNR "
+            + " / ".join(f"{p:.2f}" for p in point["psnr"]),
+            flush=True,
+        )
+
+
+def _log(arm: str) -> Callable[[dict[str, float]], None]:
+    def log(row: dict[str, float]) -> None:
+        print(
+            f"{arm} step {int(row['step'])} loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
+            f"psnr {row['psnr']:.2f} {row['steps_per_second']:.2f} it/s",
+            flush=True,
+        )
+
+    return log
+
+
+def _slope(curve: list[dict], window: float = 30.0) -> list[float]:
+    """Relative change of J per 10 CPU-minutes over the arm's last `window` minutes
+    (least squares), at each scored level."""
+    end = curve[-1]["cpu_minutes"]
+    pts = [p for p in curve if p["cpu_minutes"] >= end - window - 1e-6]
+    if len(pts) < 2:
+        return [float("nan")] * len(LEVELS)
+    out = []
+    t = torch.tensor([p["cpu_minutes"] for p in pts], dtype=torch.float64)
+    for i in range(len(LEVELS)):
+        j = torch.tensor([p["cost"][i] for p in pts], dtype=torch.float64)
+        tc = t - t.mean()
+        slope = float((tc * (j - j.mean())).sum() / (tc * tc).sum())
+        out.append(10 * slope / float(j.mean()))
+    return out
+
+
+def table(folder: Path) -> str:
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+    lines = [
+        "| arm | CPU-min | steps | J at levels 0 / 3.5 / 7: start | end | "
+        "change of J per 10 CPU-min over the last 30 (%) | end: bpp / dB at 0 / 3.5 / 7 |",
+        "|---|---:|---:|---|---|---|---|",
+    ]
+    for r in rows:
+        first, last = r["curve"][0], r["curve"][-1]
+        slope = _slope(r["curve"])
+        lines.append(
+            f"| {r['what']} | {last['cpu_minutes']:.0f} | {last['steps']} | "
+            + " / ".join(f"{c:.3f}" for c in first["cost"])
+            + " | "
+            + " / ".join(f"{c:.3f}" for c in last["cost"])
+            + " | "
+            + " / ".join(f"{100 * s:+.2f}" for s in slope)
+            + " | "
+            + ", ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(last["bpp"], last["psnr"], strict=True))
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def plot(folder: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+    fig, axes = plt.subplots(1, len(LEVELS), figsize=(5 * len(LEVELS), 4))
+    for i, ax in enumerate(axes):
+        for r in rows:
+            t = [p["cpu_minutes"] for p in r["curve"]]
+            ax.plot(t, [p["cost"][i] for p in r["curve"]], marker=".", label=r["arm"])
+        ax.set_title(f"level {LEVELS[i]:g}")
+        ax.set_xlabel("CPU-minutes (one thread)")
+        ax.set_ylabel("J = bpp + lambda 255^2 MSE (held-out crops)")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and score one arm (resumes)")
+    r.add_argument("arm", choices=sorted(ARMS))
+    r.add_argument("--data", type=Path, nargs="+", default=[REPO / "runs" / "pack"])
+    r.add_argument("--val", type=Path, default=REPO.parent / "shared" / "data" / "val")
+    r.add_argument("--out", type=Path, default=LAB / "arms")
+    r.add_argument("--minutes", type=float, default=90.0)
+    r.add_argument("--threads", type=int, default=1)
+    t = sub.add_parser("table", help="the arms as a Markdown table")
+    t.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
+    p = sub.add_parser("plot", help="learning curves as a PNG")
+    p.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
+    p.add_argument("-o", "--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "table":
+        print(table(args.folder))
+    else:
+        plot(args.folder, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
