@@ -45,14 +45,15 @@ def temperature(step: int, iterations: int) -> float:
     return min(TAU_MAX, TAU_MAX * math.exp(-(2.0 / iterations) * (step - t0)))
 
 
-def sga_round(v: Tensor, tau: float) -> Tensor:
+def sga_round(v: Tensor, tau: float, generator: torch.Generator | None = None) -> Tensor:
     """A relaxed random rounding of `v`: floor(v) + w, w in (0, 1) drawn from a
     Gumbel-softmax over {down, up} whose logits favour the nearer integer."""
     down = torch.floor(v)
     eps = 1e-5
     r_down = (v - down).clamp(eps, 1 - eps)
     logits = torch.stack([-torch.atanh(r_down), -torch.atanh(1 - r_down)]) / tau
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1.0)))
+    uniform = torch.rand(logits.shape, generator=generator, device=v.device, dtype=v.dtype)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0)))
     w = torch.softmax((logits + gumbel) / tau, dim=0)
     return down + w[1]
 
@@ -79,40 +80,38 @@ def refine(
     height, width = image.shape[2], image.shape[3]
     rows, cols = y.shape[2], y.shape[3]
     pixels = float(height * width)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
+    # a generator of its own: the same stream for the same image whatever else runs
+    generator = torch.Generator(device=y.device)
+    generator.manual_seed(seed)
     v_all = (y - mean).detach().clone()
     lr = LR_LONG if iterations >= 1000 else LR_SHORT
-    try:
-        for t in synthesis_tiles(rows, cols, height, width, tile=SEARCH_TILE):
-            a0, a1, b0, b1 = t.window
-            # the tile's own latent units inside its window (the rest is context)
-            inner = torch.zeros((1, 1, a1 - a0, b1 - b0), dtype=torch.bool, device=y.device)
-            top, left = t.y // LATENT_FACTOR, t.x // LATENT_FACTOR
-            bottom, right = min(rows, top + SEARCH_TILE), min(cols, left + SEARCH_TILE)
-            inner[:, :, top - a0 : bottom - a0, left - b0 : right - b0] = True
-            mu = mean[:, :, a0:a1, b0:b1]
-            sigma = scale[:, :, a0:a1, b0:b1]
-            target = image[:, :, t.y : t.y + t.height, t.x : t.x + t.width]
-            v = v_all[:, :, a0:a1, b0:b1].clone().requires_grad_(True)
-            context = torch.round(v_all[:, :, a0:a1, b0:b1])
-            opt = torch.optim.Adam([v], lr=lr)
-            for step in range(iterations):
-                tau = temperature(step, iterations)
-                v_hat = torch.where(inner, sga_round(v, tau), context)
-                bits = gaussian_bits(v_hat * inner, torch.zeros_like(v_hat), sigma)
-                x = synthesis(v_hat + mu, t.window)
-                crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
-                mse_sum = (crop.float() - target).pow(2).sum() / 3.0
-                loss = (bits.sum() + lam * 255.0**2 * mse_sum) / pixels
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                assert v.grad is not None
-                v.grad.mul_(inner)
-                opt.step()
-            with torch.no_grad():
-                window = v_all[:, :, a0:a1, b0:b1]
-                window.copy_(torch.where(inner, v.detach(), window))
-    finally:
-        torch.random.set_rng_state(generator_state)
+    for t in synthesis_tiles(rows, cols, height, width, tile=SEARCH_TILE):
+        a0, a1, b0, b1 = t.window
+        # the tile's own latent units inside its window (the rest is context)
+        inner = torch.zeros((1, 1, a1 - a0, b1 - b0), dtype=torch.bool, device=y.device)
+        top, left = t.y // LATENT_FACTOR, t.x // LATENT_FACTOR
+        bottom, right = min(rows, top + SEARCH_TILE), min(cols, left + SEARCH_TILE)
+        inner[:, :, top - a0 : bottom - a0, left - b0 : right - b0] = True
+        mu = mean[:, :, a0:a1, b0:b1]
+        sigma = scale[:, :, a0:a1, b0:b1]
+        target = image[:, :, t.y : t.y + t.height, t.x : t.x + t.width]
+        v = v_all[:, :, a0:a1, b0:b1].clone().requires_grad_(True)
+        context = torch.round(v_all[:, :, a0:a1, b0:b1])
+        opt = torch.optim.Adam([v], lr=lr)
+        for step in range(iterations):
+            tau = temperature(step, iterations)
+            v_hat = torch.where(inner, sga_round(v, tau, generator), context)
+            bits = gaussian_bits(v_hat * inner, torch.zeros_like(v_hat), sigma)
+            x = synthesis(v_hat + mu, t.window)
+            crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
+            mse_sum = (crop.float() - target).pow(2).sum() / 3.0
+            loss = (bits.sum() + lam * 255.0**2 * mse_sum) / pixels
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            assert v.grad is not None
+            v.grad.mul_(inner)
+            opt.step()
+        with torch.no_grad():
+            window = v_all[:, :, a0:a1, b0:b1]
+            window.copy_(torch.where(inner, v.detach(), window))
     return v_all + mean

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from ..codec.api import StreamDecoder, decode, encode
+from ..codec.effort import DEFAULT_EFFORT, check_effort
 from ..codec.metrics import psnr
 from ..codec.progress import progress
 from ..format.bitstream import hyper_end, iter_segments
@@ -52,9 +53,20 @@ def _pillow_codec(fmt: str, options: Callable[[int], dict[str, object]]) -> Code
     return run
 
 
-def _c2f(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
+def _c2f_at(effort: int) -> CodecFn:
+    """c2f at one encoder effort (codec/effort.py)."""
+
+    def run(im: Image.Image, q: int) -> tuple[bytes, Image.Image, float, float]:
+        return _c2f(im, q, effort)
+
+    return run
+
+
+def _c2f(
+    im: Image.Image, q: int, effort: int = DEFAULT_EFFORT
+) -> tuple[bytes, Image.Image, float, float]:
     t0 = time.perf_counter()
-    data = encode(im, quality=q)
+    data = encode(im, quality=q, effort=effort)
     t1 = time.perf_counter()
     out = decode(data)
     return data, out, t1 - t0, time.perf_counter() - t1
@@ -263,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {', '.join(CODECS)} (default: all)",
     )
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
+    ap.add_argument(
+        "--every", type=int, default=1, help="only every Nth image (after --limit's cut)"
+    )
+    ap.add_argument(
+        "--effort",
+        type=int,
+        default=DEFAULT_EFFORT,
+        help=f"c2f's encoder effort 1..9 (default {DEFAULT_EFFORT})",
+    )
+    ap.add_argument(
+        "--c2f-qualities",
+        help="comma-separated c2f qualities instead of 1, 10, ..., 100",
+    )
     ap.add_argument("--no-msssim", action="store_true", help="do not compute MS-SSIM")
     ap.add_argument(
         "--reference",
@@ -286,11 +311,15 @@ def _sources(folder: Path, out: Path, limit: int) -> list[Path]:
 
 
 def _measure(
-    paths: list[Path], names: list[str], folder: Path, no_msssim: bool
+    paths: list[Path],
+    names: list[str],
+    folder: Path,
+    no_msssim: bool,
+    codecs: dict[str, tuple[CodecFn, list[int]]] = CODECS,
 ) -> list[dict[str, Any]]:
     """One row per image, codec and quality: size, quality metrics, times and, for c2f,
     the preview's quality and share of the file (each image is read once)."""
-    jobs = [(p, c, q) for p in paths for c in names for q in CODECS[c][1]]
+    jobs = [(p, c, q) for p in paths for c in names for q in codecs[c][1]]
     rows: list[dict[str, Any]] = []
     cache: dict[Path, tuple[Image.Image, np.ndarray]] = {}
     for path, codec, q in progress(jobs, len(jobs), "bench"):
@@ -302,7 +331,7 @@ def _measure(
             # (c2f's and AVIF's take them from it) and not others' (JPEG, WebP)
             cache[path] = (Image.fromarray(pixels), pixels)
         image, ref = cache[path]
-        data, out, t_enc, t_dec = CODECS[codec][0](image, q)
+        data, out, t_enc, t_dec = codecs[codec][0](image, q)
         got = np.asarray(out.convert("RGB"))
         preview_db, preview_share = (
             preview_quality(data, ref) if codec == "c2f" else (float("nan"), float("nan"))
@@ -358,14 +387,27 @@ def _summary(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    paths = _sources(args.folder, args.out, args.limit)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        effort = check_effort(args.effort)
+        qualities = (
+            [int(q) for q in args.c2f_qualities.split(",")]
+            if args.c2f_qualities
+            else CODECS["c2f"][1]
+        )
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.every < 1 or not all(1 <= q <= 100 for q in qualities):
+        ap.error("--every must be at least 1 and --c2f-qualities within 1..100")
+    codecs = {**CODECS, "c2f": (_c2f_at(effort), qualities)}
+    paths = _sources(args.folder, args.out, args.limit)[:: args.every]
     if not paths:
         print(f"c2f bench: no PNG, PPM, BMP or TIFF images in {args.folder}", file=sys.stderr)
         return 1
     names = [c for c in args.codecs.split(",") if c]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = _measure(paths, names, args.folder, args.no_msssim)
+    rows = _measure(paths, names, args.folder, args.no_msssim, codecs)
     with (args.out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -378,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     bd = _bd_rates(curve)
     mono = monotonicity(rows)
     settings = {c: SETTINGS[c] for c in names}
+    if "c2f" in settings and effort != DEFAULT_EFFORT:
+        settings["c2f"] += f", effort {effort}"
     (args.out / "results.json").write_text(
         json.dumps(
             {

@@ -104,3 +104,23 @@ def test_preview_benchmark_end_to_end(tmp_path: Path, small_rgb: np.ndarray) -> 
     for key in ("full", "1/2", "1/4", "1/8"):
         assert row[f"{key}_s"] > 0 and row[f"{key}_psnr"] > 15
     assert row["1/4_psnr_vs_full_reduced"] > 30
+
+
+def test_bench_effort_subset_and_qualities(
+    tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(small_rgb).save(folder / f"{name}.png")
+    out = tmp_path / "out"
+    args = [str(folder), "-o", str(out), "--codecs", "c2f", "--no-msssim", "--every", "2"]
+    args += ["--effort", "4", "--c2f-qualities", "20,60"]
+    assert bench.main(args) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert sorted({r["image"] for r in result["rows"]}) == ["a.png", "c.png"]
+    assert sorted({r["quality"] for r in result["rows"]}) == [20, 60]
+    assert result["settings"]["c2f"].endswith("effort 4")
+    with pytest.raises(SystemExit):
+        bench.main([str(folder), "--effort", "10"])
+    assert "effort must be 1..9" in capsys.readouterr().err
