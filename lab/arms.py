@@ -2,7 +2,7 @@
 
     python lab/arms.py run line-paths --minutes 90 --threads 1   # two at a time
     python lab/arms.py table lab/arms
-    python lab/arms.py plot lab/arms -o docs/training/arms.png
+    python lab/arms.py plot lab/arms -o docs/arms.png
 
 Every arm sees the same crops (seed 0, batch 4 x 192^2 unless an arm says otherwise)
 and is scored every 5 CPU-minutes on the same held-out crops (centre crops of the first
@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -87,7 +88,7 @@ ARMS: dict[str, Arm] = {
 }
 
 
-def _score(model: C2FModel, crops: list[torch.Tensor]) -> dict[str, object]:
+def _score(model: C2FModel, crops: list[torch.Tensor]) -> dict[str, Any]:
     mixed = model.mixed_precision
     model.mixed_precision = False
     points = [evaluate(model, crops, level, torch.device("cpu")) for level in LEVELS]
@@ -113,14 +114,14 @@ def run(args: argparse.Namespace) -> None:
             fresh = make_optimizer(model, arm.lr, arm.path_lr_scale)
             for group, scaled in zip(opt.param_groups, fresh.param_groups, strict=True):
                 group["lr_scale"] = scaled["lr_scale"]
-        result = json.loads(result_file.read_text())
+        result: dict[str, Any] = json.loads(result_file.read_text())
         print(f"{args.arm}: resumed at step {progress.step}", flush=True)
     else:
         model, opt, progress = arm.start(arm.lr)
         result = {"arm": args.arm, "what": arm.what, "threads": args.threads, "curve": []}
-        point = {**_score(model, crops), "cpu_minutes": 0.0, "steps": 0}
-        result["curve"].append(point)
-        print(f"{args.arm}: start {json.dumps(point['cost'])}", flush=True)
+        first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": 0}
+        result["curve"].append(first)
+        print(f"{args.arm}: start {json.dumps(first['cost'])}", flush=True)
     model.mixed_precision = True
     model.train()
     # the same crops in every arm: the sampler's stream restarts from the seed and skips
@@ -148,7 +149,11 @@ def run(args: argparse.Namespace) -> None:
         schedule.deadline = start + segment
         train_loop(model, opt, sampler, schedule, progress, torch.device("cpu"), log=_log(args.arm))
         trained += time.process_time() - start
-        point = {**_score(model, crops), "cpu_minutes": trained / 60, "steps": progress.step}
+        point: dict[str, Any] = {
+            **_score(model, crops),
+            "cpu_minutes": trained / 60,
+            "steps": progress.step,
+        }
         result["curve"].append(point)
         result["steps"] = progress.step
         result["cpu_minutes"] = trained / 60
@@ -174,7 +179,7 @@ def _log(arm: str) -> Callable[[dict[str, float]], None]:
     return log
 
 
-def _slope(curve: list[dict], window: float = 30.0) -> list[float]:
+def _slope(curve: list[dict[str, Any]], window: float = 30.0) -> list[float]:
     """Relative change of J per 10 CPU-minutes over the arm's last `window` minutes
     (least squares), at each scored level."""
     end = curve[-1]["cpu_minutes"]
@@ -216,25 +221,48 @@ def table(folder: Path) -> str:
 
 
 def plot(folder: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The arms' learning curves, J against CPU-minutes at each scored level (Pillow)."""
+    from PIL import Image, ImageDraw
 
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
-    fig, axes = plt.subplots(1, len(LEVELS), figsize=(5 * len(LEVELS), 4))
-    for i, ax in enumerate(axes):
-        for r in rows:
-            t = [p["cpu_minutes"] for p in r["curve"]]
-            ax.plot(t, [p["cost"][i] for p in r["curve"]], marker=".", label=r["arm"])
-        ax.set_title(f"level {LEVELS[i]:g}")
-        ax.set_xlabel("CPU-minutes (one thread)")
-        ax.set_ylabel("J = bpp + lambda 255^2 MSE (held-out crops)")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
+    colours = [(200, 30, 30), (30, 120, 200), (30, 160, 60), (200, 140, 0), (150, 60, 160)]
+    panel_w, h, m = 420, 360, 56
+    im = Image.new("RGB", (panel_w * len(LEVELS), h + 20 * len(rows)), "white")
+    d = ImageDraw.Draw(im)
+    t_max = max(p["cpu_minutes"] for r in rows for p in r["curve"]) or 1.0
+    for i, level in enumerate(LEVELS):
+        x0 = i * panel_w
+        costs = [p["cost"][i] for r in rows for p in r["curve"]]
+        lo, hi = min(costs), max(costs)
+        pad = (hi - lo) * 0.05 or 0.01
+        lo, hi = lo - pad, hi + pad
+
+        def xy(t: float, j: float, x0: int = x0, lo: float = lo, hi: float = hi) -> tuple:
+            return (
+                x0 + m + t / t_max * (panel_w - m - 12),
+                h - m - (j - lo) / (hi - lo) * (h - 2 * m),
+            )
+
+        d.rectangle([x0 + m, m, x0 + panel_w - 12, h - m], outline="black")
+        d.text((x0 + m, 20), f"J at level {level:g} (held-out crops)", fill="black")
+        d.text((x0 + m, h - m + 22), "CPU-minutes (one thread)", fill="black")
+        for k in range(5):
+            j = lo + (hi - lo) * k / 4
+            _, y = xy(0, j)
+            d.text((x0 + 4, y - 6), f"{j:.3f}", fill="black")
+            t = t_max * k / 4
+            x, _ = xy(t, lo)
+            d.text((x - 8, h - m + 6), f"{t:.3g}", fill="black")
+        for r, colour in zip(rows, colours, strict=False):
+            line = [xy(p["cpu_minutes"], p["cost"][i]) for p in r["curve"]]
+            if len(line) > 1:
+                d.line(line, fill=colour, width=2)
+    for k, (r, colour) in enumerate(zip(rows, colours, strict=False)):
+        y = h + 20 * k
+        d.line([m, y + 7, m + 30, y + 7], fill=colour, width=3)
+        d.text((m + 38, y), f"{r['arm']}: {r['what']}", fill="black")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    im.save(out)
 
 
 def main(argv: list[str] | None = None) -> int:
