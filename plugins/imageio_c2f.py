@@ -24,6 +24,7 @@ from PIL import Image
 
 from c2f_format.codec import api
 from c2f_format.codec.effort import DEFAULT_EFFORT
+from c2f_format.codec.options import check_save_options
 from c2f_format.format import bitstream
 from c2f_format.format.errors import TruncatedStreamError
 
@@ -129,9 +130,13 @@ class C2FPlugin(PluginV3):
         exif: bytes | None = None,
         icc_profile: bytes | None = None,
         is_batch: bool | None = None,
+        **options: Any,
     ) -> bytes | None:
         """Encode one image (uint8 HxW, HxWx2, HxWx3 or HxWx4, or a batch of one);
-        `quality`, `effort`, `exif` and `icc_profile` as in `c2f_format.encode`."""
+        `quality`, `effort`, `exif` and `icc_profile` as in `c2f_format.encode`. Other
+        formats' options are honoured where c2f does what they ask (lossless=False,
+        subsampling="4:4:4") and refused otherwise (`codec.options`)."""
+        check_save_options(options)
         images = list(ndimage) if isinstance(ndimage, list) else None
         arr = np.asarray(images[0] if images and len(images) == 1 else ndimage)
         if images is not None and len(images) != 1:

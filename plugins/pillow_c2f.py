@@ -37,6 +37,7 @@ from PIL import Image, ImageFile
 
 from c2f_format.codec import api
 from c2f_format.codec.effort import DEFAULT_EFFORT
+from c2f_format.codec.options import check_save_options
 from c2f_format.format import bitstream
 from c2f_format.format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from c2f_format.format.errors import (
@@ -270,6 +271,7 @@ class C2FDecoder(ImageFile.PyDecoder):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     info = im.encoderinfo
     try:
+        check_save_options(info)
         data = api.encode(
             im,
             quality=info.get("quality", 75),

@@ -40,6 +40,7 @@ from ..format.errors import (
 from . import engines
 from .decoding import LatentDecoder, check_reduce
 from .effort import DEFAULT_EFFORT, check_effort
+from .options import LOSSLESS_HINT
 
 if TYPE_CHECKING:
     import torch
@@ -165,6 +166,7 @@ def encode(
     icc_profile: bytes | _FromImage | None = FROM_IMAGE,
     on_tile: TileCallback | None = None,
     effort: int = DEFAULT_EFFORT,
+    lossless: bool = False,
 ) -> bytes:
     """Compress a PIL image or a uint8 array into a .c2f stream.
 
@@ -193,7 +195,11 @@ def encode(
     smaller files at the same quality, taking longer the higher it goes (effort 9:
     minutes for a 768x512 image on two cores). Every effort writes an ordinary stream
     that every decoder reads.
+
+    c2f is lossy: `lossless=True` raises InvalidArgumentError saying what to use instead.
     """
+    if lossless:
+        raise InvalidArgumentError(f"c2f is a lossy format: {LOSSLESS_HINT}")
     q = _check_quality(quality)
     level = check_effort(effort)
     ancillary = _metadata_segments(image, exif, icc_profile)
