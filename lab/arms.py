@@ -74,6 +74,15 @@ def _scratch_with_paths(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress
     return model, make_optimizer(model, lr), Progress(seed=0)
 
 
+def _scratch_from_pca(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    from pca_init import pca_start  # lab/, beside this file
+
+    model, _, progress = _scratch_with_paths(lr)
+    images = load_images(REPO / "runs" / "pack")
+    print(f"linear start: {pca_start(model, images)}", flush=True)
+    return model, make_optimizer(model, lr), progress
+
+
 ARMS: dict[str, Arm] = {
     "line": Arm("the line's state continued (control), lr 1e-5", _line, 1e-5),
     "line-paths": Arm(
@@ -81,6 +90,19 @@ ARMS: dict[str, Arm] = {
         _line_with_paths,
         1e-5,
         path_lr_scale=10.0,
+    ),
+    "line-b16c96": Arm(
+        "the line's state continued at batch 16 x 96^2 (the same pixels a step), lr 1e-5",
+        _line,
+        1e-5,
+        batch=16,
+        crop=96,
+    ),
+    "pca-scratch": Arm(
+        "the line's network with linear paths started at the training images' principal "
+        "components and silent non-linear stages, from scratch, lr 1e-4",
+        _scratch_from_pca,
+        1e-4,
     ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
