@@ -16,12 +16,13 @@ Haar wavelets; here the linear part is the data's own.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from c2f_format.networks.layers import space_to_depth
+from c2f_format.networks.layers import LinearDown, LinearUp, space_to_depth
 from c2f_format.networks.model import C2FModel
 
 TARGET_DB = 30.0  # PSNR the middle level's quantiser step aims at, at the start
@@ -61,27 +62,29 @@ def pca_start(model: C2FModel, images: list[np.ndarray]) -> dict[str, float]:
     if not model.config.linear_paths:
         raise ValueError("the model has no linear paths")
     x = training_blocks(images)
+    a_paths = cast(list[LinearDown], list(model.a_paths))
+    s_paths = cast(list[LinearUp], list(model.s_paths))
     h = x
-    for path in model.a_paths:
+    for path in a_paths:
         s = space_to_depth(h)
         weight = components(s, path.mix.weight.shape[0])
         path.mix.weight.copy_(weight.view(*weight.shape, 1, 1))
         h = path(h)
-    for a_path, s_path in zip(reversed(model.a_paths), model.s_paths, strict=True):
+    for a_path, s_path in zip(reversed(a_paths), s_paths, strict=True):
         w = a_path.mix.weight[:, :, 0, 0]  # [cout, 4 cin]
         s_path.mix.weight.copy_(w.T.reshape(*w.T.shape, 1, 1))
     # the non-linear stages start silent: their last convolution at zero
     stages = [model.g_a[0], model.g_a[2], model.g_a[4], model.g_a[6]]
     stages += [model.g_s_head[0], model.g_s_tail[0], model.g_s_tail[2], model.g_s_tail[4]]
     stages.append(model.fuse_mix)  # the hyper features join through it: silent too
-    for conv in stages:
+    for conv in cast(list[nn.Conv2d], stages):
         conv.weight.zero_()
         if conv.bias is not None:
             conv.bias.zero_()
     y = h
     recon = y
-    for path in model.s_paths:
-        recon = path(recon)
+    for up in s_paths:
+        recon = up(recon)
     mse = float((recon - x).pow(2).mean())
     # a uniform quantiser of step d costs d^2 / 12 per coefficient, and the transform is
     # orthonormal: d = sqrt(12 * mse) for the target at the middle level

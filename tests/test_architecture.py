@@ -34,6 +34,8 @@ TORCH_FREE = {
     "c2f_format.codec.api",
     "c2f_format.codec.batch",
     "c2f_format.codec.decoding",
+    "c2f_format.codec.effort",
+    "c2f_format.codec.options",
     "c2f_format.codec.engines",
     "c2f_format.codec.metrics",
     "c2f_format.codec.numpy_engine",

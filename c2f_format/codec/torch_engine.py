@@ -334,7 +334,7 @@ class Codec:
         y = torch.empty((1, self.net.config.m, rows, cols), device=self.device)
         for r0, r1, c0, c1, (a0, a1, b0, b1) in reporting(_tiles(rows, cols), on_tile):
             window = x[a0 * f : a1 * f, b0 * f : b1 * f].permute(2, 0, 1).unsqueeze(0)
-            part = self.net.g_a(_channels_last(window.to(torch.float32) / 255.0))
+            part = self.net.analysis_transform(_channels_last(window.to(torch.float32) / 255.0))
             y[:, :, r0:r1, c0:c1] = part[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
         return y
 

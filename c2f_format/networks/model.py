@@ -279,7 +279,7 @@ class C2FModel(nn.Module):
     def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder side: y (gained), z2, z1 as floats."""
         with self.transforms_autocast(x.device.type):
-            y = self.g_a(x) if not self.config.linear_paths else self._paths_analysis(x)
+            y = self.analysis_transform(x)
         y = y.float() * gain.view(-1, self.config.m, 1, 1)
         z2 = self.h_a2(y)
         z1 = self.h_a1(z2)
@@ -308,6 +308,10 @@ class C2FModel(nn.Module):
                 return self._paths_tail(u, stages).float()
             tail = self.g_s_tail if stages >= len(self.g_s_tail) else self.g_s_tail[:stages]
             return tail(u).float()  # the whole tail itself: progress bars hook it
+
+    def analysis_transform(self, x: Tensor) -> Tensor:
+        """g_a: the image in [0, 1] -> y before its gain, with the linear paths if any."""
+        return self.g_a(x) if not self.config.linear_paths else self._paths_analysis(x)
 
     def _paths_analysis(self, x: Tensor) -> Tensor:
         """g_a stage by stage, each stride-2 stage's output plus its linear path's."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -145,3 +147,52 @@ def test_a_channel_out_of_the_rate_term_costs_nothing_in_training() -> None:
     model.rate_weight_y = None
     with torch.no_grad():
         assert torch.equal(counted, model(x, torch.full((1,), 2.0))["bits_y"])
+
+
+def test_linear_paths_added_at_zero_change_nothing() -> None:
+    from c2f_format.train.growth import add_linear_paths
+
+    model = _model()
+    grown = add_linear_paths(model).eval()
+    x, level = _image(), torch.tensor([1.5])
+    with torch.no_grad():
+        before, after = model(x, level), grown(x, level)
+    for key in ("x_hat", "bits_y", "bits_z"):
+        assert torch.equal(before[key], after[key]), key
+    with pytest.raises(ValueError, match="already"):
+        add_linear_paths(grown)
+    # the paths learn: the first analysis path and the last synthesis path (which see
+    # the image and make it) get a gradient at once
+    rd_loss(grown.train(), x, level)["loss"].backward()
+    for path in (grown.a_paths[0], grown.s_paths[-1]):
+        grad = _weight(path.get_submodule("mix")).grad
+        assert grad is not None and float(grad.abs().sum()) > 0
+
+
+def test_linear_paths_have_their_own_learning_rate_and_are_not_exported(
+    tmp_path: Path,
+) -> None:
+    from c2f_format.networks.weights import save_weights
+    from c2f_format.train.growth import add_linear_paths
+
+    grown = add_linear_paths(_model())
+    opt = make_optimizer(grown, 1e-4, path_lr_scale=10.0)
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 10.0, 10.0]
+    paths = {id(p) for p in (*grown.a_paths.parameters(), *grown.s_paths.parameters())}
+    assert {id(p) for p in opt.param_groups[2]["params"]} == paths
+    with pytest.raises(ValueError, match="linear paths"):
+        save_weights(grown, tmp_path / "w.npz")
+
+
+def test_a_model_with_linear_paths_trains_and_reduces() -> None:
+    config = ModelConfig(n=16, m=16, c2=8, c1=8, h2=8, h1=8, p3=16, p2=8, fuse=4)
+    config.linear_paths = True
+    model = C2FModel(config)
+    x = _image()
+    out = model(x, torch.tensor([0.5]))
+    assert out["x_hat"].shape == x.shape
+    y = model.analysis_transform(x)
+    assert y.shape == (1, 16, 8, 8)
+    _, inv = model.gains(0.5)
+    h2, h1 = torch.zeros(1, 8, 8, 8), torch.zeros(1, 8, 4, 4)
+    assert model.synthesis(y, inv, h2, h1, stages=2).shape == (1, 16, 32, 32)
