@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -287,6 +288,44 @@ def plot(folder: Path, out: Path) -> None:
     im.save(out)
 
 
+LOG_LINE = re.compile(
+    r"^(?P<arm>\S+) step (?P<step>\d+) loss (?P<loss>\S+) bpp (?P<bpp>\S+) "
+    r"psnr (?P<psnr>\S+) (?P<rate>\S+) it/s$"
+)
+
+
+def adopt(arm: str, folder: Path, note: str) -> None:
+    """Make an arm's state the line's: training/checkpoint.pt, with the line's step and
+    CPU-second counts carried on where the arm continued the line (the arms count from
+    zero), a round recorded, and the arm's logged steps appended to training/log.csv."""
+    state = torch.load(folder / arm / "state.pt", map_location="cpu", weights_only=True)
+    line = torch.load(LINE_STATE, map_location="cpu", weights_only=True)
+    continued = ARMS[arm].start in (_line, _line_with_paths)
+    offset_steps = int(line["step"]) if continued else 0
+    offset_seconds = float(line["cpu_seconds"]) if continued else 0.0
+    result = json.loads((folder / arm / "result.json").read_text())
+    state["step"] = offset_steps + int(state["step"])
+    state["cpu_seconds"] = offset_seconds + float(state["cpu_seconds"])
+    state["gpu_seconds"] = float(line["gpu_seconds"]) if continued else 0.0
+    state["rounds"] = [
+        *(line["rounds"] if continued else []),
+        {"arm": arm, "what": ARMS[arm].what, "steps": result["steps"], "note": note},
+    ]
+    torch.save(state, LINE_STATE.with_suffix(".tmp"))
+    LINE_STATE.with_suffix(".tmp").replace(LINE_STATE)
+    log = LINE_STATE.parent / "log.csv"
+    lr = ARMS[arm].lr
+    rows = []
+    for text in (folder / f"{arm}.log").read_text().splitlines():
+        match = LOG_LINE.match(text)
+        if match and match["arm"] == arm:
+            step = offset_steps + int(match["step"])
+            rows.append(f"{step},{match['loss']},{match['bpp']},{match['psnr']},nan,{lr},0,nan")
+    with log.open("a") as f:
+        f.write("".join(row + "\n" for row in rows))
+    print(f"{arm} -> {LINE_STATE} (step {state['step']}), {len(rows)} log rows", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -301,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=1)
     t = sub.add_parser("table", help="the arms as a Markdown table")
     t.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
+    a = sub.add_parser("adopt", help="make an arm's state the training line's")
+    a.add_argument("arm", choices=sorted(ARMS))
+    a.add_argument("--folder", type=Path, default=LAB / "arms")
+    a.add_argument("--note", default="")
     p = sub.add_parser("plot", help="learning curves as a PNG")
     p.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
     p.add_argument("-o", "--out", type=Path, required=True)
@@ -309,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     elif args.command == "table":
         print(table(args.folder))
+    elif args.command == "adopt":
+        adopt(args.arm, args.folder, args.note)
     else:
         plot(args.folder, args.out)
     return 0
