@@ -77,7 +77,8 @@ class Codec:
         self.loaded = loaded
         self.device = device
         self.net = for_inference(loaded.net).to(device)
-        self.reduced = {r: ReducedTail(loaded.net.g_s_tail, r).to(device) for r in (2, 4)}
+        paths = loaded.net.tail_path_weights()
+        self.reduced = {r: ReducedTail(loaded.net.g_s_tail, r, paths).to(device) for r in (2, 4)}
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
@@ -180,11 +181,11 @@ class Codec:
         """1/4-scale features -> the image reduced by `reduce`: the folded convolution,
         and the real last stages in a strip along each outer edge of the grid."""
         x = finish(features)
-        tail = self.net.g_s_tail[2:]
         for axis, at_end in edges:
             dim, n = 2 + axis, EDGE_STRIP
             start = features.shape[dim] - n if at_end else 0
-            exact = F.avg_pool2d(tail(features.narrow(dim, start, n)).float(), reduce)
+            strip = features.narrow(dim, start, n)
+            exact = F.avg_pool2d(self.net.tail_stages(strip, 1, 3).float(), reduce)
             keep = exact.shape[dim] // 2
             src = exact.shape[dim] - keep if at_end else 0
             x.narrow(dim, x.shape[dim] - keep if at_end else 0, keep).copy_(

@@ -75,7 +75,10 @@ class ReducedTail(nn.Module):
     """The synthesis's last two stages plus a box filter of `reduce` (2 or 4), as one 5x5
     convolution on its 1/4-scale features (`numpy_layers.reduced_tail_weights`)."""
 
-    def __init__(self, tail: nn.Sequential, reduce: int) -> None:
+    def __init__(
+        self, tail: nn.Sequential, reduce: int, paths: tuple[Tensor, Tensor] | None = None
+    ) -> None:
+        """`paths`: the last two stages' linear path weights, for a model that has them."""
         super().__init__()
         deconv2, gdn, deconv3 = tail[2], tail[3], tail[4]
         if not (
@@ -96,6 +99,7 @@ class ReducedTail(nn.Module):
             array(deconv3.weight),
             array(deconv3.bias),
             reduce,
+            None if paths is None else (array(paths[0][:, :, 0, 0]), array(paths[1][:, :, 0, 0])),
         )
         u = 4 // reduce
         # [a, b, colour, ...] -> [colour, a, b, ...], the order pixel_shuffle reads

@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -324,16 +325,27 @@ class C2FModel(nn.Module):
         return x
 
     def _paths_tail(self, u: Tensor, stages: int) -> Tensor:
-        """g_s_tail's first `stages` layers, each stride-2 stage plus its linear path."""
+        """g_s_tail's first `stages` layers (2: its first stage, 5: all three)."""
+        return self.tail_stages(u, 0, (stages + 1) // 2)
+
+    def tail_stages(self, u: Tensor, start: int, stop: int) -> Tensor:
+        """Stages `start` to `stop` - 1 of g_s_tail's three (transposed convolution and
+        IGDN, the last without), each plus its linear path where the model has them."""
         layers = list(self.g_s_tail)
-        for i, path in enumerate(self.s_paths[1:]):
-            if 2 * i >= stages:
-                break
+        paths = list(self.s_paths)[1:] if self.config.linear_paths else None
+        for i in range(start, stop):
             out = layers[2 * i](u)
-            if 2 * i + 1 < min(stages, len(layers)):
+            if 2 * i + 1 < len(layers):
                 out = layers[2 * i + 1](out)
-            u = out + path(u)
+            u = out + paths[i](u) if paths is not None else out
         return u
+
+    def tail_path_weights(self) -> tuple[Tensor, Tensor] | None:
+        """The last two tail stages' linear path weights (reduced decoding folds them)."""
+        if not self.config.linear_paths:
+            return None
+        paths = [cast(LinearUp, p) for p in self.s_paths]
+        return paths[2].mix.weight, paths[3].mix.weight
 
     def preview(self, h2: Tensor, h1: Tensor) -> Tensor:
         with self.transforms_autocast(h2.device.type):

@@ -291,6 +291,17 @@ def _box(x: np.ndarray, factor: int) -> np.ndarray:
     return x.reshape(b, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
 
 
+def _path_up(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A linear path of the synthesis (1x1 convolution to 4 cout, then depth-to-space)
+    on `[B, cin, H, W]` float64; `weight` [4 cout, cin], channel 4c + 2a + b going to
+    output channel c at (2i + a, 2j + b), as torch's pixel_shuffle reads it."""
+    batch, _, height, width = x.shape
+    cout = weight.shape[0] // 4
+    w = weight.astype(np.float64).reshape(cout, 2, 2, -1)
+    out = np.einsum("nchw,opqc->nohpwq", x, w)
+    return out.reshape(batch, cout, 2 * height, 2 * width)
+
+
 def reduced_tail_weights(
     weight2: np.ndarray,
     bias2: np.ndarray,
@@ -298,6 +309,7 @@ def reduced_tail_weights(
     weight3: np.ndarray,
     bias3: np.ndarray,
     reduce: int,
+    paths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The synthesis's last two stages (transposed convolution, IGDN, transposed
     convolution to colours) followed by a `reduce` x `reduce` box filter (2 or 4), as
@@ -307,9 +319,11 @@ def reduced_tail_weights(
     1/4 scale, about 30 % of the work, then this (docs/speed/reduced.md).
 
     `weight2`, `weight3`: the transposed convolutions' [cin, cout, 5, 5]; `beta`: the
-    IGDN's |beta| + 1e-6. Returns weights [u, u, 3, cin, 5, 5] and bias [3], u = 4 /
-    reduce: output pixel (u*i + a, u*j + b) of the reduced image is output channel
-    (a, b, colour) at (i, j), as `depth_to_space` reads them."""
+    IGDN's |beta| + 1e-6; `paths`, for a model with linear paths, the two stages' path
+    weights [4 cout, cin] (spec 8), linear and so folded in too. Returns weights
+    [u, u, 3, cin, 5, 5] and bias [3], u = 4 / reduce: output pixel (u*i + a, u*j + b)
+    of the reduced image is output channel (a, b, colour) at (i, j), as
+    `depth_to_space` reads them."""
     if reduce not in (2, 4):
         raise ValueError(f"reduce must be 2 or 4, not {reduce}")
     cin = weight2.shape[0]
@@ -317,13 +331,22 @@ def reduced_tail_weights(
     impulses = np.zeros((cin, cin, 5, 5))
     impulses[np.arange(cin), np.arange(cin), 2, 2] = 1.0
     mid = _transposed_conv5(impulses, weight2) * beta.astype(np.float64).reshape(1, -1, 1, 1)
-    response = _box(_transposed_conv5(mid, weight3), reduce)  # [cin, 3, 5u, 5u]
+    if paths is not None:
+        mid = mid + _path_up(impulses, paths[0])
+    out = _transposed_conv5(mid, weight3)
+    if paths is not None:
+        out = out + _path_up(mid, paths[1])
+    response = _box(out, reduce)  # [cin, 3, 5u, 5u]
     weights = np.empty((u, u, 3, cin, 5, 5))
     for dy in range(5):  # the input at i + dy - 2 reaches output u*i + a
         for dx in range(5):
             block = response[:, :, u * (4 - dy) : u * (5 - dy), u * (4 - dx) : u * (5 - dx)]
             weights[:, :, :, :, dy, dx] = block.transpose(2, 3, 1, 0)
     flat = np.broadcast_to((bias2 * beta).astype(np.float64).reshape(1, -1, 1, 1), (1, cin, 6, 6))
-    through = _box(_transposed_conv5(np.ascontiguousarray(flat), weight3), reduce)
+    flat = np.ascontiguousarray(flat)
+    through_full = _transposed_conv5(flat, weight3)
+    if paths is not None:
+        through_full = through_full + _path_up(flat, paths[1])
+    through = _box(through_full, reduce)
     bias = through[0, :, through.shape[2] // 2, through.shape[3] // 2] + bias3
     return weights.astype(np.float32), bias.astype(np.float32)

@@ -49,6 +49,8 @@ class Synthesis:
     preview_body: FloatConv
     preview_out: FloatConv
     reduced: dict[int, FloatConv]  # 2, 4: the last stages and a box filter, at 1/4 scale
+    # a model with linear paths (spec 8): the head's and each tail stage's, 1x1 to 4 cout
+    paths: tuple[FloatConv, ...] | None = None
 
     def inverse_gain(self, quality: int) -> np.ndarray:
         """g' at quality `quality` (spec 4 and 8), in float32 as the torch decoder."""
@@ -77,13 +79,16 @@ class Synthesis:
         2 or 4 from the 1/4-scale features, as the torch decoder (`Codec._finish_reduced`:
         the folded convolution, and the real stages over an `edge_strip` of 1/4-scale positions
         along the grid's outer `edges`)."""
-        u = self.head_gdn(depth_to_space(self.head(y_hat * inv), 2))
+        y_in = y_hat * inv
+        u = self.head_gdn(depth_to_space(self.head(y_in), 2))
+        if self.paths is not None:
+            u = u + depth_to_space(self.paths[0](y_in), 2)
         f2 = np.maximum(depth_to_space(self.fuse_h2(h2), 2), 0)
         f1 = np.maximum(depth_to_space(self.fuse_h1(h1), 4), 0)
         u = u + self.fuse_mix(np.concatenate([u, f2, f1], axis=2))
-        u = self._stages(u, self.tail[:1])
+        u = self._stages(u, 0, 1)
         if reduce == 1:
-            return self._stages(u, self.tail[1:])
+            return self._stages(u, 1, 3)
         x = depth_to_space(self.reduced[reduce](u), 4 // reduce)
         for axis, at_end in edges:
 
@@ -92,19 +97,21 @@ class Synthesis:
                 return (slice(None), part) if axis else (part,)
 
             strip = np.ascontiguousarray(u[near_edge(u, edge_strip)])
-            exact = _box(self._stages(strip, self.tail[1:]), reduce)
+            exact = _box(self._stages(strip, 1, 3), reduce)
             keep = exact.shape[axis] // 2
             x[near_edge(x, keep)] = exact[near_edge(exact, keep)]
         return x
 
-    @staticmethod
-    def _stages(
-        u: np.ndarray, stages: tuple[tuple[FloatConv, InverseGDN | None], ...]
-    ) -> np.ndarray:
-        for deconv, gdn in stages:
-            u = depth_to_space(deconv(u), 2)
+    def _stages(self, u: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Tail stages `start` to `stop` - 1, each plus its linear path if any."""
+        for i in range(start, stop):
+            deconv, gdn = self.tail[i]
+            out = depth_to_space(deconv(u), 2)
             if gdn is not None:
-                u = gdn(u)
+                out = gdn(out)
+            if self.paths is not None:
+                out = out + depth_to_space(self.paths[1 + i](u), 2)
+            u = out
         return u
 
     def preview(self, h2: np.ndarray, h1: np.ndarray) -> np.ndarray:
@@ -144,6 +151,20 @@ def _int(config: dict[str, object], key: str) -> int:
     return value
 
 
+# the config keys this decoder knows (spec 5): a model with another needs another decoder
+CONFIG_KEYS = {
+    "n", "m", "c2", "c1", "h2", "h1", "p3", "p2", "fuse", "lambdas", "quality_levels",
+    "gain_schedule", "linear_paths",
+}  # fmt: skip
+
+
+def _flag(config: dict[str, object], key: str) -> bool:
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        raise WeightsError(f"config {key} is {value!r}, not a boolean")
+    return value
+
+
 def _float_array(arrays: dict[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
     value = arrays[f"float/{name}"]
     if value.shape != shape:
@@ -177,6 +198,22 @@ def _synthesis(
             order,
         )
 
+    def path(index: int, cin: int, cout: int) -> FloatConv:
+        weight = _float_array(arrays, f"s_paths.{index}.mix.weight", (4 * cout, cin, 1, 1))
+        return FloatConv.from_arrays(weight, np.zeros(4 * cout, np.float32), phase_order(cout, 2))
+
+    def path_matrix(index: int, cin: int, cout: int) -> np.ndarray:
+        return _float_array(arrays, f"s_paths.{index}.mix.weight", (4 * cout, cin, 1, 1))[
+            :, :, 0, 0
+        ]
+
+    paths = (
+        (path(0, m, n), path(1, n, n), path(2, n, n), path(3, n, 3))
+        if cfg["linear_paths"]
+        else None
+    )
+    tail_paths = (path_matrix(2, n, n), path_matrix(3, n, 3)) if cfg["linear_paths"] else None
+
     def reduced(factor: int) -> FloatConv:
         weight, bias = reduced_tail_weights(
             _float_array(arrays, "g_s_tail.2.weight", (n, n, 5, 5)),
@@ -185,6 +222,7 @@ def _synthesis(
             _float_array(arrays, "g_s_tail.4.weight", (n, 3, 5, 5)),
             _float_array(arrays, "g_s_tail.4.bias", (3,)),
             factor,
+            tail_paths,
         )
         u = 4 // factor
         return FloatConv.from_arrays(weight.reshape(3 * u * u, n, 5, 5), np.tile(bias, u * u))
@@ -206,7 +244,32 @@ def _synthesis(
         preview_body=conv("preview_body", cfg["h2"] + cfg["h1"], 64, 3),
         preview_out=conv("preview_out", 64, 12, 1, 2),
         reduced={r: reduced(r) for r in (2, 4)},
+        paths=paths,
     )
+
+
+def _read_config(
+    arrays: dict[str, np.ndarray],
+) -> tuple[dict[str, int], tuple[float, float], bool]:
+    """The sizes, the quality range and whether the model has linear paths."""
+    config = json.loads(arrays["config"].tobytes().decode())
+    if not isinstance(config, dict):
+        raise WeightsError("config is not a JSON object")
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise WeightsError(f"config names what this decoder lacks: {unknown}")
+    sizes = {k: _int(config, k) for k in ("n", "m", "c2", "c1", "h2", "h1", "fuse")}
+    lambdas = config["lambdas"]
+    if not isinstance(lambdas, list) or not lambdas:
+        raise WeightsError("config lambdas is not a non-empty list")
+    quality = config.get("quality_levels")
+    top = float(len(lambdas) - 1)
+    if quality is None:
+        return sizes, (0.0, top), _flag(config, "linear_paths")
+    q = (float(quality[0]), float(quality[1]))
+    if len(quality) != 2 or not 0 <= q[0] < q[1] <= top:
+        raise WeightsError(f"quality_levels {quality}")
+    return sizes, q, _flag(config, "linear_paths")
 
 
 def load_model(path: Path) -> NumpyModel:
@@ -214,21 +277,7 @@ def load_model(path: Path) -> NumpyModel:
     path = Path(path)
     arrays = read_arrays(path)
     try:
-        config = json.loads(arrays["config"].tobytes().decode())
-        if not isinstance(config, dict):
-            raise WeightsError("config is not a JSON object")
-        sizes = {k: _int(config, k) for k in ("n", "m", "c2", "c1", "h2", "h1", "fuse")}
-        lambdas = config["lambdas"]
-        if not isinstance(lambdas, list) or not lambdas:
-            raise WeightsError("config lambdas is not a non-empty list")
-        quality = config.get("quality_levels")
-        top = float(len(lambdas) - 1)
-        if quality is None:
-            q = (0.0, top)
-        else:
-            q = (float(quality[0]), float(quality[1]))
-            if len(quality) != 2 or not 0 <= q[0] < q[1] <= top:
-                raise WeightsError(f"quality_levels {quality}")
+        sizes, q, linear_paths = _read_config(arrays)
         layers = {}
         for name in INTEGER_LAYERS:
             weight = arrays[f"int/{name}/weight"]
@@ -250,7 +299,7 @@ def load_model(path: Path) -> NumpyModel:
             0 <= int(z1_scale.min()) <= int(z1_scale.max()) < SCALE_LEVELS
         ):
             raise WeightsError("z1 scale indices out of range")
-        synthesis = _synthesis(arrays, sizes, q)
+        synthesis = _synthesis(arrays, {**sizes, "linear_paths": int(linear_paths)}, q)
     except WeightsError as exc:
         raise WeightsError(f"weights file {path}: {exc}") from None
     except KeyError as exc:

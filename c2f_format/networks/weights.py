@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +85,6 @@ def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
 
 def save_weights(model: C2FModel, path: Path) -> bytes:
     """Write the weights file atomically; returns its model id."""
-    if model.config.linear_paths:
-        # bitstream v1's model section and both decoders know no linear paths yet
-        raise ValueError("a model with linear paths cannot be exported: spec 9 has no such layer")
     arrays = export_arrays(model)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
@@ -142,7 +139,12 @@ class LoadedModel:
 
 def _read_config(arrays: dict[str, np.ndarray], path: Path) -> ModelConfig:
     """The model sizes from the file's `config` array, its quality range checked."""
-    config = ModelConfig(**json.loads(arrays["config"].tobytes().decode()))
+    raw = json.loads(arrays["config"].tobytes().decode())
+    known = {f.name for f in fields(ModelConfig)}
+    if not isinstance(raw, dict) or set(raw) - known:
+        unknown = sorted(set(raw) - known) if isinstance(raw, dict) else raw
+        raise WeightsError(f"weights file {path}: config names what this decoder lacks: {unknown}")
+    config = ModelConfig(**raw)
     if config.quality_levels is not None:
         lo, hi = config.quality_levels
         if not 0 <= lo < hi <= len(config.lambdas) - 1:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from c2f_format.networks.inference import FrozenGDN, ReducedTail, SubpixelDeconv, for_inference
-from c2f_format.networks.layers import GDN, deconv
+from c2f_format.networks.layers import GDN, LinearUp, deconv
 from c2f_format.networks.model import C2FModel, ModelConfig
 
 
@@ -97,3 +97,27 @@ def test_reduced_tail_is_the_tail_then_a_box_filter_when_igdn_is_linear(reduce: 
     edge = 3 * (4 // reduce)
     inner = (slice(None), slice(None), slice(edge, -edge), slice(edge, -edge))
     torch.testing.assert_close(got[inner], want[inner], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduce", [2, 4])
+def test_reduced_tail_folds_the_linear_paths_in(reduce: int) -> None:
+    torch.manual_seed(10 + reduce)
+    n = 6
+    gdn = GDN(n, inverse=True)
+    with torch.no_grad():
+        gdn.gamma.zero_()
+        gdn.beta.copy_(torch.rand(n) + 0.5)
+    tail = torch.nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, n), gdn, deconv(n, 3))
+    mid, last = LinearUp(n, n), LinearUp(n, 3)
+    for path in (mid, last):
+        torch.nn.init.normal_(path.mix.weight, std=0.3)
+    x = torch.randn(1, n, 12, 14)
+    with torch.no_grad():
+        v = gdn(tail[2](x)) + mid(x)
+        want = torch.nn.functional.avg_pool2d(tail[4](v) + last(v), reduce)
+        got = ReducedTail(tail, reduce, (mid.mix.weight, last.mix.weight))(x)
+        without = ReducedTail(tail, reduce)(x)
+    edge = 3 * (4 // reduce)
+    inner = (slice(None), slice(None), slice(edge, -edge), slice(edge, -edge))
+    torch.testing.assert_close(got[inner], want[inner], atol=1e-5, rtol=1e-5)
+    assert float((without - got).abs().max()) > 0.01  # the paths count
