@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -169,10 +167,7 @@ def test_linear_paths_added_at_zero_change_nothing() -> None:
         assert grad is not None and float(grad.abs().sum()) > 0
 
 
-def test_linear_paths_have_their_own_learning_rate_and_are_not_exported(
-    tmp_path: Path,
-) -> None:
-    from c2f_format.networks.weights import save_weights
+def test_linear_paths_have_their_own_learning_rate() -> None:
     from c2f_format.train.growth import add_linear_paths
 
     grown = add_linear_paths(_model())
@@ -180,8 +175,6 @@ def test_linear_paths_have_their_own_learning_rate_and_are_not_exported(
     assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 10.0, 10.0]
     paths = {id(p) for p in (*grown.a_paths.parameters(), *grown.s_paths.parameters())}
     assert {id(p) for p in opt.param_groups[2]["params"]} == paths
-    with pytest.raises(ValueError, match="linear paths"):
-        save_weights(grown, tmp_path / "w.npz")
 
 
 def test_a_model_with_linear_paths_trains_and_reduces() -> None:
