@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.train.ablation import step_printer
 from c2f_format.train.data import CropSampler, load_images, validation_crops
 from c2f_format.train.growth import add_linear_paths
 from c2f_format.train.loop import Schedule, train_loop
@@ -155,22 +156,23 @@ def run(args: argparse.Namespace) -> None:
         sampler.batch(arm.batch)
     torch.manual_seed(progress.step)
     trained = float(result["curve"][-1]["cpu_minutes"]) * 60
+    schedule = Schedule(
+        iters=10**9,
+        lr=arm.lr,
+        decay_from=2.0,
+        int_from=2.0,
+        batch=arm.batch,
+        log_every=100,
+        ckpt_every=10**9,
+        val_every=10**9,
+        clock=time.process_time,
+    )
+    log = step_printer(args.arm)
     while trained < args.minutes * 60 - 1:
         segment = min(SEGMENT_MINUTES * 60, args.minutes * 60 - trained)
-        schedule = Schedule(
-            iters=10**9,
-            lr=arm.lr,
-            decay_from=2.0,
-            int_from=2.0,
-            batch=arm.batch,
-            log_every=100,
-            ckpt_every=10**9,
-            val_every=10**9,
-            clock=time.process_time,
-        )
         start = time.process_time()
         schedule.deadline = start + segment
-        train_loop(model, opt, sampler, schedule, progress, torch.device("cpu"), log=_log(args.arm))
+        train_loop(model, opt, sampler, schedule, progress, torch.device("cpu"), log=log)
         trained += time.process_time() - start
         point: dict[str, Any] = {
             **_score(model, crops),
@@ -189,17 +191,6 @@ def run(args: argparse.Namespace) -> None:
             + " / ".join(f"{p:.2f}" for p in point["psnr"]),
             flush=True,
         )
-
-
-def _log(arm: str) -> Callable[[dict[str, float]], None]:
-    def log(row: dict[str, float]) -> None:
-        print(
-            f"{arm} step {int(row['step'])} loss {row['loss']:.3f} bpp {row['bpp']:.3f} "
-            f"psnr {row['psnr']:.2f} {row['steps_per_second']:.2f} it/s",
-            flush=True,
-        )
-
-    return log
 
 
 def _slope(curve: list[dict[str, Any]], window: float = 30.0) -> list[float]:

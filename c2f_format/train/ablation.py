@@ -122,7 +122,7 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         segment = min(SEGMENT_MINUTES * 60, args.cpu_minutes * 60 - trained)
         start = time.process_time()
         schedule.deadline = start + segment
-        train_loop(model, opt, sampler, schedule, progress, device, log=_print(args.arm))
+        train_loop(model, opt, sampler, schedule, progress, device, log=step_printer(args.arm))
         trained += time.process_time() - start
         point = evaluate(model, crops, level, device)
         point.update(cpu_minutes=trained / 60, steps=progress.step)
@@ -146,7 +146,7 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
-def _print(arm: str) -> Callable[[dict[str, float]], None]:
+def step_printer(arm: str) -> Callable[[dict[str, float]], None]:
     def log(row: dict[str, float]) -> None:
         print(
             f"{arm} step {int(row['step'])} loss {row['loss']:.3f} bpp {row['bpp']:.3f} "

@@ -77,18 +77,23 @@ def test_rewritten_network_matches_the_trained_one() -> None:
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
+def _tail_with_linear_igdn(n: int, seed: int) -> torch.nn.Sequential:
+    """A synthesis tail whose second IGDN has gamma = 0, so it is exactly x * beta."""
+    torch.manual_seed(seed)
+    gdn = GDN(n, inverse=True)
+    with torch.no_grad():
+        gdn.gamma.zero_()
+        gdn.beta.copy_(torch.rand(n) + 0.5)
+    return torch.nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, n), gdn, deconv(n, 3))
+
+
 @pytest.mark.parametrize("reduce", [2, 4])
 def test_reduced_tail_is_the_tail_then_a_box_filter_when_igdn_is_linear(reduce: int) -> None:
     # with gamma = 0 the IGDN is exactly x * beta, so the composite must match the
     # tail followed by a box filter, away from the edges (where the true tail sees the
     # first convolution's bias cut off by the map's border)
-    torch.manual_seed(reduce)
     n = 6
-    gdn = GDN(n, inverse=True)
-    with torch.no_grad():
-        gdn.gamma.zero_()
-        gdn.beta.copy_(torch.rand(n) + 0.5)
-    tail = torch.nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, n), gdn, deconv(n, 3))
+    tail = _tail_with_linear_igdn(n, seed=reduce)
     x = torch.randn(1, n, 12, 14)
     with torch.no_grad():
         want = torch.nn.functional.avg_pool2d(tail[2:](x), reduce)
@@ -101,13 +106,9 @@ def test_reduced_tail_is_the_tail_then_a_box_filter_when_igdn_is_linear(reduce: 
 
 @pytest.mark.parametrize("reduce", [2, 4])
 def test_reduced_tail_folds_the_linear_paths_in(reduce: int) -> None:
-    torch.manual_seed(10 + reduce)
     n = 6
-    gdn = GDN(n, inverse=True)
-    with torch.no_grad():
-        gdn.gamma.zero_()
-        gdn.beta.copy_(torch.rand(n) + 0.5)
-    tail = torch.nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, n), gdn, deconv(n, 3))
+    tail = _tail_with_linear_igdn(n, seed=10 + reduce)
+    gdn = tail[3]
     mid, last = LinearUp(n, n), LinearUp(n, 3)
     for path in (mid, last):
         torch.nn.init.normal_(path.mix.weight, std=0.3)
