@@ -50,6 +50,7 @@ class Arm:
     path_lr_scale: float = 1.0
     batch: int = 4
     crop: int = 192
+    balance: float = 0.0  # the levels' weighting in the loss (objective.rd_loss)
 
 
 def _line(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
@@ -85,6 +86,16 @@ def _scratch_from_pca(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     return model, make_optimizer(model, lr), progress
 
 
+def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
+    """Start where another arm's saved state stands (its optimiser included), the step
+    count kept so the crops go on where that arm's stopped."""
+
+    def start(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+        return load_state(LAB / "arms" / name / "state.pt", torch.device("cpu"), lr)
+
+    return start
+
+
 ARMS: dict[str, Arm] = {
     "line": Arm("the line's state continued (control), lr 1e-5", _line, 1e-5),
     "line-paths": Arm(
@@ -105,6 +116,16 @@ ARMS: dict[str, Arm] = {
         "components and silent non-linear stages, from scratch, lr 1e-4",
         _scratch_from_pca,
         1e-4,
+    ),
+    "pca-balanced": Arm(
+        "pca-scratch after its 90 CPU-minutes, each level's cost weighted by "
+        "(lambda_mid / lambda)^0.5, lr 1e-4",
+        _from_arm("pca-scratch"),
+        1e-4,
+        balance=0.5,
+    ),
+    "pca-decay": Arm(
+        "pca-scratch after its 90 CPU-minutes, lr 3e-5", _from_arm("pca-scratch"), 3e-5
     ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
@@ -143,7 +164,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         model, opt, progress = arm.start(arm.lr)
         result = {"arm": args.arm, "what": arm.what, "threads": args.threads, "curve": []}
-        first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": 0}
+        first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": progress.step}
         result["curve"].append(first)
         print(f"{args.arm}: start {json.dumps(first['cost'])}", flush=True)
     model.mixed_precision = True
@@ -166,6 +187,7 @@ def run(args: argparse.Namespace) -> None:
         ckpt_every=10**9,
         val_every=10**9,
         clock=time.process_time,
+        balance=arm.balance,
     )
     log = step_printer(args.arm)
     while trained < args.minutes * 60 - 1:

@@ -36,6 +36,7 @@ TORCH_FREE = {
     "c2f_format.codec.decoding",
     "c2f_format.codec.effort",
     "c2f_format.codec.options",
+    "c2f_format.codec.precision",
     "c2f_format.codec.engines",
     "c2f_format.codec.metrics",
     "c2f_format.codec.numpy_engine",

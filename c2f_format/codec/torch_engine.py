@@ -37,6 +37,7 @@ from ..networks.model import lambdas_at, scale_table
 from ..networks.weights import LoadedModel, load_weights
 from .decoding import decode_stream
 from .effort import DEFAULT_EFFORT, ITERATIONS
+from .precision import synthesis_bf16
 from .search import refine
 from .threads import cpu_threads
 from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
@@ -144,8 +145,10 @@ class Codec:
 
         The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
         units, each with HALO units of context on every side, cropped away after), so
-        memory stays bounded whatever the image size, and tiles join without seams.
+        memory stays bounded whatever the image size, and tiles join without seams. Its
+        products are bfloat16 or float32 as `precision.synthesis_bf16` says.
         """
+        bf16 = synthesis_bf16(self.device.type)
         _, inv = self.net.gains(self.net.config.level_of_quality(quality))
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
@@ -164,9 +167,11 @@ class Codec:
                 self._float(h2[:, :, a0:a1, b0:b1]),
                 self._float(h1[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2]),
                 stages=5 if finish is None else 2,
+                bf16=bf16,
             )
             if finish is not None:
-                x = self._finish_reduced(x, finish, reduce, grid_edges(t.window, rows, cols))
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    x = self._finish_reduced(x, finish, reduce, grid_edges(t.window, rows, cols))
             crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out
@@ -180,7 +185,7 @@ class Codec:
     ) -> torch.Tensor:
         """1/4-scale features -> the image reduced by `reduce`: the folded convolution,
         and the real last stages in a strip along each outer edge of the grid."""
-        x = finish(features)
+        x = finish(features).float()
         for axis, at_end in edges:
             dim, n = 2 + axis, EDGE_STRIP
             start = features.shape[dim] - n if at_end else 0

@@ -1,11 +1,14 @@
 """The float network rewritten for inference, computing the same functions faster.
 
-PyTorch's CPU transposed convolution scatters through a col2im pass and is the slowest
-layer of the synthesis. A 5x5 stride-2 transposed convolution equals a 3x3 convolution
-with four times the output channels followed by a pixel shuffle: each output phase
-(row parity, column parity) sees a fixed subset of the 5x5 taps. The rewritten network
-runs in channels-last memory, which oneDNN convolutions prefer, and GDN's parameter
-reparametrisation (abs, epsilon) is done once instead of on every call.
+oneDNN's transposed convolution on channels-last tensors is the fastest form of the
+synthesis's 5x5 stride-2 stages that compute 96 channels (1.5x a sub-pixel convolution
+in float32 and in bfloat16, docs/speed/README.md): it skips the taps that a sub-pixel
+form multiplies by zero. The last stage computes only 3 channels, too few for its
+kernels; there a 3x3 convolution to four times the output channels and a pixel shuffle
+(`SubpixelDeconv`: each output phase, row and column parity, sees a fixed subset of the
+5x5 taps) is twice as fast. The rewritten network runs in channels-last memory, which
+oneDNN convolutions prefer, and GDN's parameter reparametrisation (abs, epsilon) is done
+once instead of on every call.
 
 Only the float path is rewritten: it shapes pixels and decides no probability, so the
 small rounding differences (about 1e-4 on [0, 1] pixels) change no symbol.
@@ -25,6 +28,7 @@ from .layers import GDN
 from .numpy_layers import reduced_tail_weights, subpixel_weights
 
 M = TypeVar("M", bound=nn.Module)
+SUBPIXEL_BELOW = 16  # transposed convolutions to fewer channels than this go sub-pixel
 
 
 class SubpixelDeconv(nn.Module):
@@ -121,7 +125,7 @@ class ReducedTail(nn.Module):
 
 def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if isinstance(child, nn.ConvTranspose2d):
+        if isinstance(child, nn.ConvTranspose2d) and child.out_channels < SUBPIXEL_BELOW:
             setattr(module, name, SubpixelDeconv(child))
         elif type(child) is GDN:  # the simplified form only (FrozenGDN computes it)
             setattr(module, name, FrozenGDN(child))
@@ -140,4 +144,4 @@ def for_inference(net: M) -> M:
     return fast
 
 
-__all__ = ["FrozenGDN", "ReducedTail", "SubpixelDeconv", "for_inference"]
+__all__ = ["SUBPIXEL_BELOW", "FrozenGDN", "ReducedTail", "SubpixelDeconv", "for_inference"]

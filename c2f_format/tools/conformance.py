@@ -1,8 +1,8 @@
 """Conformance vectors (spec/vectors): make them, and check a decoder against them.
 
 Each vector is a stream, the SHA-256 of the integers the exact path must produce, and a
-reference image with the tolerance of spec section 11 for the colour; its alpha, Exif and
-ICC profile must come out exactly.
+reference image (decoded in float32) with the tolerance of spec section 11 for the
+colour; its alpha, Exif and ICC profile must come out exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms
 
+from ..codec import precision
 from ..codec.api import StreamDecoder, encode
 from ..codec.decoding import latent_digest
 from ..codec.metrics import psnr_from_mse
@@ -74,7 +75,8 @@ def make_vectors(source: Path, folder: Path) -> list[dict[str, object]]:
         (folder / f"{name}.c2f").write_bytes(data)
         dec = StreamDecoder()
         dec.feed(data)
-        reference = dec.image()
+        with precision.using("float32"):  # the reference is float32's (precision.py)
+            reference = dec.image()
         reference.save(folder / f"{name}.png", exif=reference.info.get("exif"))
         entries.append(
             {

@@ -29,7 +29,7 @@ class Schedule:
     `iters` and `budget_seconds` count all resumed runs together; `deadline` (a
     `clock()` reading) stops this invocation. The lr falls x0.1 from `decay_from` and the
     integer networks are fake-quantised from `int_from` (fractions of iters or budget,
-    whichever runs ahead)."""
+    whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`)."""
 
     iters: int = 20000
     budget_seconds: float = 0.0
@@ -42,6 +42,7 @@ class Schedule:
     ckpt_every: int = 250
     val_every: int = 2000
     clock: Callable[[], float] = time.monotonic
+    balance: float = 0.0
 
 
 def fraction(schedule: Schedule, progress: Progress) -> float:
@@ -85,7 +86,7 @@ def train_loop(
                     progress.warmup = None
         x = sampler.batch(schedule.batch)
         level = torch.rand(schedule.batch, device=device) * (levels - 1)
-        stats = rd_loss(model, x, level)
+        stats = rd_loss(model, x, level, schedule.balance)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

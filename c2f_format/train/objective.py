@@ -16,9 +16,17 @@ from .yardstick import ScaleHyperprior
 Trainable = C2FModel | ScaleHyperprior  # what the loop trains: c2f, or the yardstick
 
 
-def rd_loss(model: Trainable, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+def rd_loss(
+    model: Trainable, x: torch.Tensor, level: torch.Tensor, balance: float = 0.0
+) -> dict[str, torch.Tensor]:
     """bpp + lambda * 255^2 * MSE (CompressAI's convention), per image, averaged; the
-    preview head, where the model has one, learns at a tenth of that weight."""
+    preview head, where the model has one, learns at a tenth of that weight.
+
+    With `balance` p > 0 each image's cost is weighted by (lambda_mid / lambda)^p, lambda_mid
+    the trained range's geometric middle: J grows about as sqrt(lambda) across the levels
+    (tenfold over the line's eight), so unweighted the highest levels steer the shared
+    weights and the low ones drift; p = 0.5 gives every level about the same pull. The
+    optimum at each level is unchanged, only the levels' share of the gradient."""
     out = model(x, level)
     pixels = x.shape[2] * x.shape[3]
     mse = (out["x_hat"] - x).pow(2).mean(dim=(1, 2, 3))
@@ -32,7 +40,12 @@ def rd_loss(model: Trainable, x: torch.Tensor, level: torch.Tensor) -> dict[str,
         stats["psnr_preview"] = (10 * torch.log10(1.0 / mse_preview.clamp_min(1e-10))).mean()
     else:
         stats["psnr_preview"] = torch.zeros(())
-    stats["loss"] = (bpp + lam * distortion).mean()
+    cost = bpp + lam * distortion
+    if balance:
+        lambdas = model.config.lambdas
+        middle = (min(lambdas) * max(lambdas)) ** 0.5
+        cost = cost * (middle * 255.0**2 / lam) ** balance
+    stats["loss"] = cost.mean()
     return stats
 
 
