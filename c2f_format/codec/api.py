@@ -49,9 +49,10 @@ if TYPE_CHECKING:
 
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.tobytes() adds
 # 33.5 million pixels (6000x4000 fits); pass max_pixels=None to lift it. The float parts
-# run in tiles and the integer ones in row bands, but the latents are held whole:
-# measured, a 6000x4000 decode peaks at 1.13 GiB RSS (0.22 GiB of it the import), and
-# takes about a second per megapixel on 2 CPU cores.
+# run in tiles and the integer ones in row bands, and the latents are held whole in
+# their narrowest integer types: measured, a 10000x10000 `c2f decode` peaks at 1.35 GiB
+# RSS, and a 12 MP Pillow load takes about 0.18 s a megapixel on 2 idle CPU cores
+# (docs/speed/open.md).
 DEFAULT_MAX_PIXELS = 1 << 25
 # Modes converted without loss before encoding (P and PA by their palette, 1 and L/RGB
 # with a `transparency` colour key as Pillow's converters read it); the rest is refused.
@@ -243,6 +244,29 @@ def _metadata_segments(
             f"{MAX_METADATA_BYTES >> 20} MiB a stream may carry"
         )
     return out
+
+
+class ImageSink:
+    """A PIL image of `mode` that the synthesis writes its tiles into (tiling.TileSink):
+    a large image is then held once, as Pillow's, not also as an array (a 100 MP decode
+    would hold both, 700 MB). Grey modes get each tile converted as `_to_image`
+    converts the whole; alpha is put in at the end (`finish`)."""
+
+    def __init__(self, mode: str, width: int, height: int) -> None:
+        self.image = Image.new(mode, (width, height))
+        self._grey = mode in ("L", "LA")
+
+    def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
+        rows, cols = key
+        tile = Image.fromarray(np.ascontiguousarray(value), "RGB")
+        if self._grey:
+            tile = tile.convert("L")
+        self.image.paste(tile, (cols.start or 0, rows.start or 0))
+
+    def finish(self, alpha: np.ndarray | None) -> Image.Image:
+        if alpha is not None:
+            self.image.putalpha(Image.fromarray(alpha, "L"))
+        return self.image
 
 
 def _to_image(rgb: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:
@@ -479,11 +503,13 @@ class StreamDecoder:
             raise TruncatedStreamError(self.missing())
         if self._latent is None or header is None or not self._latent.preview_ready:
             raise TruncatedStreamError(self.missing())
-        rgb = self._latent.pixels(reduce, on_tile)
+        width, height = header.reduced_size(reduce)
+        sink = ImageSink(header.mode, width, height)
+        self._latent.pixels(reduce, on_tile, sink)
         alpha = self._alpha
         if alpha is not None and reduce > 1:
             alpha = alpha_coding.reduce_plane(alpha, reduce)
-        return self._with_info(_to_image(rgb, header.mode, alpha))
+        return self._with_info(sink.finish(alpha))
 
     def _with_info(self, image: Image.Image) -> Image.Image:
         image.info.update(self.info)

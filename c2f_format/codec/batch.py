@@ -38,20 +38,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def default_jobs(device: str | torch.device | None = None) -> int:
-    """Worker processes to use: one per core on the CPU, none (in-process) on a GPU."""
-    if engines.torch_available():
-        from .torch_engine import pick_device
-
-        try:
-            dev = pick_device(device)
-        except ValueError as exc:
-            raise InvalidArgumentError(str(exc)) from None
-        if dev.type != "cpu":
-            return 1
-    else:
+def default_jobs(device: str | torch.device | None = None, backend: str | None = None) -> int:
+    """Worker processes to use: one per core on the CPU, none (in-process) on a GPU.
+    torch is imported only when the work may run on a GPU through it."""
+    if engines.resolve(backend) == "numpy":
         engines.check_device("numpy", device)  # only the CPU without torch
-    return available_cores()
+        return available_cores()
+    from .torch_engine import pick_device
+
+    try:
+        dev = pick_device(device)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    return 1 if dev.type != "cpu" else available_cores()
 
 
 def _init_worker(threads: int) -> None:
@@ -79,14 +78,16 @@ def run_batch(
     device: str | torch.device | None = None,
     label: str = "",
     show_progress: bool = False,
+    backend: str | None = None,
 ) -> Iterator[R | C2FError]:
     """Apply `fn` (a module-level function) to every item, in `jobs` processes.
 
     Yields each result, or the `C2FError` it raised, in input order, as soon as it and
-    all before it are done.
+    all before it are done. `backend` is the engine `fn` will use (engines.resolve),
+    for choosing the number of processes without importing torch for nothing.
     """
     n = len(items)
-    jobs = default_jobs(device) if jobs is None else jobs
+    jobs = default_jobs(device, backend) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidArgumentError(f"jobs must be a positive integer, got {jobs!r}")
     jobs = min(jobs, n) if n else 1
@@ -99,7 +100,7 @@ def run_batch(
 
 
 def _pooled(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R | C2FError]:
-    cores = default_jobs("cpu")
+    cores = available_cores()
     threads = max(1, cores // jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=(threads,)) as pool:

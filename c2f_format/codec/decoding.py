@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..format.errors import InvalidArgumentError, TruncatedStreamError, UnknownM
 
 if TYPE_CHECKING:
     from .engines import Engine
-    from .tiling import TileCallback
+    from .tiling import TileCallback, TileSink
 
 DIGEST_ORDER = ("z1", "z2", "mu3", "idx3", "y")  # spec: z1q, z2q, mu3, idx3, s3
 
@@ -133,7 +133,7 @@ class LatentDecoder:
         `idx3`: scale indices of y; `y`: residual symbols of y (rows not yet received
         are 0). All int64, shape [1, C, H, W].
         """
-        return {k: self.engine.to_numpy(v).copy() for k, v in self._latents.items()}
+        return {k: self.engine.to_numpy(v).astype(np.int64) for k, v in self._latents.items()}
 
     def preview_pixels(self) -> np.ndarray:
         """The preview from the hyper layers: uint8 [ceil(h/8), ceil(w/8), 3]."""
@@ -142,10 +142,18 @@ class LatentDecoder:
         with self.engine.inference():
             return self.engine.preview_pixels(h2, h1, height, width)
 
-    def pixels(self, reduce: int = 1, on_tile: TileCallback | None = None) -> np.ndarray:
+    @overload
+    def pixels(self, reduce: int = 1, on_tile: TileCallback | None = None) -> np.ndarray: ...
+    @overload
+    def pixels(self, reduce: int, on_tile: TileCallback | None, out: TileSink) -> TileSink: ...
+
+    def pixels(
+        self, reduce: int = 1, on_tile: TileCallback | None = None, out: TileSink | None = None
+    ) -> TileSink:
         """The colour as uint8 [H, W, 3] (grey RGB for L and LA), or reduced by 2 or 4
-        (each side rounded up); rows not received are their predicted means. `on_tile`
-        follows the synthesis tiles (tiling.py)."""
+        (each side rounded up); rows not received are their predicted means. Written
+        tile by tile into `out` when given (tiling.TileSink), else into a new array.
+        `on_tile` follows the synthesis tiles (tiling.py)."""
         h2, h1 = self._hyper()
         mu3, _ = self._y_params()
         header = self.header
@@ -160,6 +168,7 @@ class LatentDecoder:
                 header.width,
                 reduce,
                 on_tile,
+                out,
             )
 
 

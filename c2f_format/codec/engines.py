@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from ..format.bitstream import Header
     from ..format.entropy import EntropyTables
-    from .tiling import TileCallback
+    from .tiling import TileCallback, TileSink
 
 BACKENDS = ("torch", "numpy")
 INSTALL_TORCH = "pip install 'c2f-format[torch]'"
@@ -30,7 +30,10 @@ INSTALL_TORCH = "pip install 'c2f-format[torch]'"
 
 class Engine(Protocol):
     """What `decoding.LatentDecoder` asks of a decoding engine; arrays are the engine's own
-    (torch tensors or NumPy arrays), `[1, C, H, W]` int64 for latents."""
+    (torch tensors or NumPy arrays), `[1, C, H, W]` integers for latents, in the narrowest
+    type their spec ranges allow where an image holds many of them (a 100 MP image has
+    50 million elements of y): h1 and h2 int16 (0..HIDDEN_MAX), the mean of y int32,
+    its scale index uint8, its symbols int16 (`zeros_like`); the rest int64."""
 
     model_id: bytes
     tables: EntropyTables
@@ -53,7 +56,8 @@ class Engine(Protocol):
         width: int,
         reduce: int = 1,
         on_tile: TileCallback | None = None,
-    ) -> np.ndarray: ...
+        out: TileSink | None = None,
+    ) -> TileSink: ...
     def preview_pixels(self, h2: Any, h1: Any, height: int, width: int) -> np.ndarray: ...
     def inference(self) -> contextlib.AbstractContextManager[Any]: ...
     def zeros_like(self, a: Any) -> Any: ...

@@ -29,7 +29,14 @@ from ..networks.numpy_layers import (
 )
 from ..networks.numpy_model import NumpyModel, load_model
 from .decoding import decode_stream
-from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
+from .tiling import (
+    EDGE_STRIP,
+    TileCallback,
+    TileSink,
+    grid_edges,
+    reporting,
+    synthesis_tiles,
+)
 
 
 def _hwc(x: np.ndarray) -> np.ndarray:
@@ -115,16 +122,19 @@ class NumpyDecoder:
         width: int,
         reduce: int = 1,
         on_tile: TileCallback | None = None,
-    ) -> np.ndarray:
-        """y residuals and means, hyper representations -> uint8 [height, width, 3] (or
-        reduced by 2 or 4, each side rounded up), tile by tile with a halo (memory
-        bounded whatever the size; tiles join without seams); `on_tile` follows them."""
+        out: TileSink | None = None,
+    ) -> TileSink:
+        """y residuals and means, hyper representations -> uint8 [height, width, 3], or
+        reduced by 2 or 4 (each side rounded up), in `out` when given (tiling.TileSink),
+        else a new array; tile by tile with a halo (memory bounded whatever the size;
+        tiles join without seams); `on_tile` follows them."""
         syn = self.model.synthesis
         inv = syn.inverse_gain(quality)
         s, mu, h2c, h1c = _hwc(symbols_y), _hwc(mu3), _hwc(h2), _hwc(h1)
         rows, cols = s.shape[:2]
         out_width, out_height = reduced_size(width, height, reduce)
-        out = np.empty((out_height, out_width, 3), dtype=np.uint8)
+        if out is None:
+            out = np.empty((out_height, out_width, 3), dtype=np.uint8)
         for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = s[a0:a1, b0:b1].astype(np.float32)
@@ -160,7 +170,7 @@ class NumpyDecoder:
         return contextlib.nullcontext()
 
     def zeros_like(self, a: np.ndarray) -> np.ndarray:
-        return np.zeros(a.shape, dtype=np.int64)
+        return np.zeros(a.shape, dtype=np.int16)
 
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         return np.array(a)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..format.bitstream import LATENT_FACTOR, reduced_size
 
@@ -16,6 +16,14 @@ HALO = 4  # latent units of context around a tile (64 pixels; the transforms rea
 # follows the float transforms of one large image (the CLI's progress bar).
 TileCallback = Callable[[int, int], None]
 T = TypeVar("T")
+
+
+class TileSink(Protocol):
+    """Where the synthesis puts each finished tile, `sink[y0:y1, x0:x1] = uint8 [h, w, 3]`:
+    a NumPy array, or the image itself (`api.ImageSink`), so that a large image is not
+    held twice."""
+
+    def __setitem__(self, key: tuple[slice, slice], value: Any) -> None: ...
 
 
 def tiles(
@@ -103,6 +111,7 @@ __all__ = [
     "TILE",
     "SynthesisTile",
     "TileCallback",
+    "TileSink",
     "grid_edges",
     "reporting",
     "synthesis_tiles",

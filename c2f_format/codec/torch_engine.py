@@ -40,7 +40,14 @@ from .effort import DEFAULT_EFFORT, ITERATIONS
 from .precision import synthesis_bf16
 from .search import refine
 from .threads import cpu_threads
-from .tiling import EDGE_STRIP, TileCallback, grid_edges, reporting, synthesis_tiles
+from .tiling import (
+    EDGE_STRIP,
+    TileCallback,
+    TileSink,
+    grid_edges,
+    reporting,
+    synthesis_tiles,
+)
 from .tiling import HALO as HALO  # re-exported
 from .tiling import TILE as TILE
 from .tiling import tiles as _tiles
@@ -78,8 +85,7 @@ class Codec:
         self.loaded = loaded
         self.device = device
         self.net = for_inference(loaded.net).to(device)
-        paths = loaded.net.tail_path_weights()
-        self.reduced = {r: ReducedTail(loaded.net.g_s_tail, r, paths).to(device) for r in (2, 4)}
+        self._reduced: dict[int, ReducedTail] = {}  # made on first use: 0.4 s each
         self.layers = {name: p.to(device) for name, p in loaded.layers.items()}
         self.tables = loaded.tables
         self.model_id = loaded.model_id
@@ -138,10 +144,12 @@ class Codec:
         width: int,
         reduce: int = 1,
         on_tile: TileCallback | None = None,
-    ) -> np.ndarray:
+        out: TileSink | None = None,
+    ) -> TileSink:
         """y residuals and means, hyper representations -> uint8 [height, width, 3], or
         reduced by 2 or 4 (each side rounded up): the synthesis then stops at 1/4 scale
-        and `inference.ReducedTail` finishes it. `on_tile` follows the tiles (tiling.py).
+        and `inference.ReducedTail` finishes it; in `out` when given (tiling.TileSink),
+        else a new array. `on_tile` follows the tiles (tiling.py).
 
         The float synthesis runs tile by tile in the latent domain (TILE x TILE latent
         units, each with HALO units of context on every side, cropped away after), so
@@ -152,9 +160,10 @@ class Codec:
         _, inv = self.net.gains(self.net.config.level_of_quality(quality))
         inv = inv.to(self.device)
         rows, cols = mu3.shape[2], mu3.shape[3]
-        finish = self.reduced[reduce] if reduce > 1 else None
+        finish = self.reduced_tail(reduce) if reduce > 1 else None
         out_width, out_height = reduced_size(width, height, reduce)
-        out = np.empty((out_height, out_width, 3), dtype=np.uint8)
+        if out is None:
+            out = np.empty((out_height, out_width, 3), dtype=np.uint8)
         for t in reporting(list(synthesis_tiles(rows, cols, height, width, reduce)), on_tile):
             a0, a1, b0, b1 = t.window
             y_hat = (
@@ -175,6 +184,16 @@ class Codec:
             crop = x[:, :, t.top : t.top + t.height, t.left : t.left + t.width]
             out[t.y : t.y + t.height, t.x : t.x + t.width] = to_uint8(crop, t.height, t.width)
         return out
+
+    def reduced_tail(self, reduce: int) -> ReducedTail:
+        """The folded last stages for `reduce` 2 or 4, made when a reduced decode first
+        asks (folding them costs about 0.4 s, a full decode of a small image)."""
+        tail = self._reduced.get(reduce)
+        if tail is None:
+            net = self.loaded.net
+            tail = ReducedTail(net.g_s_tail, reduce, net.tail_path_weights()).to(self.device)
+            self._reduced[reduce] = tail  # two threads may both make it: either will do
+        return tail
 
     def _finish_reduced(
         self,
@@ -216,7 +235,7 @@ class Codec:
             yield
 
     def zeros_like(self, t: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(t)
+        return torch.zeros(t.shape, dtype=torch.int16, device=t.device)
 
     def to_numpy(self, t: torch.Tensor) -> np.ndarray:
         return _np(t)

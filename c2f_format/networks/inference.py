@@ -1,14 +1,17 @@
 """The float network rewritten for inference, computing the same functions faster.
 
-oneDNN's transposed convolution on channels-last tensors is the fastest form of the
-synthesis's 5x5 stride-2 stages that compute 96 channels (1.5x a sub-pixel convolution
-in float32 and in bfloat16, docs/speed/README.md): it skips the taps that a sub-pixel
-form multiplies by zero. The last stage computes only 3 channels, too few for its
-kernels; there a 3x3 convolution to four times the output channels and a pixel shuffle
-(`SubpixelDeconv`: each output phase, row and column parity, sees a fixed subset of the
-5x5 taps) is twice as fast. The rewritten network runs in channels-last memory, which
-oneDNN convolutions prefer, and GDN's parameter reparametrisation (abs, epsilon) is done
-once instead of on every call.
+PyTorch's CPU transposed convolution scatters through a col2im pass and is the slowest
+layer of the synthesis. A 5x5 stride-2 transposed convolution equals a 3x3 convolution
+with four times the output channels followed by a pixel shuffle: each output phase
+(row parity, column parity) sees a fixed subset of the 5x5 taps. The rewritten network
+runs in channels-last memory, which oneDNN convolutions prefer, and GDN's parameter
+reparametrisation (abs, epsilon) is done once instead of on every call.
+
+(oneDNN's own transposed convolution on channels-last tensors is about 1.5x faster than
+the sub-pixel form for the 96-channel stages, since it skips the taps the sub-pixel form
+multiplies by zero, but its results change with the thread count (3 or 5 threads give
+other pixels than 1, 2 or 4), and the thread count follows the machine's load
+(codec/threads.py): the same file would decode differently from one call to the next.)
 
 Only the float path is rewritten: it shapes pixels and decides no probability, so the
 small rounding differences (about 1e-4 on [0, 1] pixels) change no symbol.
@@ -28,7 +31,6 @@ from .layers import GDN
 from .numpy_layers import reduced_tail_weights, subpixel_weights
 
 M = TypeVar("M", bound=nn.Module)
-SUBPIXEL_BELOW = 16  # transposed convolutions to fewer channels than this go sub-pixel
 
 
 class SubpixelDeconv(nn.Module):
@@ -125,7 +127,7 @@ class ReducedTail(nn.Module):
 
 def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if isinstance(child, nn.ConvTranspose2d) and child.out_channels < SUBPIXEL_BELOW:
+        if isinstance(child, nn.ConvTranspose2d):
             setattr(module, name, SubpixelDeconv(child))
         elif type(child) is GDN:  # the simplified form only (FrozenGDN computes it)
             setattr(module, name, FrozenGDN(child))
@@ -144,4 +146,4 @@ def for_inference(net: M) -> M:
     return fast
 
 
-__all__ = ["SUBPIXEL_BELOW", "FrozenGDN", "ReducedTail", "SubpixelDeconv", "for_inference"]
+__all__ = ["FrozenGDN", "ReducedTail", "SubpixelDeconv", "for_inference"]

@@ -20,6 +20,7 @@ from ..format.constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, WEIGHT_MAX
 from ..format.constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
 from ..format.constants import MEAN_MAX as MEAN_MAX
 from ..format.constants import MEAN_STEP as MEAN_STEP
+from .numpy_layers import narrowest_int
 
 BAND_ELEMENTS = 1 << 22  # values per unfolded band in `exact_conv` (32 MiB of float64)
 
@@ -225,16 +226,18 @@ class IntConv(nn.Module):
 def exact_conv(x: Tensor, p: IntegerConvParams) -> Tensor:
     """Integer convolution with requantisation, bit-exact on every device.
 
-    `x` holds integers (int64). The products and sums run in float64 through a plain
-    matrix product (never a Winograd or FFT algorithm), which is exact because every
-    partial sum is an integer below 2**53; requantisation then runs in int64.
+    `x` holds integers. The products and sums run in float64 through a plain matrix
+    product (never a Winograd or FFT algorithm), which is exact because every partial
+    sum is an integer below 2**53; requantisation then runs in int64, and the output is
+    stored in the narrowest type that holds the clamp range (`narrowest_int`).
     """
     cout, cin, k, _ = p.weight.shape
     n, _, h, w = x.shape
     pad = k // 2
     wf = p.matrix
     bias, mult, rounding, shift = p.requant
-    out = torch.empty((n, cout, h, w), dtype=torch.int64, device=x.device)
+    dtype = getattr(torch, narrowest_int(int(p.out_min), int(p.out_max)).name)
+    out = torch.empty((n, cout, h, w), dtype=dtype, device=x.device)
     # Row bands keep the unfolded matrix near BAND_ELEMENTS values whatever the image
     # size, and requantising band by band keeps every temporary band-sized too.
     band = max(1, BAND_ELEMENTS // max(1, n * max(cin * k * k, cout) * w))

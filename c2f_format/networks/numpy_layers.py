@@ -92,13 +92,26 @@ def _padded(x: np.ndarray, k: int, dtype: type[np.floating]) -> np.ndarray:
     return out
 
 
+def narrowest_int(lo: int, hi: int) -> np.dtype:
+    """The smallest of uint8, int16, int32, int64 that holds every integer in [lo, hi]:
+    what an integer layer's output is stored in (hidden values 0..1024 in int16, scale
+    indices in uint8), so a large image's latents take a quarter of int64's memory."""
+    for dtype in (np.uint8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
 def int_conv(x: np.ndarray, layer: IntLayer) -> np.ndarray:
     """Spec 6.1 on an integer `[H, W, cin]` array: zero padding, exact sums, requantisation
-    `floor((acc * M + 2**(S-1)) / 2**S)` (an arithmetic right shift), clamp. int64 out."""
+    `floor((acc * M + 2**(S-1)) / 2**S)` (an arithmetic right shift), clamp. The output
+    is of the narrowest type that holds the layer's clamp range (`narrowest_int`)."""
     height, width, _ = x.shape
     k = layer.kernel
     padded = _padded(x, k, np.float64)
-    out = np.empty((height, width, layer.matrix.shape[1]), dtype=np.int64)
+    dtype = narrowest_int(int(layer.out_min), int(layer.out_max))
+    out = np.empty((height, width, layer.matrix.shape[1]), dtype=dtype)
     flat = out.reshape(height * width, -1)
     step = _band_rows(width, layer.matrix.shape[0])
     for r0 in range(0, height, step):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from PIL import Image  # imported by `import c2f_format` anyway, to register the format
 
 from .. import __version__
+from ..codec.api import DEFAULT_MAX_PIXELS
 from ..codec.effort import DEFAULT_EFFORT, check_effort
 from ..format.errors import C2FError
 
@@ -70,6 +71,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _max_pixels(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    return _positive(text)
 
 
 def _integer(text: str) -> int:
@@ -155,7 +162,13 @@ def _refusals(jobs: list[FileJob]) -> dict[int, str]:
 # ---- commands ----------------------------------------------------------------------------
 
 
-def _run_files(kind: str, jobs: list[FileJob], workers: int | None, device: str | None) -> None:
+def _run_files(
+    kind: str,
+    jobs: list[FileJob],
+    workers: int | None,
+    device: str | None,
+    backend: str | None = None,
+) -> None:
     """Run the jobs that may run; report every failure on its own line; fail at the end
     if any did, after the others are done."""
     from ..codec.batch import run_batch
@@ -171,7 +184,8 @@ def _run_files(kind: str, jobs: list[FileJob], workers: int | None, device: str 
     if todo:
         check_device(device)
     run = encode_file if kind == "encode" else decode_file
-    for result in run_batch(run, todo, workers, device, kind, show_progress=len(todo) > 1):
+    results = run_batch(run, todo, workers, device, kind, len(todo) > 1, backend)
+    for result in results:
         if isinstance(result, C2FError):
             if len(jobs) == 1:
                 raise result
@@ -190,13 +204,26 @@ def _jobs(
     quality: int = 75,
     allow_truncated: bool = False,
     effort: int = DEFAULT_EFFORT,
+    backend: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> list[FileJob]:
     from .files import FileJob
 
     # one big image can take a minute: a bar, where someone is watching
     bar = len(args.inputs) == 1 and sys.stderr.isatty()
     return [
-        FileJob(src, dst, quality, args.device, args.force, allow_truncated, bar, effort)
+        FileJob(
+            src,
+            dst,
+            quality,
+            args.device,
+            args.force,
+            allow_truncated,
+            bar,
+            effort,
+            backend,
+            max_pixels,
+        )
         for src, dst in zip(args.inputs, outputs, strict=True)
     ]
 
@@ -208,14 +235,21 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    from .files import output_format
+    from .files import output_format, quick_backend
 
     suffix = "." + args.format.lower().lstrip(".")
     outputs = _outputs(args.inputs, args.output, suffix)
     for path in {p.suffix.lower(): p for p in outputs}.values():  # before any work
         output_format(path)
-    jobs = _jobs(args, outputs, allow_truncated=args.allow_truncated)
-    _run_files("decode", jobs, args.jobs, args.device)
+    backend = quick_backend(args.inputs, args.device)
+    jobs = _jobs(
+        args,
+        outputs,
+        allow_truncated=args.allow_truncated,
+        backend=backend,
+        max_pixels=args.max_pixels,
+    )
+    _run_files("decode", jobs, args.jobs, args.device, backend)
 
 
 def _read(path: Path) -> bytes:
@@ -326,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="decode a stream cut short or damaged inside its image rows: the rows lost "
         "are predicted from the hyper layers, with a warning (cut earlier: still an error)",
+    )
+    dec.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images of more pixels, padded (default {DEFAULT_MAX_PIXELS:,}: a "
+        "header that claims more is refused before memory is taken; 'none' for no limit)",
     )
     dec.add_argument("--device", type=_device, help=DEVICE_HELP)
     dec.add_argument("-j", "--jobs", type=_positive, help=JOBS_HELP)

@@ -6,7 +6,9 @@ one large image's tiles. The pool that runs them is `codec.batch.run_batch`."""
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,9 +17,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from ..codec.api import EXIF_PREFIX, decode, encode
+from ..codec.api import DEFAULT_MAX_PIXELS, EXIF_PREFIX, decode, encode
 from ..codec.effort import DEFAULT_EFFORT
 from ..codec.progress import Bar
+from ..format.bitstream import HEADER_SIZE, parse_header
 from ..format.errors import C2FError, InvalidArgumentError
 from .safe_write import check_writable, write_file
 
@@ -30,6 +33,39 @@ METADATA_FORMATS = frozenset({"AVIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
 _METADATA_KEYS = ("exif", "icc_profile")
 
 
+# Below this many pixels in all, a decode in a process that has not imported torch is
+# done soonest by the NumPy engine: importing torch costs about 1.4 s here, the NumPy
+# synthesis about 1.7 s a megapixel more than torch's in bfloat16 (docs/speed/README.md).
+NUMPY_JOB_PIXELS = 800_000
+
+
+def _torch_imported() -> bool:
+    return "torch" in sys.modules
+
+
+def quick_backend(paths: list[Path], device: str | None) -> str | None:
+    """ "numpy" when the engine is left to c2f (no $C2F_BACKEND, the CPU), torch is not
+    imported yet and the streams in `paths` hold fewer than NUMPY_JOB_PIXELS together:
+    the NumPy engine then finishes first, start-up included. None otherwise (the usual
+    choice, `engines.resolve`). Unreadable headers count as large: the decode says
+    what is wrong with them."""
+    if os.environ.get("C2F_BACKEND", "auto") not in ("", "auto") or _torch_imported():
+        return None
+    if (device or os.environ.get("C2F_DEVICE") or "cpu") != "cpu":
+        return None
+    pixels = 0
+    for path in paths:
+        try:
+            with path.open("rb") as fp:
+                header = parse_header(fp.read(HEADER_SIZE), max_pixels=None)
+        except (OSError, C2FError):
+            return None
+        pixels += header.width * header.height
+        if pixels >= NUMPY_JOB_PIXELS:
+            return None
+    return "numpy"
+
+
 @dataclass(frozen=True)
 class FileJob:
     src: Path
@@ -40,6 +76,8 @@ class FileJob:
     allow_truncated: bool = False  # decode a cut or damaged stream, predicting what is lost
     show_progress: bool = False  # a bar on stderr over this one image's tiles
     effort: int = DEFAULT_EFFORT  # the encoder's search, 1..9 (codec/search.py)
+    backend: str | None = None  # the decoding engine (engines.resolve; `quick_backend`)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # the decoder's limit (None: none)
 
 
 @dataclass(frozen=True)
@@ -177,7 +215,12 @@ def _decode_noting_losses(
         warnings.simplefilter("always", UserWarning)
         try:
             image = decode(
-                data, device=job.device, allow_truncated=job.allow_truncated, on_tile=on_tile
+                data,
+                device=job.device,
+                allow_truncated=job.allow_truncated,
+                on_tile=on_tile,
+                backend=job.backend,
+                max_pixels=job.max_pixels,
             )
         except C2FError as exc:
             raise C2FError(f"{job.src}: {exc}") from None

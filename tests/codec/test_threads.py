@@ -125,3 +125,24 @@ def test_concurrent_calls_each_restore_their_own_thread(
     leave[1 - first_out].set()
     pool[1 - first_out].join()
     assert after == {0: 2, 1: 2}
+
+
+@pytest.mark.parametrize("choice", ["float32", "bfloat16"])
+def test_the_pixels_do_not_depend_on_the_thread_count(
+    monkeypatch: pytest.MonkeyPatch, kodim23_stream: bytes, choice: str
+) -> None:
+    """The count follows the machine's load, so it must not show in the image: every
+    layer of the synthesis is one whose sums oneDNN splits the same way at any count
+    (its own transposed convolution is not: networks/inference.py)."""
+    import hashlib
+
+    import c2f_format
+    from c2f_format.codec import precision
+
+    digests = set()
+    with precision.using(choice):
+        for count in (1, 2, 3, 5):
+            monkeypatch.setenv(threads.ENV, str(count))
+            image = c2f_format.decode(kodim23_stream, "cpu", backend="torch")
+            digests.add(hashlib.sha256(image.tobytes()).hexdigest())
+    assert len(digests) == 1
