@@ -132,7 +132,9 @@ def run(photo: Path, kodak: Path, runs: int, big: tuple[int, int] | None) -> dic
             path.write_bytes(encode(source.resize(big, Image.Resampling.LANCZOS), quality=75))
             out = folder / "big.png"
             gib, seconds = peak_rss(
-                "module", "c2f_format.tools.cli", ["decode", str(path), "-o", str(out)]
+                "module",
+                "c2f_format.tools.cli",
+                ["decode", str(path), "-o", str(out), "--max-pixels", "none"],
             )
             result["big"] = {"size": list(big), "peak_rss_gib": gib, "seconds": seconds}
     return result
