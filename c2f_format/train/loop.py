@@ -67,6 +67,9 @@ def train_loop(
     done; the time spent is added to `progress` on the fly (so a checkpoint written from
     `checkpoint` is current)."""
     levels = len(model.config.lambdas)
+    # channels-last: oneDNN's convolutions run a CPU training step 1.15-1.2x faster in
+    # it (the line's model, batch 4 x 192^2, one thread: 256 -> 212 ms)
+    model.to(memory_format=torch.channels_last)
     stop_step = progress.step + max_steps if max_steps else None
     window: list[dict[str, float]] = []
     last = schedule.clock()
@@ -84,7 +87,7 @@ def train_loop(
                 model.rate_weight_y = progress.warmup.weight(progress.step, model.config.m, device)
                 if model.rate_weight_y is None:
                     progress.warmup = None
-        x = sampler.batch(schedule.batch)
+        x = sampler.batch(schedule.batch).contiguous(memory_format=torch.channels_last)
         level = torch.rand(schedule.batch, device=device) * (levels - 1)
         stats = rd_loss(model, x, level, schedule.balance)
         opt.zero_grad(set_to_none=True)
