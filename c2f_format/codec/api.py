@@ -37,6 +37,7 @@ from ..format.errors import (
     TruncatedStreamError,
     UnsupportedImageError,
 )
+from ..format.weights_file import weights_index
 from . import engines
 from .decoding import LatentDecoder, check_reduce
 from .effort import DEFAULT_EFFORT, check_effort
@@ -604,8 +605,8 @@ class StreamInfo:
     def __str__(self) -> str:
         h = self.header
         lines = [
-            f"c2f {h.version_text}  {h.width}x{h.height} {h.mode}  "
-            f"quality {h.quality}  model {h.model_id.hex()}",
+            f"bitstream {h.version_text}  {h.width}x{h.height} {h.mode}  "
+            f"quality {h.quality}  model {model_name(h.model_id)}",
             f"{self.size} bytes, {self.size * 8 / (h.width * h.height):.4f} bpp"
             + ("" if self.complete else "  (INCOMPLETE)"),
             f"{'type':<6}{'offset':>10}{'length':>10}  note",
@@ -614,6 +615,18 @@ class StreamInfo:
             note = self.notes.get(offset, "")
             lines.append(f"{kind:<6}{offset:>10}{length:>10}  {note}".rstrip())
         return "\n".join(lines)
+
+
+def model_name(model_id: bytes) -> str:
+    """`c2f-v3 (18f68842...)` for an installed model (its weights file's name), else the
+    id alone with "(not installed)"."""
+    try:
+        file = weights_index().get(model_id.hex())
+    except C2FError:
+        file = None
+    if file is None:
+        return f"{model_id.hex()} (not installed)"
+    return f"{file.removesuffix('.npz')} ({model_id.hex()})"
 
 
 def info(data: bytes | bytearray | memoryview) -> StreamInfo:

@@ -6,8 +6,9 @@
 PHOTO is resized to 4000x3000 (12 MP, Lanczos) and IMAGE (a 768x512 Kodak image) taken
 as it is; both are encoded at quality 75. Then, medians of --runs after a warm-up:
 
-- in this process, through Pillow, `Image.open().load()` of each (the two alternate, so
-  both meet the same machine) and `thumbnail((256, 256))` of the photo;
+- in this process, through Pillow, `Image.open().load()` of each (they alternate, so
+  all meet the same machine) and `thumbnail((s, s))` of the photo for s = 128, 256, 512
+  and 1024 (draft at 1/8, 1/4, 1/2 and none);
 - `c2f decode IMAGE.c2f -o IMAGE.png` in a fresh process (start-up included, as a user
   at a shell sees it), and `c2f info` for the cost of starting Python and c2f alone;
 - with --big, the peak resident memory and time of `c2f decode` of a photo resized to
@@ -39,6 +40,7 @@ from .bench_speed import peak_rss
 from .report import write_report
 
 PHOTO_SIZE = (4000, 3000)
+THUMBNAILS = (128, 256, 512, 1024)  # thumbnail((s, s)) asks draft for 2s: 1/8, 1/4, 1/2, 1
 
 
 def _pillow_load(data: bytes) -> Callable[[], object]:
@@ -50,10 +52,10 @@ def _pillow_load(data: bytes) -> Callable[[], object]:
     return run
 
 
-def _thumbnail(data: bytes) -> Callable[[], object]:
+def _thumbnail(data: bytes, side: int) -> Callable[[], object]:
     def run() -> object:
         with Image.open(io.BytesIO(data)) as im:
-            im.thumbnail((256, 256))
+            im.thumbnail((side, side))
             return im.size
 
     return run
@@ -105,7 +107,7 @@ def run(photo: Path, kodak: Path, runs: int, big: tuple[int, int] | None) -> dic
         {
             "photo load": _pillow_load(large_data),
             "kodak load": _pillow_load(small_data),
-            "photo thumbnail": _thumbnail(large_data),
+            **{f"photo thumbnail {side}": _thumbnail(large_data, side) for side in THUMBNAILS},
         },
         runs,
     )
@@ -160,8 +162,10 @@ def markdown(result: dict[str, Any], note: str) -> str:
         f"{result['per_megapixel']['photo']:.3f} |",
         f"| Pillow `load()`, {kw}x{kh} | {p['kodak load']:.3f} | "
         f"{result['per_megapixel']['kodak']:.3f} |",
-        f"| Pillow `thumbnail((256, 256))`, {pw}x{ph} | {p['photo thumbnail']:.3f} | |",
     ]
+    for side in THUMBNAILS:
+        seconds = p[f"photo thumbnail {side}"]
+        lines.append(f"| Pillow `thumbnail(({side}, {side}))`, {pw}x{ph} | {seconds:.3f} | |")
     for name, seconds in f.items():
         lines.append(f"| fresh process: `{name}` | {seconds:.3f} | |")
     lines += [

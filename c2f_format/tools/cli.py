@@ -323,7 +323,11 @@ THREADS_HELP = "CPU threads for each image (default: $C2F_THREADS, else one per 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="c2f", description="c2f learned image format")
-    ap.add_argument("--version", action="version", version=f"c2f {__version__}")
+    ap.add_argument(
+        "--version",
+        action="version",
+        version=f"c2f {__version__} (the package; `c2f info` gives each file's bitstream version)",
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     enc = sub.add_parser("encode", help="compress images to .c2f")

@@ -70,9 +70,12 @@ def test_a_truncated_stream_is_refused_at_every_scale(kodim23_stream: bytes) -> 
     for reduce in (2, 4, 8):
         with pytest.raises(TruncatedStreamError):
             c2f_format.decode(cut, reduce=reduce)
-        assert c2f_format.decode(cut, reduce=reduce, allow_truncated=True).width == -(
-            -768 // reduce
-        )
+        if reduce == 8:  # the preview needs none of the rows
+            image = c2f_format.decode(cut, reduce=reduce, allow_truncated=True)
+        else:
+            with pytest.warns(UserWarning, match="missing rows predicted"):
+                image = c2f_format.decode(cut, reduce=reduce, allow_truncated=True)
+        assert image.width == -(-768 // reduce)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
