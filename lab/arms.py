@@ -51,6 +51,7 @@ class Arm:
     batch: int = 4
     crop: int = 192
     balance: float = 0.0  # the levels' weighting in the loss (objective.rd_loss)
+    parent: str | None = None  # the arm whose saved state this one continues
 
 
 def _line(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
@@ -123,9 +124,21 @@ ARMS: dict[str, Arm] = {
         _from_arm("pca-scratch"),
         1e-4,
         balance=0.5,
+        parent="pca-scratch",
     ),
     "pca-decay": Arm(
-        "pca-scratch after its 90 CPU-minutes, lr 3e-5", _from_arm("pca-scratch"), 3e-5
+        "pca-scratch after its 90 CPU-minutes, lr 3e-5",
+        _from_arm("pca-scratch"),
+        3e-5,
+        parent="pca-scratch",
+    ),
+    "pca-decay-balanced": Arm(
+        "pca-scratch after its 90 CPU-minutes, lr 3e-5, each level's cost weighted by "
+        "(lambda_mid / lambda)^0.5",
+        _from_arm("pca-scratch"),
+        3e-5,
+        balance=0.5,
+        parent="pca-scratch",
     ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
@@ -232,8 +245,24 @@ def _slope(curve: list[dict[str, Any]], window: float = 30.0) -> list[float]:
     return out
 
 
-def table(folder: Path) -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+def _results(folder: Path, arms: list[str] | None) -> list[dict[str, Any]]:
+    """The arms' results (all in `folder`, or those named, in that order)."""
+    if arms:
+        return [json.loads((folder / a / "result.json").read_text()) for a in arms]
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+
+
+def _start_minutes(result: dict[str, Any], folder: Path) -> float:
+    """Where an arm starts on a common clock: a continuation at its parent's end."""
+    parent = ARMS[result["arm"]].parent if result["arm"] in ARMS else None
+    if parent is None or not (folder / parent / "result.json").exists():
+        return 0.0
+    parent_result = json.loads((folder / parent / "result.json").read_text())
+    return _start_minutes(parent_result, folder) + parent_result["curve"][-1]["cpu_minutes"]
+
+
+def table(folder: Path, arms: list[str] | None = None) -> str:
+    rows = _results(folder, arms)
     lines = [
         "| arm | CPU-min | steps | J at levels 0 / 3.5 / 7: start | end | "
         "change of J per 10 CPU-min over the last 30 (%) | end: bpp / dB at 0 / 3.5 / 7 |",
@@ -256,16 +285,33 @@ def table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def plot(folder: Path, out: Path) -> None:
-    """The arms' learning curves, J against CPU-minutes at each scored level (Pillow)."""
+def plot(folder: Path, out: Path, arms: list[str] | None = None, from_minutes: float = 0.0) -> None:
+    """The arms' learning curves, J against CPU-minutes at each scored level (Pillow); an
+    arm that continues another's state starts where that one ended. `from_minutes`
+    leaves out what comes before (a start from scratch that would squash the rest)."""
     from PIL import Image, ImageDraw
 
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
-    colours = [(200, 30, 30), (30, 120, 200), (30, 160, 60), (200, 140, 0), (150, 60, 160)]
+    rows = _results(folder, arms)
+    for r in rows:
+        offset = _start_minutes(r, folder)
+        moved = [{**p, "cpu_minutes": p["cpu_minutes"] + offset} for p in r["curve"]]
+        r["curve"] = [p for p in moved if p["cpu_minutes"] >= from_minutes]
+    rows = [r for r in rows if r["curve"]]
+    colours = [
+        (200, 30, 30),
+        (30, 120, 200),
+        (30, 160, 60),
+        (200, 140, 0),
+        (150, 60, 160),
+        (0, 150, 150),
+        (90, 90, 90),
+    ]
     panel_w, h, m = 420, 360, 56
     im = Image.new("RGB", (panel_w * len(LEVELS), h + 20 * len(rows)), "white")
     d = ImageDraw.Draw(im)
-    t_max = max(p["cpu_minutes"] for r in rows for p in r["curve"]) or 1.0
+    t_min = min(p["cpu_minutes"] for r in rows for p in r["curve"])
+    t_max = max(p["cpu_minutes"] for r in rows for p in r["curve"])
+    span = (t_max - t_min) or 1.0
     for i, level in enumerate(LEVELS):
         x0 = i * panel_w
         costs = [p["cost"][i] for r in rows for p in r["curve"]]
@@ -275,7 +321,7 @@ def plot(folder: Path, out: Path) -> None:
 
         def xy(t: float, j: float, x0: int = x0, lo: float = lo, hi: float = hi) -> tuple:
             return (
-                x0 + m + t / t_max * (panel_w - m - 12),
+                x0 + m + (t - t_min) / span * (panel_w - m - 12),
                 h - m - (j - lo) / (hi - lo) * (h - 2 * m),
             )
 
@@ -286,7 +332,7 @@ def plot(folder: Path, out: Path) -> None:
             j = lo + (hi - lo) * k / 4
             _, y = xy(0, j)
             d.text((x0 + 4, y - 6), f"{j:.3f}", fill="black")
-            t = t_max * k / 4
+            t = t_min + span * k / 4
             x, _ = xy(t, lo)
             d.text((x - 8, h - m + 6), f"{t:.3g}", fill="black")
         for r, colour in zip(rows, colours, strict=False):
@@ -353,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=1)
     t = sub.add_parser("table", help="the arms as a Markdown table")
     t.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
+    t.add_argument("--arms", nargs="+", help="these arms, in this order (default: all)")
     a = sub.add_parser("adopt", help="make an arm's state the training line's")
     a.add_argument("arm", choices=sorted(ARMS))
     a.add_argument("--folder", type=Path, default=LAB / "arms")
@@ -360,15 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plot", help="learning curves as a PNG")
     p.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
     p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--arms", nargs="+", help="these arms, in this order (default: all)")
+    p.add_argument("--from-minutes", type=float, default=0.0, help="leave out what is before")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(args)
     elif args.command == "table":
-        print(table(args.folder))
+        print(table(args.folder, args.arms))
     elif args.command == "adopt":
         adopt(args.arm, args.folder, args.note)
     else:
-        plot(args.folder, args.out)
+        plot(args.folder, args.out, args.arms, args.from_minutes)
     return 0
 
 

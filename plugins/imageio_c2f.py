@@ -26,7 +26,7 @@ from c2f_format.codec import api
 from c2f_format.codec.effort import DEFAULT_EFFORT
 from c2f_format.codec.options import check_save_options
 from c2f_format.format import bitstream
-from c2f_format.format.errors import TruncatedStreamError
+from c2f_format.format.errors import ImageTooLargeError, TruncatedStreamError
 
 from . import EXTENSION
 
@@ -57,7 +57,10 @@ class C2FPlugin(PluginV3):
 
     def _decoder(self, max_pixels: int | None) -> api.StreamDecoder:
         dec = api.StreamDecoder(device=self._device, max_pixels=max_pixels)
-        dec.feed(self._bytes())
+        try:
+            dec.feed(self._bytes())
+        except ImageTooLargeError as exc:
+            raise api.with_hint(exc, api.LIMIT_HINT) from None
         return dec
 
     @staticmethod

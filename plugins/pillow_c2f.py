@@ -44,6 +44,7 @@ from c2f_format.format.errors import (
     C2FError,
     ImageTooLargeError,
     NotC2FError,
+    TorchRequiredError,
     TruncatedStreamError,
     UnsupportedImageError,
 )
@@ -53,6 +54,9 @@ from . import EXTENSION, FORMAT, MIME
 
 DECODER = "c2f"
 DRAFT_SCALES = tuple(sorted(set(REDUCE_FACTORS) - {1}, reverse=True))  # 8, 4, 2
+
+
+TOLERANCE_HINT = "ImageFile.LOAD_TRUNCATED_IMAGES = True decodes it with the rows lost predicted"
 
 
 def _read_up_to(fp: IO[bytes], n: int) -> bytes:
@@ -114,7 +118,7 @@ class C2FImageFile(ImageFile.ImageFile):
         except (NotC2FError, TruncatedStreamError) as exc:
             raise SyntaxError(str(exc)) from None
         except C2FError as exc:
-            raise OSError(f"c2f: {exc}") from None
+            raise OSError(f"c2f: {api.with_hint(exc, TOLERANCE_HINT)}") from None
         self.info.update(api.file_info(header, parser.segments))
         self._mode = header.mode
         self._size = (header.width, header.height)
@@ -190,9 +194,10 @@ class C2FDecoder(ImageFile.PyDecoder):
                 return self._pull()
             return self._push(bytes(buffer))  # type: ignore[arg-type]
         except ImageTooLargeError as exc:
-            raise Image.DecompressionBombError(f"c2f: {exc}") from None
+            hinted = api.with_hint(exc, "Image.MAX_IMAGE_PIXELS = None lifts it")
+            raise Image.DecompressionBombError(f"c2f: {hinted}") from None
         except C2FError as exc:
-            raise OSError(f"c2f: {exc}") from None
+            raise OSError(f"c2f: {api.with_hint(exc, TOLERANCE_HINT)}") from None
 
     def _push(self, data: bytes) -> tuple[int, int]:
         self._stream.feed(data)
@@ -254,7 +259,11 @@ class C2FDecoder(ImageFile.PyDecoder):
                 )
                 self._show(self._stream.image(partial=True, reduce=self._reduce))
             return -1, 0
-        raise OSError(f"image file is truncated: {self._stream.missing()}")
+        hinted = api.with_hint(
+            TruncatedStreamError(self._stream.missing()),
+            TOLERANCE_HINT,
+        )
+        raise OSError(f"image file is truncated: {hinted}")
 
     def _show_preview(self) -> None:
         preview = self._stream.preview()
@@ -282,8 +291,11 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         )
     except UnsupportedImageError as exc:
         raise OSError(f"cannot write mode {im.mode} as {FORMAT}: {exc}") from None
+    except TorchRequiredError as exc:  # as Pillow says of an encoder it was built without
+        raise OSError(f"encoder c2f not available: {exc}") from None
     except C2FError as exc:
-        raise ValueError(f"c2f: {exc}") from None
+        text = str(exc)
+        raise ValueError(text if text.startswith("c2f") else f"c2f: {text}") from None
     fp.write(data)
 
 

@@ -33,6 +33,7 @@ from ..format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from ..format.errors import (
     C2FError,
     CorruptStreamError,
+    ImageTooLargeError,
     InvalidArgumentError,
     TruncatedStreamError,
     UnsupportedImageError,
@@ -55,6 +56,10 @@ EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker text, which Pillow's Exif.to
 # RSS, and a 12 MP Pillow load takes about 0.18 s a megapixel on 2 idle CPU cores
 # (docs/speed/open.md).
 DEFAULT_MAX_PIXELS = 1 << 25
+# what each error adds on how to go on, in the API's terms (the CLI and the Pillow
+# plugin say it in theirs)
+LIMIT_HINT = "max_pixels=None lifts the limit"
+TRUNCATED_HINT = "allow_truncated=True decodes it with the rows lost predicted"
 # Modes converted without loss before encoding (P and PA by their palette, 1 and L/RGB
 # with a `transparency` colour key as Pillow's converters read it); the rest is refused.
 _LOSSLESS_CONVERSIONS = {"1": "L", "P": "RGB", "PA": "RGBA"}
@@ -568,10 +573,15 @@ def decode(
     dec = StreamDecoder(
         device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
     )
-    dec.feed(raw)
+    try:
+        dec.feed(raw)
+    except ImageTooLargeError as exc:
+        raise with_hint(exc, LIMIT_HINT) from None
+    except CorruptStreamError as exc:
+        raise with_hint(exc, TRUNCATED_HINT) from None
+    if not dec.complete and not allow_truncated and not dec.damage:
+        raise with_hint(TruncatedStreamError(dec.missing()), TRUNCATED_HINT)
     if reduce == PREVIEW_SCALE:  # the hyper segments suffice, but the stream must be whole
-        if not dec.complete and not allow_truncated:
-            raise TruncatedStreamError(dec.missing())
         return dec.preview()
     if not dec.complete and allow_truncated and dec.preview_ready:
         warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)
@@ -615,6 +625,20 @@ class StreamInfo:
             note = self.notes.get(offset, "")
             lines.append(f"{kind:<6}{offset:>10}{length:>10}  {note}".rstrip())
         return "\n".join(lines)
+
+
+def with_hint(exc: C2FError, hint: str) -> C2FError:
+    """`exc` with what to do about it: for a size over the caller's limit (not the
+    format's), a stream cut inside its rows or a damaged row band (decodable in part);
+    others as they are."""
+    text = str(exc)
+    if isinstance(exc, ImageTooLargeError) and "exceeds the limit" in text:
+        return ImageTooLargeError(f"{text}; {hint}")
+    if isinstance(exc, TruncatedStreamError) and "latent rows" in text:
+        return TruncatedStreamError(f"{text}; {hint}")
+    if type(exc) is CorruptStreamError and "YBND segment" in text:
+        return CorruptStreamError(f"{text}; {hint}")
+    return exc
 
 
 def model_name(model_id: bytes) -> str:

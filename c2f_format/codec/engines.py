@@ -1,7 +1,7 @@
 """Which engine decodes: torch's (`torch_engine.Codec`) or NumPy's (`numpy_engine`).
 
 The default is torch where it is installed (it can use a GPU) and NumPy otherwise, so a
-decode-only install (`pip install c2f-format`, no torch) opens every stream. Callers pick
+decode-only install (`pip install .` from a checkout, no torch) opens every stream. Callers pick
 one with a `backend=` argument or `$C2F_BACKEND` (`torch`, `numpy` or `auto`), which
 tests use to run both on the same streams. Both produce the same symbols and means bit
 for bit; the pixels differ by float rounding only (spec 11).
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from .tiling import TileCallback, TileSink
 
 BACKENDS = ("torch", "numpy")
-INSTALL_TORCH = "pip install 'c2f-format[torch]'"
+# no c2f package is published yet: the hint names torch itself, which is all the
+# [torch] extra adds (README.md, Install, has its CPU-only build)
+INSTALL_TORCH = "pip install torch (its CPU-only build: see README.md, Install)"
 
 
 class Engine(Protocol):

@@ -21,9 +21,10 @@ class Bar:
     """`label [#####.....] k/total eta` on `stream` (stderr), advanced by calls.
 
     For work that reports through callbacks rather than an iterator (the tiles of one
-    large image). On a terminal the bar redraws in place; otherwise one line per step is
-    written, so logs stay readable. `percent` shows 45% instead of k/total, for steps
-    that mean nothing to a user.
+    large image). On a terminal the bar redraws in place; otherwise (a log, a pipe) a
+    line is written at the first step and at each tenth of the work, so a log of a
+    thousand files holds eleven lines of it. `percent` shows 45% instead of k/total, for
+    steps that mean nothing to a user.
     """
 
     width = 24
@@ -37,6 +38,7 @@ class Bar:
         self.tty = self.out.isatty()
         self.percent = percent
         self.done = 0
+        self._tenths = -1  # the last tenth of the work a log line was written at
         self.start = time.monotonic()
         self.closed = False
         if self.tty:  # the bar is there from the start, not after the first (slow) step
@@ -49,6 +51,11 @@ class Bar:
     def _draw(self) -> None:
         elapsed = time.monotonic() - self.start
         share = self.done / self.total if self.total else 1.0
+        if not self.tty:
+            tenths = int(10 * share)
+            if tenths == self._tenths and share < 1.0:
+                return
+            self._tenths = tenths
         eta = elapsed / self.done * (self.total - self.done) if self.done else None
         filled = int(self.width * share)
         count = f"{100 * share:3.0f}%" if self.percent else f"{self.done}/{self.total}"
@@ -73,8 +80,8 @@ def progress(
 ) -> Iterator[T]:
     """Yield `items`, drawing `label [#####.....] k/total eta` on `stream` (stderr).
 
-    On a terminal the bar redraws in place; otherwise one line per item is written,
-    so logs stay readable.
+    On a terminal the bar redraws in place; otherwise a line is written at each tenth of
+    the items and at the end (`Bar`).
     """
     bar = Bar(total, label, stream)
     try:

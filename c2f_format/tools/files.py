@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from ..codec.api import DEFAULT_MAX_PIXELS, EXIF_PREFIX, decode, encode
+from ..codec.api import (
+    DEFAULT_MAX_PIXELS,
+    EXIF_PREFIX,
+    LIMIT_HINT,
+    TRUNCATED_HINT,
+    decode,
+    encode,
+)
 from ..codec.effort import DEFAULT_EFFORT
 from ..codec.progress import Bar
 from ..format.bitstream import HEADER_SIZE, parse_header
@@ -28,6 +35,11 @@ if TYPE_CHECKING:
     from ..codec.tiling import TileCallback
 
 
+# the API's hints in an error, as the command line says them
+CLI_HINTS = {
+    LIMIT_HINT: "--max-pixels none lifts the limit",
+    TRUNCATED_HINT: "--allow-truncated decodes it with the rows lost predicted",
+}
 # Pillow formats whose writers take `exif` and `icc_profile` keyword arguments
 METADATA_FORMATS = frozenset({"AVIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
 _METADATA_KEYS = ("exif", "icc_profile")
@@ -223,7 +235,10 @@ def _decode_noting_losses(
                 max_pixels=job.max_pixels,
             )
         except C2FError as exc:
-            raise C2FError(f"{job.src}: {exc}") from None
+            message = str(exc)
+            for api_hint, cli_hint in CLI_HINTS.items():
+                message = message.replace(api_hint, cli_hint)
+            raise C2FError(f"{job.src}: {message}") from None
         except MemoryError:
             raise C2FError(f"{job.src}: out of memory") from None
     notes = []

@@ -22,6 +22,7 @@ from PIL import Image, ImageFile
 import c2f_format
 from c2f_format.codec import engines
 from c2f_format.codec.decoding import latent_digest
+from c2f_format.codec.engines import INSTALL_TORCH
 from c2f_format.codec.metrics import psnr
 from c2f_format.codec.numpy_engine import get_decoder
 from c2f_format.format import bitstream as bs
@@ -353,12 +354,17 @@ def test_decoding_without_torch() -> None:
         "    c2f_format.encode(Image.new('RGB', (8, 8)))\n"
         "except c2f_format.TorchRequiredError as exc:\n"
         "    print(exc)\n"
+        "try:\n"
+        "    Image.new('RGB', (8, 8)).save(io.BytesIO(), format='C2F')\n"
+        "except OSError as exc:\n"  # Pillow's word for an encoder it lacks
+        "    print(exc)\n"
     )
     assert out.splitlines() == [
         "256",
         "(256, 192)",
         "(32, 24)",
-        "encoding needs torch: pip install 'c2f-format[torch]'",
+        f"encoding needs torch: {INSTALL_TORCH}",
+        f"encoder c2f not available: encoding needs torch: {INSTALL_TORCH}",
     ]
 
 
