@@ -8,6 +8,7 @@ surface's terms."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
@@ -105,11 +106,11 @@ def test_reading(
     assert "Traceback" not in err
 
 
-def _write(writer: str, image: Image.Image, options: dict[str, object], out: Path) -> None:
+def _write(writer: str, image: Image.Image, options: dict[str, Any], out: Path) -> None:
     if writer == "api":
-        c2f_format.encode(image, **options)  # type: ignore[arg-type]
+        c2f_format.encode(image, **options)
     elif writer == "pillow":
-        image.save(out, **options)  # type: ignore[arg-type]
+        image.save(out, **options)
     else:
         # imageio takes arrays: CMYK's counterpart is an array of 5 channels
         array = np.zeros((4, 4, 5), np.uint8) if image.mode == "CMYK" else np.asarray(image)
@@ -117,7 +118,7 @@ def _write(writer: str, image: Image.Image, options: dict[str, object], out: Pat
 
 
 # failure class -> (image, save options, the type each writer raises)
-WRITES: dict[str, tuple[Image.Image, dict[str, object], dict[str, type[Exception]]]] = {
+WRITES: dict[str, tuple[Image.Image, dict[str, Any], dict[str, type[Exception]]]] = {
     "unsupported mode": (
         Image.new("CMYK", (16, 16)),
         {},
