@@ -32,6 +32,8 @@ TORCH_FREE = {
     "c2f_format.networks.numpy_layers",
     "c2f_format.networks.numpy_model",
     "c2f_format.codec.api",
+    "c2f_format.codec.images",
+    "c2f_format.codec.streaming",
     "c2f_format.codec.batch",
     "c2f_format.codec.decoding",
     "c2f_format.codec.effort",

@@ -3,8 +3,9 @@ pixels.
 
 `LatentDecoder` takes the HYP1, HYP2 and YBND segments of one stream as they arrive and
 runs them through an engine (`engines.Engine`: torch's `torch_engine.Codec` or NumPy's
-`numpy_engine.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`,
-a whole-stream `decode_stream` and the engines' own `decode`. The container, alpha and
+`numpy_engine.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`
+and a whole-stream `decode_stream` (calibration's, for a model that is not installed).
+The engines never call back into it. The container, alpha and
 metadata are not its business: `api` reads those, as it writes them on the encode side.
 Torch-free at module level, like every decode-only module.
 """

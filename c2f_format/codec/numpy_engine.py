@@ -28,7 +28,6 @@ from ..networks.numpy_layers import (
     to_uint8,
 )
 from ..networks.numpy_model import NumpyModel, load_model
-from .decoding import decode_stream
 from .tiling import (
     EDGE_STRIP,
     TileCallback,
@@ -156,13 +155,6 @@ class NumpyDecoder:
         """The preview (spec 9) as uint8 [height, width, 3]."""
         x = self.model.synthesis.preview(_float(_hwc(h2)), _float(_hwc(h1)))
         return to_uint8(x, height, width)
-
-    def decode(
-        self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
-    ) -> np.ndarray:
-        """The colour of a whole stream made with this model, uint8 [H, W, 3], as
-        `codec.Codec.decode` gives it (see `decoding.decode_stream`)."""
-        return decode_stream(self, data, reduce, on_tile)
 
     # ---- what else `decoding.LatentDecoder` asks of an engine ----------------------
 

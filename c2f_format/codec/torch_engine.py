@@ -35,7 +35,6 @@ from ..networks.inference import ReducedTail, for_inference
 from ..networks.layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from ..networks.model import lambdas_at, scale_table
 from ..networks.weights import LoadedModel, load_weights
-from .decoding import decode_stream
 from .effort import DEFAULT_EFFORT, ITERATIONS
 from .precision import synthesis_bf16
 from .search import refine
@@ -342,14 +341,6 @@ class Codec:
 
             refined = refine(y.clone(), mean, scale, image, synthesis, lam, iterations)
         return refined.detach()
-
-    def decode(
-        self, data: bytes, reduce: int = 1, on_tile: TileCallback | None = None
-    ) -> np.ndarray:
-        """The colour of a whole stream made with this model, uint8 [H, W, 3] (see
-        `decoding.decode_stream`): the mirror of `encode`, usable for a model that is
-        not installed (calibration's)."""
-        return decode_stream(self, data, reduce, on_tile)
 
     def _analyse(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """g_a over tiles of the padded uint8 [H, W, 3] image (with HALO latent units of

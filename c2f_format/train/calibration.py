@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codec.decoding import decode_stream
 from ..codec.metrics import psnr as psnr_of
 from ..codec.progress import progress
 from ..codec.torch_engine import Codec
@@ -45,7 +46,7 @@ def rd_table(model: C2FModel, images: list[np.ndarray], step: float = GRID_STEP)
         config.quality_levels = [level, level]  # every quality codes at this level
         for j, rgb in enumerate(images):
             data = codec.encode(rgb, "RGB", 1)
-            out = codec.decode(data)
+            out = decode_stream(codec, data)
             table[i, j] = (level, len(data) * 8 / (rgb.shape[0] * rgb.shape[1]), psnr_of(rgb, out))
     return table
 

@@ -16,17 +16,17 @@ from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError,
 
 @pytest.mark.parametrize("reduce", [1, 2, 8])
 def test_codec_decode_mirrors_encode(small_rgb: np.ndarray, reduce: int) -> None:
-    """`Codec.decode(Codec.encode(...))` is `c2f_format.decode` pixel for pixel."""
+    """`decode_stream(codec, codec.encode(...))` is `c2f_format.decode` pixel for pixel."""
     codec = get_codec(pick_device("cpu"))
     data = codec.encode(small_rgb, "RGB", 60)
     assert data == c2f_format.encode(small_rgb, quality=60, device="cpu")
     expected = np.asarray(c2f_format.decode(data, device="cpu", backend="torch", reduce=reduce))
-    assert np.array_equal(codec.decode(data, reduce), expected)
+    assert np.array_equal(decode_stream(codec, data, reduce), expected)
 
 
 def test_numpy_engine_decode_matches_the_api(small_stream: bytes) -> None:
     expected = np.asarray(c2f_format.decode(small_stream, backend="numpy"))
-    assert np.array_equal(get_decoder().decode(small_stream), expected)
+    assert np.array_equal(decode_stream(get_decoder(), small_stream), expected)
 
 
 def test_latent_decoder_gives_the_stream_decoders_integers(small_stream: bytes) -> None:
