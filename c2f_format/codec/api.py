@@ -15,9 +15,9 @@ from ..format.bitstream import (
     SEG_ALPHA,
     SEG_END,
     SEG_EXIF,
-    SEG_Y,
-    SEG_Z1,
-    SEG_Z2,
+    SEG_HYP1,
+    SEG_HYP2,
+    SEG_YBND,
     Header,
     StreamParser,
     parse_band,
@@ -116,11 +116,11 @@ def encode(
     ancillary = metadata_segments(image, exif, icc_profile)
     rgb, mode, alpha = image_planes(image)
     engines.require_torch("encoding")  # the analysis transform is torch's alone
-    from .torch_engine import get_codec
+    from .torch_engine import get_torch_engine
 
     dev = engines.check_device("torch", device)
     alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
-    return get_codec(dev).encode(rgb, mode, q, ancillary, alpha_payload, on_tile, level)
+    return get_torch_engine(dev).encode(rgb, mode, q, ancillary, alpha_payload, on_tile, level)
 
 
 def decode(
@@ -245,11 +245,11 @@ def info(data: bytes | bytearray | memoryview) -> StreamInfo:
         raise TruncatedStreamError(f"stream ends inside the header ({len(data)} bytes)")
     notes = {}
     for s in segments:
-        if s.kind == SEG_Y:
+        if s.kind == SEG_YBND:
             row, count, _ = parse_band(s.payload)
             notes[s.offset] = f"latent rows {row}..{row + count - 1}"
-        elif s.kind in (SEG_Z1, SEG_Z2):
-            notes[s.offset] = "hyper layer " + ("z1 (1/64)" if s.kind == SEG_Z1 else "z2 (1/32)")
+        elif s.kind in (SEG_HYP1, SEG_HYP2):
+            notes[s.offset] = "hyper layer " + ("z1 (1/64)" if s.kind == SEG_HYP1 else "z2 (1/32)")
         elif s.kind == SEG_END:
             notes[s.offset] = "end"
         elif s.kind == SEG_ALPHA:

@@ -1,9 +1,9 @@
-"""The decoding pipeline, the mirror of `torch_engine.Codec.encode`: segments -> latents ->
+"""The decoding pipeline, the mirror of `torch_engine.TorchEngine.encode`: segments -> latents ->
 pixels.
 
 `LatentDecoder` takes the HYP1, HYP2 and YBND segments of one stream as they arrive and
-runs them through an engine (`engines.Engine`: torch's `torch_engine.Codec` or NumPy's
-`numpy_engine.NumpyDecoder`), so the same steps serve the streaming `api.StreamDecoder`
+runs them through an engine (`engines.Engine`: torch's `torch_engine.TorchEngine` or NumPy's
+`numpy_engine.NumpyEngine`), so the same steps serve the streaming `api.StreamDecoder`
 and a whole-stream `decode_stream` (calibration's, for a model that is not installed).
 The engines never call back into it. The container, alpha and
 metadata are not its business: `api` reads those, as it writes them on the encode side.
@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from ..format.bitstream import SEG_Y, SEG_Z1, SEG_Z2, Header, Segment, StreamParser, parse_band
+from ..format.bitstream import (
+    SEG_HYP1,
+    SEG_HYP2,
+    SEG_YBND,
+    Header,
+    Segment,
+    StreamParser,
+    parse_band,
+)
 from ..format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from ..format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
@@ -87,18 +95,18 @@ class LatentDecoder:
         `CorruptStreamError` if its coded data is bad: the caller decides whether that
         is fatal (its rows are left at their predicted means)."""
         engine, header = self.engine, self.header
-        if seg.kind == SEG_Z1:
+        if seg.kind == SEG_HYP1:
             with engine.inference():
                 z1 = engine.decode_z1(header, seg.payload)
                 self._h1, self._mu2, self._idx2 = engine.hyper_from_z1(z1)
             self._latents["z1"] = z1
-        elif seg.kind == SEG_Z2:
+        elif seg.kind == SEG_HYP2:
             assert self._mu2 is not None and self._idx2 is not None
             with engine.inference():
                 z2 = engine.decode_z2(seg.payload, self._mu2, self._idx2)
                 self._h2 = engine.h2_from_z2(z2)
             self._latents["z2"] = z2
-        elif seg.kind == SEG_Y:
+        elif seg.kind == SEG_YBND:
             _, idx3 = self._y_params()
             row, count, coded = parse_band(seg.payload)
             self._rows = row + count

@@ -1,4 +1,4 @@
-"""Which engine decodes: torch's (`torch_engine.Codec`) or NumPy's (`numpy_engine`).
+"""Which engine decodes: torch's (`torch_engine.TorchEngine`) or NumPy's (`numpy_engine`).
 
 The default is torch where it is installed (it can use a GPU) and NumPy otherwise, so a
 decode-only install (`pip install .` from a checkout, no torch) opens every stream. Callers pick
@@ -113,12 +113,12 @@ def check_device(backend: str, device: object) -> Any:
 def engine(backend: str, device: Any, model_id: bytes | None) -> Engine:
     """The shared engine for `model_id` on `device` (as `check_device` returned it)."""
     if backend == "torch":
-        from .torch_engine import get_codec
+        from .torch_engine import get_torch_engine
 
-        return get_codec(device, model_id)
-    from .numpy_engine import get_decoder
+        return get_torch_engine(device, model_id)
+    from .numpy_engine import get_numpy_engine
 
-    return get_decoder(model_id)
+    return get_numpy_engine(model_id)
 
 
 __all__ = ["BACKENDS", "Engine", "check_device", "engine", "require_torch", "resolve"]

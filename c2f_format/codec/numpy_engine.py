@@ -1,7 +1,7 @@
 """A decoder in NumPy alone, for viewers and servers that do not install torch.
 
-`NumpyDecoder` offers what `decoding.LatentDecoder` asks of a decoding engine (the same
-methods as `codec.Codec`'s decode side), on NumPy arrays: latents as `[1, C, H, W]`
+`NumpyEngine` offers what `decoding.LatentDecoder` asks of a decoding engine (the same
+methods as `codec.TorchEngine`'s decode side), on NumPy arrays: latents as `[1, C, H, W]`
 int64 (views of channels-last storage, which the layers in `networks.numpy_layers` use), pixels as
 uint8. The integer networks are exact (spec 6), so the symbols, means and scale indices
 equal the torch decoder's bit for bit; the float synthesis follows spec 8 in float32
@@ -48,8 +48,8 @@ def _nchw(x: np.ndarray) -> np.ndarray:
     return x.transpose(2, 0, 1)[None]
 
 
-class NumpyDecoder:
-    """One loaded model; the decode side of `codec.Codec` on NumPy arrays. Thread-safe:
+class NumpyEngine:
+    """One loaded model; the decode side of `codec.TorchEngine` on NumPy arrays. Thread-safe:
     it holds no per-call state."""
 
     def __init__(self, model: NumpyModel) -> None:
@@ -173,11 +173,11 @@ def _float(h: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(h, dtype=np.float32) * np.float32(HIDDEN_STEP)
 
 
-_CACHE: dict[str, NumpyDecoder] = {}
+_CACHE: dict[str, NumpyEngine] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_decoder(model_id: bytes | None = None) -> NumpyDecoder:
+def get_numpy_engine(model_id: bytes | None = None) -> NumpyEngine:
     """The shared NumPy decoder for `model_id` (default: the newest shipped model),
     loaded once per process; the file's hash is checked against its id."""
     key, path = installed_model(model_id)
@@ -186,9 +186,13 @@ def get_decoder(model_id: bytes | None = None) -> NumpyDecoder:
         if decoder is None:
             model = load_model(path)
             check_model_id(key, model.model_id, model.path)
-            decoder = NumpyDecoder(model)
+            decoder = NumpyEngine(model)
             _CACHE[key] = decoder
     return decoder
 
 
-__all__ = ["NumpyDecoder", "get_decoder"]
+# the names of before the engines were named alike, kept working
+NumpyDecoder = NumpyEngine
+get_decoder = get_numpy_engine
+
+__all__ = ["NumpyDecoder", "NumpyEngine", "get_decoder", "get_numpy_engine"]

@@ -12,7 +12,7 @@ from PIL import Image
 from ..format import alpha as alpha_coding
 from ..format.bitstream import (
     SEG_ALPHA,
-    SEG_Y,
+    SEG_YBND,
     Header,
     Segment,
     StreamParser,
@@ -221,7 +221,7 @@ class StreamDecoder:
             try:
                 latent.add(seg)
             except CorruptStreamError as exc:
-                if not self.tolerate_damage or seg.kind != SEG_Y:
+                if not self.tolerate_damage or seg.kind != SEG_YBND:
                     raise
                 self.damage.append(f"YBND segment at offset {seg.offset}: {exc}")
 

@@ -1,6 +1,6 @@
 """The codec engine: images to symbols to bytes and back, with the shipped model.
 
-The exact path (`Codec.hyper_from_z1`, `h2_from_z2`, `y_params`) runs only integer layers,
+The exact path (`TorchEngine.hyper_from_z1`, `h2_from_z2`, `y_params`) runs only integer layers,
 so the encoder and every decoder derive the same means and table indices from the same
 symbols. The float path (analysis, synthesis, preview) only shapes pixels.
 """
@@ -21,8 +21,8 @@ from ..format.bitstream import (
     LATENT_FACTOR,
     SEG_ALPHA,
     SEG_END,
-    SEG_Z1,
-    SEG_Z2,
+    SEG_HYP1,
+    SEG_HYP2,
     Header,
     pack_band,
     pack_segment,
@@ -77,7 +77,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-class Codec:
+class TorchEngine:
     """One loaded model on one device. Thread-safe: it holds no per-call state."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device) -> None:
@@ -295,8 +295,8 @@ class Codec:
         out = [header.pack()] + [pack_segment(kind, payload) for kind, payload in ancillary]
         if alpha is not None:
             out.append(pack_segment(SEG_ALPHA, alpha))
-        out.append(pack_segment(SEG_Z1, entropy.encode(_np(s1), _np(idx1), self.tables)))
-        out.append(pack_segment(SEG_Z2, entropy.encode(_np(s2), _np(idx2), self.tables)))
+        out.append(pack_segment(SEG_HYP1, entropy.encode(_np(s1), _np(idx1), self.tables)))
+        out.append(pack_segment(SEG_HYP2, entropy.encode(_np(s2), _np(idx2), self.tables)))
         rows = header.latent_size[0]
         s3n, idx3n = _np(s3), _np(idx3)
         for row in range(0, rows, BAND_ROWS):
@@ -405,11 +405,11 @@ def to_uint8(x: torch.Tensor, height: int, width: int) -> np.ndarray:
     return img.permute(1, 2, 0).cpu().numpy()
 
 
-_CACHE: dict[tuple[str, str], Codec] = {}
+_CACHE: dict[tuple[str, str], TorchEngine] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_codec(device: torch.device, model_id: bytes | None = None) -> Codec:
+def get_torch_engine(device: torch.device, model_id: bytes | None = None) -> TorchEngine:
     """The shared codec for `model_id` (default: the newest shipped model) on `device`.
 
     Loaded once per process and reused; the file's hash is checked against its id.
@@ -421,9 +421,21 @@ def get_codec(device: torch.device, model_id: bytes | None = None) -> Codec:
         if codec is None:
             loaded = load_weights(path)
             check_model_id(key_hex, loaded.model_id, loaded.path)
-            codec = Codec(loaded, device)
+            codec = TorchEngine(loaded, device)
             _CACHE[key] = codec
     return codec
 
 
-__all__ = ["BAND_ROWS", "LATENT_FACTOR", "Codec", "get_codec", "pick_device"]
+# the names of before the engines were named alike, kept working
+Codec = TorchEngine
+get_codec = get_torch_engine
+
+__all__ = [
+    "BAND_ROWS",
+    "LATENT_FACTOR",
+    "Codec",
+    "TorchEngine",
+    "get_codec",
+    "get_torch_engine",
+    "pick_device",
+]

@@ -41,14 +41,16 @@ SEGMENT_OVERHEAD = _SEG_HEAD.size + 4
 MAX_SEGMENT_LENGTH = (1 << 31) - 1
 _BAND = struct.Struct(">HH")
 
-SEG_Z1 = b"HYP1"
-SEG_Z2 = b"HYP2"
-SEG_Y = b"YBND"
+SEG_HYP1 = b"HYP1"
+SEG_HYP2 = b"HYP2"
+SEG_YBND = b"YBND"
 SEG_END = b"IEND"
 SEG_EXIF = b"eXIf"
 SEG_ICC = b"iCCP"
 SEG_ALPHA = b"ALPH"
-CRITICAL_TYPES = (SEG_ALPHA, SEG_Z1, SEG_Z2, SEG_Y, SEG_END)
+# the names of before they were named as the spec names the segments, kept working
+SEG_Z1, SEG_Z2, SEG_Y = SEG_HYP1, SEG_HYP2, SEG_YBND
+CRITICAL_TYPES = (SEG_ALPHA, SEG_HYP1, SEG_HYP2, SEG_YBND, SEG_END)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def pack_segment(kind: bytes, payload: bytes) -> bytes:
 
 
 def pack_band(row: int, rows: int, coded: bytes) -> bytes:
-    return pack_segment(SEG_Y, _BAND.pack(row, rows) + coded)
+    return pack_segment(SEG_YBND, _BAND.pack(row, rows) + coded)
 
 
 def parse_band(payload: bytes) -> tuple[int, int, bytes]:
@@ -277,7 +279,7 @@ class StreamParser:
             payload = bytes(self._buffer[start : start + length])
             (crc,) = struct.unpack_from(">I", self._buffer, start + length)
             if crc != zlib.crc32(payload, zlib.crc32(kind)):
-                if self.skip_damaged_bands and kind == SEG_Y:
+                if self.skip_damaged_bands and kind == SEG_YBND:
                     if len(self.damaged) >= self.header.latent_size[0]:  # bounded work
                         raise CorruptStreamError("more damaged YBND segments than latent rows")
                     self.damaged.append(self._here)
@@ -326,8 +328,8 @@ class StreamParser:
                 f"ALPH segment {where} in a stream of colour mode {self.header.mode}, "
                 "which has no alpha"
             )
-        fixed = (SEG_ALPHA, SEG_Z1, SEG_Z2) if self.header.has_alpha else (SEG_Z1, SEG_Z2)
-        expected = (fixed[self._critical],) if self._critical < len(fixed) else (SEG_Y, SEG_END)
+        fixed = (SEG_ALPHA, SEG_HYP1, SEG_HYP2) if self.header.has_alpha else (SEG_HYP1, SEG_HYP2)
+        expected = (fixed[self._critical],) if self._critical < len(fixed) else (SEG_YBND, SEG_END)
         if kind not in expected:
             raise CorruptStreamError(
                 f"{name} segment out of order {where} (expected {_type_name(expected[0])})"
@@ -348,7 +350,7 @@ class StreamParser:
             self._ancillary_bytes += len(seg.payload)
             return
         rows = self.header.latent_size[0]
-        if seg.kind == SEG_Y:
+        if seg.kind == SEG_YBND:
             row, count, _ = parse_band(seg.payload)
             starts_right = row >= self._rows_seen if self._gap else row == self._rows_seen
             if not starts_right or count < 1 or row + count > rows:
@@ -376,6 +378,6 @@ def hyper_end(segments: Iterable[Segment]) -> int:
     bytes up to there are all the preview needs. Raises `TruncatedStreamError` when
     `segments` has no HYP2."""
     for seg in segments:
-        if seg.kind == SEG_Z2:
+        if seg.kind == SEG_HYP2:
             return seg.offset + seg.size
     raise TruncatedStreamError("the stream ends before its hyper segments are complete")

@@ -78,7 +78,7 @@ class Synthesis:
         edge_strip: int = 0,
     ) -> np.ndarray:
         """y_hat `[Hy, Wy, m]`, h2f, h1f -> float image `[16 Hy, 16 Wy, 3]`, or reduced by
-        2 or 4 from the 1/4-scale features, as the torch decoder (`Codec._finish_reduced`:
+        2 or 4 from the 1/4-scale features, as the torch decoder (`TorchEngine._finish_reduced`:
         the folded convolution, and the real stages over an `edge_strip` of 1/4-scale positions
         along the grid's outer `edges`)."""
         y_in = y_hat * inv

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 import c2f_format
-from c2f_format.codec.numpy_engine import get_decoder
+from c2f_format.codec.numpy_engine import get_numpy_engine
 from c2f_format.format import bitstream as bs
 from c2f_format.format.constants import PREVIEW_SCALE
 
@@ -53,16 +53,16 @@ def _pillow(data: bytes, backend: str, preview: bool) -> Image.Image:
 
 def stages(data: bytes, repeats: int) -> dict[str, float]:
     """Median milliseconds of each stage of the NumPy decoder on `data`."""
-    dec = get_decoder()
+    dec = get_numpy_engine()
     parser = bs.StreamParser()
     segments = parser.feed(data)
     header = parser.header
     assert header is not None
     seg = {s.kind: s.payload for s in segments}
-    bands = [bs.parse_band(s.payload) for s in segments if s.kind == bs.SEG_Y]
-    z1 = dec.decode_z1(header, seg[bs.SEG_Z1])
+    bands = [bs.parse_band(s.payload) for s in segments if s.kind == bs.SEG_YBND]
+    z1 = dec.decode_z1(header, seg[bs.SEG_HYP1])
     h1, mu2, idx2 = dec.hyper_from_z1(z1)
-    z2 = dec.decode_z2(seg[bs.SEG_Z2], mu2, idx2)
+    z2 = dec.decode_z2(seg[bs.SEG_HYP2], mu2, idx2)
     h2 = dec.h2_from_z2(z2)
     mu3, idx3 = dec.y_params(h2)
     y = dec.zeros_like(mu3)
@@ -73,8 +73,8 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
     return {
         "entropy decoding (z1, z2, all y bands)": _median_ms(
             lambda: (
-                dec.decode_z1(header, seg[bs.SEG_Z1]),
-                dec.decode_z2(seg[bs.SEG_Z2], mu2, idx2),
+                dec.decode_z1(header, seg[bs.SEG_HYP1]),
+                dec.decode_z2(seg[bs.SEG_HYP2], mu2, idx2),
                 [dec.decode_band(c, idx3[:, :, r : r + n]) for r, n, c in bands],
             ),
             repeats,

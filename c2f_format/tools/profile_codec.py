@@ -65,7 +65,7 @@ class StageClock:
         out.update(self.seconds)
 
 
-def instrument(codec: torch_engine.Codec, clock: StageClock) -> None:
+def instrument(codec: torch_engine.TorchEngine, clock: StageClock) -> None:
     """Time `codec`'s pipeline steps, the encoder's entropy coding (in this process) and
     each module of its float transforms."""
     entropy = torch_engine.entropy
@@ -99,7 +99,7 @@ def halo_overhead(rows: int, cols: int, height: int, width: int) -> float:
     return computed / (rows * cols)
 
 
-def _decode(codec: torch_engine.Codec, data: bytes) -> np.ndarray:
+def _decode(codec: torch_engine.TorchEngine, data: bytes) -> np.ndarray:
     parser = StreamParser(max_pixels=None)
     segments = parser.feed(data)
     assert parser.header is not None
@@ -112,7 +112,7 @@ def _decode(codec: torch_engine.Codec, data: bytes) -> np.ndarray:
 def profile(photo: Path, size: tuple[int, int], quality: int, runs: int) -> dict[str, Any]:
     image = Image.open(photo).convert("RGB").resize(size, Image.Resampling.LANCZOS)
     rgb = np.asarray(image)
-    codec = torch_engine.get_codec(torch.device("cpu"))
+    codec = torch_engine.get_torch_engine(torch.device("cpu"))
     clock = StageClock()
     instrument(codec, clock)
     encodes: list[dict[str, float]] = []

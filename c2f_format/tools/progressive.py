@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from ..codec.api import StreamDecoder
-from ..format.bitstream import SEG_Y, hyper_end, iter_segments
+from ..format.bitstream import SEG_YBND, hyper_end, iter_segments
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ def progressive_stages(data: bytes, device: str | None = None) -> list[Stage]:
     the hyper segments complete (preview), half of y's bands, and the end."""
     segments = list(iter_segments(data))
     z2_end = hyper_end(segments)
-    band_ends = [s.offset + s.size for s in segments if s.kind == SEG_Y]
+    band_ends = [s.offset + s.size for s in segments if s.kind == SEG_YBND]
     half = band_ends[(len(band_ends) - 1) // 2] if len(band_ends) > 1 else None
     dec = StreamDecoder(device=device)
     dec.feed(data[:z2_end])

@@ -21,7 +21,7 @@ import torch
 from ..codec.decoding import decode_stream
 from ..codec.metrics import psnr as psnr_of
 from ..codec.progress import progress
-from ..codec.torch_engine import Codec
+from ..codec.torch_engine import TorchEngine
 from ..networks.model import C2FModel
 from ..networks.weights import load_weights, save_weights
 
@@ -35,7 +35,7 @@ def rd_table(model: C2FModel, images: list[np.ndarray], step: float = GRID_STEP)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "calibrating.npz"
         save_weights(model, path)
-        codec = Codec(load_weights(path), torch.device("cpu"))
+        codec = TorchEngine(load_weights(path), torch.device("cpu"))
     config = codec.net.config
     top = len(config.lambdas) - 1
     levels = [float(v) for v in np.arange(0.0, top + 1e-9, step)]

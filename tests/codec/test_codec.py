@@ -237,7 +237,7 @@ def test_decoder_stays_failed_after_an_error(small_stream: bytes) -> None:
     """A coded unit with a valid CRC but a bad end state poisons the decoder for good."""
     from c2f_format.format import bitstream as bs
 
-    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_Y)
+    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_YBND)
     row, rows, coded = bs.parse_band(seg.payload)
     forged = bs.pack_band(row, rows, coded + b"\x07\x00\x00\x00" * 5000)  # words left over
     data = small_stream[: seg.offset] + forged + small_stream[seg.offset + seg.size :]

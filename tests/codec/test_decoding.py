@@ -1,4 +1,4 @@
-"""The decoding pipeline beside the encoder (decoding.py, `Codec.decode`) and the plain
+"""The decoding pipeline beside the encoder (decoding.py, `TorchEngine.decode`) and the plain
 classes that feed it (`StreamDecoder`, `StreamParser`)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 import c2f_format
 from c2f_format.codec.decoding import LatentDecoder, decode_stream, latent_digest
-from c2f_format.codec.numpy_engine import get_decoder
-from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.codec.numpy_engine import get_numpy_engine
+from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 from c2f_format.format import bitstream as bs
 from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
@@ -17,7 +17,7 @@ from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError,
 @pytest.mark.parametrize("reduce", [1, 2, 8])
 def test_codec_decode_mirrors_encode(small_rgb: np.ndarray, reduce: int) -> None:
     """`decode_stream(codec, codec.encode(...))` is `c2f_format.decode` pixel for pixel."""
-    codec = get_codec(pick_device("cpu"))
+    codec = get_torch_engine(pick_device("cpu"))
     data = codec.encode(small_rgb, "RGB", 60)
     assert data == c2f_format.encode(small_rgb, quality=60, device="cpu")
     expected = np.asarray(c2f_format.decode(data, device="cpu", backend="torch", reduce=reduce))
@@ -26,11 +26,11 @@ def test_codec_decode_mirrors_encode(small_rgb: np.ndarray, reduce: int) -> None
 
 def test_numpy_engine_decode_matches_the_api(small_stream: bytes) -> None:
     expected = np.asarray(c2f_format.decode(small_stream, backend="numpy"))
-    assert np.array_equal(decode_stream(get_decoder(), small_stream), expected)
+    assert np.array_equal(decode_stream(get_numpy_engine(), small_stream), expected)
 
 
 def test_latent_decoder_gives_the_stream_decoders_integers(small_stream: bytes) -> None:
-    codec = get_codec(pick_device("cpu"))
+    codec = get_torch_engine(pick_device("cpu"))
     parser = bs.StreamParser()
     segments = parser.feed(small_stream)
     assert parser.header is not None
@@ -45,7 +45,7 @@ def test_latent_decoder_gives_the_stream_decoders_integers(small_stream: bytes) 
 
 
 def test_decode_stream_refuses_what_it_cannot_decode(small_stream: bytes) -> None:
-    codec = get_codec(pick_device("cpu"))
+    codec = get_torch_engine(pick_device("cpu"))
     with pytest.raises(TruncatedStreamError, match="before IEND"):
         decode_stream(codec, small_stream[:-20])
     with pytest.raises(InvalidArgumentError, match="reduce"):
@@ -82,7 +82,7 @@ def test_reprs_are_short_and_hold_no_bytes(small_stream: bytes) -> None:
 
 
 def test_damaged_decoder_says_so(small_stream: bytes) -> None:
-    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_Y)
+    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_YBND)
     data = bytearray(small_stream)
     data[seg.offset + seg.size - 1] ^= 1  # its CRC
     dec = c2f_format.StreamDecoder(tolerate_damage=True, backend="numpy")
@@ -110,3 +110,12 @@ def test_constructor_order_is_kept() -> None:
     )
     parser = bs.StreamParser(1000, True)
     assert (parser.max_pixels, parser.skip_damaged_bands) == (1000, True)
+
+
+def test_the_engines_old_names_still_work() -> None:
+    from c2f_format.codec import numpy_engine, torch_engine
+
+    assert torch_engine.Codec is torch_engine.TorchEngine
+    assert torch_engine.get_codec is torch_engine.get_torch_engine
+    assert numpy_engine.NumpyDecoder is numpy_engine.NumpyEngine
+    assert numpy_engine.get_decoder is numpy_engine.get_numpy_engine

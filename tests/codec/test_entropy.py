@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 from c2f_format.format import entropy
 from c2f_format.format.errors import CorruptStreamError
 from c2f_format.networks.model import scale_table
@@ -15,7 +15,7 @@ from c2f_format.networks.model import scale_table
 
 @pytest.fixture(scope="module")
 def tables() -> entropy.EntropyTables:
-    return get_codec(pick_device("cpu")).tables
+    return get_torch_engine(pick_device("cpu")).tables
 
 
 def test_shipped_tables_match_the_definition(tables: entropy.EntropyTables) -> None:
@@ -49,7 +49,7 @@ def test_code_length_is_the_integer_tables_ideal(tables: entropy.EntropyTables) 
     st.lists(st.tuples(st.integers(-40000, 40000), st.integers(0, 63)), max_size=300),
 )
 def test_round_trip_with_escapes(pairs: list[tuple[int, int]]) -> None:
-    tables = get_codec(pick_device("cpu")).tables
+    tables = get_torch_engine(pick_device("cpu")).tables
     sym = np.array([p[0] for p in pairs], dtype=np.int64)
     lvl = np.array([p[1] for p in pairs], dtype=np.int64)
     out = entropy.decode(entropy.encode(sym, lvl, tables), lvl, tables)
@@ -69,7 +69,7 @@ def test_bad_data_is_a_c2f_error(tables: entropy.EntropyTables) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=64).map(lambda b: b[: len(b) // 4 * 4]))
 def test_garbage_decodes_or_raises_c2f_error(data: bytes) -> None:
-    tables = get_codec(pick_device("cpu")).tables
+    tables = get_torch_engine(pick_device("cpu")).tables
     lvl = np.arange(40, dtype=np.int64) % tables.levels
     try:
         out = entropy.decode(data, lvl, tables)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2f_format.codec.torch_engine import Codec, get_codec, pick_device
+from c2f_format.codec.torch_engine import TorchEngine, get_torch_engine, pick_device
 from c2f_format.networks.layers import (
     HIDDEN_MAX,
     HIDDEN_STEP,
@@ -17,8 +17,8 @@ from c2f_format.networks.layers import (
 
 
 @pytest.fixture(scope="module")
-def codec() -> Codec:
-    return get_codec(pick_device("cpu"))
+def codec() -> TorchEngine:
+    return get_torch_engine(pick_device("cpu"))
 
 
 def reference_conv(x: np.ndarray, layer: object) -> np.ndarray:
@@ -41,7 +41,7 @@ def reference_conv(x: np.ndarray, layer: object) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["h_s2.expand", "h_s2.mix", "p3.body", "p3.mean", "p3.scale"])
-def test_exact_conv_equals_integer_reference(codec: Codec, name: str) -> None:
+def test_exact_conv_equals_integer_reference(codec: TorchEngine, name: str) -> None:
     layer = codec.layers[name]
     rng = np.random.default_rng(0)
     cin = layer.weight.shape[1]
@@ -81,13 +81,13 @@ def test_worst_case_accumulator_is_exact() -> None:
         assert got[0, o, 1, 1] == max(-(1 << 20), min(1 << 20, want))
 
 
-def random_z2(codec: Codec, rows: int, cols: int, seed: int) -> torch.Tensor:
+def random_z2(codec: TorchEngine, rows: int, cols: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     c2 = codec.net.config.c2
     return torch.randint(-400, 400, (1, c2, rows, cols), generator=g)
 
 
-def test_batch_and_tiling_layouts_agree(codec: Codec) -> None:
+def test_batch_and_tiling_layouts_agree(codec: TorchEngine) -> None:
     a, b = random_z2(codec, 6, 10, 1), random_z2(codec, 6, 10, 2)
     _, mu_a, idx_a = codec.hyper_from_z2(a)
     _, mu_ab, idx_ab = codec.hyper_from_z2(torch.cat([a, b]))
@@ -99,7 +99,7 @@ def test_batch_and_tiling_layouts_agree(codec: Codec) -> None:
     assert torch.equal(idx_top[:, :, :6], idx_a[:, :, :6])
 
 
-def test_thread_count_does_not_change_entropy_parameters(codec: Codec) -> None:
+def test_thread_count_does_not_change_entropy_parameters(codec: TorchEngine) -> None:
     z2 = random_z2(codec, 8, 12, 3)
     before = torch.get_num_threads()
     try:
@@ -128,7 +128,9 @@ def test_fake_quant_training_matches_integer_export() -> None:
     assert (simulated.round().long() == exact).float().mean() > 0.98
 
 
-def test_row_bands_do_not_change_results(codec: Codec, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_row_bands_do_not_change_results(
+    codec: TorchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """exact_conv splits large inputs into row bands; any band height gives the same bits."""
     import c2f_format.networks.layers as layers
 

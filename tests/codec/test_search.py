@@ -19,7 +19,7 @@ from PIL import Image
 import c2f_format
 from c2f_format.codec import precision, search
 from c2f_format.codec.effort import DEFAULT_EFFORT, ITERATIONS, check_effort
-from c2f_format.codec.torch_engine import get_codec
+from c2f_format.codec.torch_engine import get_torch_engine
 from c2f_format.format.bitstream import StreamParser
 from c2f_format.format.errors import InvalidArgumentError
 from c2f_format.networks.model import lambdas_at
@@ -33,7 +33,7 @@ def _cost(rgb: np.ndarray, data: bytes) -> float:
     parser = StreamParser()
     parser.feed(data)
     assert parser.header is not None
-    config = get_codec(torch.device("cpu")).net.config
+    config = get_torch_engine(torch.device("cpu")).net.config
     level = config.level_of_quality(parser.header.quality)
     lam = float(lambdas_at(config.lambdas, torch.tensor([level]))[0])
     return 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) + lam * 255.0**2 * mse

@@ -16,7 +16,7 @@ from PIL import Image
 from reference_rans import RansReader
 
 import c2f_format
-from c2f_format.codec.torch_engine import get_codec, pick_device
+from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 from c2f_format.format import bitstream as bs
 from c2f_format.format import entropy
 
@@ -52,7 +52,7 @@ def spec_decode_unit(data: bytes, levels: np.ndarray, tables: entropy.EntropyTab
 
 @pytest.mark.parametrize("vector", [VECTOR, ALPHA_VECTOR], ids=lambda p: p.stem)
 def test_vector_decodes_with_the_spec_decoder(vector: Path) -> None:
-    codec = get_codec(pick_device("cpu"))
+    codec = get_torch_engine(pick_device("cpu"))
     data = vector.read_bytes()
     parser = bs.StreamParser()
     segments: dict[bytes, list[bs.Segment]] = {}
@@ -62,21 +62,21 @@ def test_vector_decodes_with_the_spec_decoder(vector: Path) -> None:
     assert header is not None and parser.finished
     shapes = codec.latent_shapes(header)
     mean1, idx1 = codec.z1_params(shapes["z1"][2], shapes["z1"][3])
-    s1 = spec_decode_unit(segments[bs.SEG_Z1][0].payload, idx1.numpy(), codec.tables)
+    s1 = spec_decode_unit(segments[bs.SEG_HYP1][0].payload, idx1.numpy(), codec.tables)
     z1 = torch.from_numpy(s1) * 16 + mean1
     _, mu2, idx2 = codec.hyper_from_z1(z1)
-    s2 = spec_decode_unit(segments[bs.SEG_Z2][0].payload, idx2.numpy(), codec.tables)
+    s2 = spec_decode_unit(segments[bs.SEG_HYP2][0].payload, idx2.numpy(), codec.tables)
     _, _, idx3 = codec.hyper_from_z2(torch.from_numpy(s2) * 16 + mu2)
     rows = []
-    for seg in segments[bs.SEG_Y]:
+    for seg in segments[bs.SEG_YBND]:
         row, count, coded = bs.parse_band(seg.payload)
         rows.append(spec_decode_unit(coded, idx3[:, :, row : row + count].numpy(), codec.tables))
     s3 = np.concatenate(rows, axis=2)
-    library = codec.decode_z1(header, segments[bs.SEG_Z1][0].payload)
+    library = codec.decode_z1(header, segments[bs.SEG_HYP1][0].payload)
     assert np.array_equal(library.numpy(), z1.numpy())
     lib_y = [
         codec.decode_band(bs.parse_band(seg.payload)[2], idx3[:, :, r : r + c]).numpy()
-        for seg in segments[bs.SEG_Y]
+        for seg in segments[bs.SEG_YBND]
         for r, c, _ in [bs.parse_band(seg.payload)]
     ]
     assert np.array_equal(np.concatenate(lib_y, axis=2), s3)

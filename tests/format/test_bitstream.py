@@ -39,7 +39,11 @@ def header(**kw: object) -> bs.Header:
 def stream(h: bs.Header | None = None, bands: list[tuple[int, int]] | None = None) -> bytes:
     h = h or header()
     rows = h.latent_size[0]
-    parts = [h.pack(), bs.pack_segment(bs.SEG_Z1, b"a" * 4), bs.pack_segment(bs.SEG_Z2, b"b" * 8)]
+    parts = [
+        h.pack(),
+        bs.pack_segment(bs.SEG_HYP1, b"a" * 4),
+        bs.pack_segment(bs.SEG_HYP2, b"b" * 8),
+    ]
     for row, count in bands if bands is not None else [(0, rows)]:
         parts.append(bs.pack_band(row, count, b"c" * 4))
     parts.append(bs.pack_segment(bs.SEG_END, b""))
@@ -67,7 +71,7 @@ def test_reduced_sizes_round_up() -> None:
 
 
 def test_segment_layout_matches_spec() -> None:
-    seg = bs.pack_segment(bs.SEG_Z1, b"xyz")
+    seg = bs.pack_segment(bs.SEG_HYP1, b"xyz")
     assert seg[:4] == b"HYP1"
     assert struct.unpack(">I", seg[4:8]) == (3,)
     assert seg[8:11] == b"xyz"
@@ -161,7 +165,7 @@ def test_length_beyond_data_waits() -> None:
     data = stream()
     parser = bs.StreamParser()
     done = parser.feed(data[:-6])  # inside IEND
-    assert not parser.finished and done[-1].kind == bs.SEG_Y
+    assert not parser.finished and done[-1].kind == bs.SEG_YBND
     assert [s.kind for s in parser.feed(data[-6:])] == [bs.SEG_END]
 
 
@@ -200,7 +204,7 @@ def test_band_order(bands: list[tuple[int, int]], words: str) -> None:
 
 def test_segment_order() -> None:
     h = header()
-    data = h.pack() + bs.pack_segment(bs.SEG_Z2, b"x")
+    data = h.pack() + bs.pack_segment(bs.SEG_HYP2, b"x")
     with pytest.raises(CorruptStreamError, match="HYP2 segment out of order"):
         bs.StreamParser().feed(data)
     data = h.pack() + bs.pack_segment(b"ZZZZ", b"")
@@ -234,7 +238,7 @@ def test_alpha_modes_and_their_segment() -> None:
         alpha = bs.pack_segment(bs.SEG_ALPHA, b"\x00\xff")
         data = plain[: bs.HEADER_SIZE] + alpha + plain[bs.HEADER_SIZE :]
         parser = bs.StreamParser()
-        assert [s.kind for s in parser.feed(data)][:2] == [bs.SEG_ALPHA, bs.SEG_Z1]
+        assert [s.kind for s in parser.feed(data)][:2] == [bs.SEG_ALPHA, bs.SEG_HYP1]
         assert parser.finished
         with pytest.raises(CorruptStreamError, match=r"HYP1 segment out of order .*ALPH"):
             bs.StreamParser().feed(plain)

@@ -154,7 +154,7 @@ def test_rgba_round_trip_exact_alpha_and_the_same_colour(
     data = c2f_format.encode(rgba, quality=60)
     plain = c2f_format.encode(rgb, quality=60)
     kinds = [s.kind for s in _segments(data)]
-    assert kinds[0] == bs.SEG_ALPHA and kinds[1] == bs.SEG_Z1
+    assert kinds[0] == bs.SEG_ALPHA and kinds[1] == bs.SEG_HYP1
     colour = [(s.kind, s.payload) for s in _segments(data) if s.kind != bs.SEG_ALPHA]
     assert colour == [(s.kind, s.payload) for s in _segments(plain)]
     header = c2f_format.info(data).header
@@ -221,7 +221,7 @@ def test_palette_and_colour_key_transparency_become_alpha(small_rgb: np.ndarray)
 def test_preview_carries_reduced_alpha(cutout: tuple[np.ndarray, np.ndarray]) -> None:
     rgb, alpha = cutout
     data = c2f_format.encode(np.dstack((rgb, alpha)), quality=60)
-    hyp2 = next(s for s in _segments(data) if s.kind == bs.SEG_Z2)
+    hyp2 = next(s for s in _segments(data) if s.kind == bs.SEG_HYP2)
     dec = c2f_format.StreamDecoder()
     dec.feed(data[: hyp2.offset + hyp2.size])
     preview = dec.preview()

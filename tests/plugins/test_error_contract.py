@@ -29,7 +29,7 @@ from c2f_format.tools.cli import main
 
 
 def _streams(good: bytes) -> dict[str, bytes]:
-    band = next(s for s in bs.iter_segments(good) if s.kind == bs.SEG_Y)
+    band = next(s for s in bs.iter_segments(good) if s.kind == bs.SEG_YBND)
     damaged = bytearray(good)
     damaged[band.offset + 12] ^= 0xFF
     h = bs.parse_header(good[: bs.HEADER_SIZE])

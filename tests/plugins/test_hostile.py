@@ -165,11 +165,11 @@ def test_a_header_claiming_more_pixels_fails_fast(
 
 def test_an_empty_stream_of_any_size_is_refused() -> None:
     """Header, empty hyper segments, IEND: no image may come out of no data."""
-    from c2f_format.codec.torch_engine import get_codec, pick_device
+    from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 
-    model_id = get_codec(pick_device("cpu")).model_id
+    model_id = get_torch_engine(pick_device("cpu")).model_id
     parts = [bs.Header(8192, 4096, "RGB", 75, model_id).pack()]
-    parts += [bs.pack_segment(k, b"") for k in (bs.SEG_Z1, bs.SEG_Z2)]
+    parts += [bs.pack_segment(k, b"") for k in (bs.SEG_HYP1, bs.SEG_HYP2)]
     parts += [bs.pack_band(0, 256, b""), bs.pack_segment(bs.SEG_END, b"")]
     start = time.perf_counter()
     with pytest.raises(c2f_format.CorruptStreamError, match="runs out"):
@@ -180,7 +180,7 @@ def test_an_empty_stream_of_any_size_is_refused() -> None:
 def test_a_damaged_length_field_names_its_segment(kodim23_stream: bytes) -> None:
     """A length flipped larger looks like a cut stream; the message says which segment
     and that its length may be damaged."""
-    seg = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][3]
+    seg = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][3]
     buf = bytearray(kodim23_stream)
     buf[seg.offset + 5] ^= 0x80  # high bit of the length's second byte
     where = f"YBND segment at offset {seg.offset}"
@@ -225,7 +225,7 @@ def test_pillow_reads_no_metadata_payload_past_the_cap(small_stream: bytes) -> N
 
 
 def test_a_damaged_hyper_length_names_its_segment(small_stream: bytes) -> None:
-    seg = next(s for s in _segments(small_stream) if s.kind == bs.SEG_Z1)
+    seg = next(s for s in _segments(small_stream) if s.kind == bs.SEG_HYP1)
     buf = bytearray(small_stream)
     buf[seg.offset + 5] ^= 0x10  # the length grows by 1 MiB
     with pytest.raises(
@@ -316,7 +316,7 @@ def test_flipped_bits_name_the_segment(rgba_stream: bytes) -> None:
     """Every segment, the metadata and ALPH included; damage before HYP2 (ALPH among
     it: alpha is exact or absent) is an error even when damage is tolerated."""
     kinds = [seg.kind for seg in _segments(rgba_stream)]
-    assert kinds[:4] == [bs.SEG_ICC, bs.SEG_EXIF, bs.SEG_ALPHA, bs.SEG_Z1]
+    assert kinds[:4] == [bs.SEG_ICC, bs.SEG_EXIF, bs.SEG_ALPHA, bs.SEG_HYP1]
     for seg in _segments(rgba_stream):
         name = seg.kind.decode()
         damaged = _flip_in(rgba_stream, seg)
@@ -441,7 +441,7 @@ def test_a_damaged_band_is_predicted_under_tolerance(
 ) -> None:
     """A flipped bit in one YBND costs that band's rows (and their neighbourhood in the
     synthesis), not the image; without tolerance it is an error naming the segment."""
-    bands = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y]
+    bands = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND]
     band = bands[4]
     row, count, _ = bs.parse_band(band.payload)
     damaged = _flip_in(kodim23_stream, band, at=20)
@@ -463,7 +463,7 @@ def test_a_damaged_band_is_predicted_under_tolerance(
 
 
 def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream: bytes) -> None:
-    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][3]
+    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][3]
     buf = bytearray(kodim23_stream)
     buf[band.offset : band.offset + 4] = b"\x00\xff\x00\xff"  # a garbled segment head
     with pytest.raises(c2f_format.CorruptStreamError, match="invalid segment type"):
@@ -479,10 +479,10 @@ def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream: bytes) -> 
 def test_a_band_with_good_crc_but_bad_coding(kodim23_stream: bytes) -> None:
     """Coded data that the entropy decoder rejects, behind a valid CRC (a buggy or
     hostile encoder): an error naming the segment, or under tolerance a predicted band."""
-    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_Y][2]
+    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][2]
     row, count, coded = bs.parse_band(band.payload)
     payload = bs._BAND.pack(row, count) + coded[:-4] + b"\x00\x00\x00\x00"  # last word 0
-    fixed = bs.pack_segment(bs.SEG_Y, payload)
+    fixed = bs.pack_segment(bs.SEG_YBND, payload)
     data = kodim23_stream[: band.offset] + fixed + kodim23_stream[band.offset + band.size :]
     with pytest.raises(c2f_format.CorruptStreamError):
         c2f_format.decode(data)
@@ -495,7 +495,7 @@ def test_damaged_segments_are_bounded(small_stream: bytes) -> None:
     them than the image has latent rows ends the reading."""
     segs = _segments(small_stream)
     hyp2_end = bs.hyper_end(segs)
-    junk = bs.pack_segment(bs.SEG_Y, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
+    junk = bs.pack_segment(bs.SEG_YBND, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
     data = small_stream[:hyp2_end] + junk * 10_000
     dec = c2f_format.StreamDecoder(tolerate_damage=True)
     dec.feed(data)

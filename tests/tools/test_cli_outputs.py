@@ -305,7 +305,9 @@ def test_allow_truncated(
 ) -> None:
     """A stream cut inside y: an error by default; with --allow-truncated the image,
     with a warning naming the file and what was lost."""
-    last_band = [s for s in bitstream.iter_segments(small_stream) if s.kind == bitstream.SEG_Y][-1]
+    last_band = [s for s in bitstream.iter_segments(small_stream) if s.kind == bitstream.SEG_YBND][
+        -1
+    ]
     cut = tmp_path / "cut.c2f"
     cut.write_bytes(small_stream[: last_band.offset + 20])
     assert main(["decode", str(cut)]) == 1

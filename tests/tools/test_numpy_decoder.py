@@ -24,7 +24,7 @@ from c2f_format.codec import engines
 from c2f_format.codec.decoding import latent_digest
 from c2f_format.codec.engines import INSTALL_TORCH
 from c2f_format.codec.metrics import psnr
-from c2f_format.codec.numpy_engine import get_decoder
+from c2f_format.codec.numpy_engine import get_numpy_engine
 from c2f_format.format import bitstream as bs
 from c2f_format.networks.numpy_layers import (
     FloatConv,
@@ -239,7 +239,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 def test_partial_and_damaged_streams(numpy_backend: None) -> None:
     data = RGB_VECTOR.read_bytes()
     segments = bs.StreamParser().feed(data)
-    bands = [s for s in segments if s.kind == bs.SEG_Y]
+    bands = [s for s in segments if s.kind == bs.SEG_YBND]
     cut = data[: bands[1].offset]  # the first band only
     dec = _decoder(cut, "numpy")
     with pytest.raises(c2f_format.TruncatedStreamError):
@@ -329,7 +329,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         c2f_format.decode(RGB_VECTOR.read_bytes())
     with pytest.raises(c2f_format.InvalidArgumentError, match="NumPy backend"):
         c2f_format.decode(RGB_VECTOR.read_bytes(), backend="numpy", device="cuda")
-    assert get_decoder() is get_decoder()
+    assert get_numpy_engine() is get_numpy_engine()
 
 
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"  # import torch now fails
