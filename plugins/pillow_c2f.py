@@ -182,7 +182,7 @@ class C2FDecoder(ImageFile.PyDecoder):
     def _stream(self) -> api.StreamDecoder:
         if self._decoder is None:
             self._decoder = api.StreamDecoder(
-                max_pixels=_pixel_limit(), tolerate_damage=bool(ImageFile.LOAD_TRUNCATED_IMAGES)
+                max_pixels=_pixel_limit(), allow_truncated=bool(ImageFile.LOAD_TRUNCATED_IMAGES)
             )
         return self._decoder
 

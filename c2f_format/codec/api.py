@@ -143,7 +143,7 @@ def decode(
 
     With `allow_truncated=True`, a stream cut or damaged inside y decodes with the
     missing or damaged rows predicted (a `UserWarning` says so; see
-    `StreamDecoder.tolerate_damage`); a stream cut or damaged before y cannot be
+    `StreamDecoder(allow_truncated=True)`); a stream cut or damaged before y cannot be
     decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
     `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`; `on_tile` follows
     the synthesis tiles as in `encode` (the preview has none).
@@ -151,7 +151,7 @@ def decode(
     raw = bytes_of(data, "decode()")
     check_reduce(reduce, REDUCE_FACTORS)
     dec = StreamDecoder(
-        device=device, max_pixels=max_pixels, tolerate_damage=allow_truncated, backend=backend
+        device=device, max_pixels=max_pixels, allow_truncated=allow_truncated, backend=backend
     )
     try:
         dec.feed(raw)

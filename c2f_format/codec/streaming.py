@@ -4,6 +4,7 @@ bytes from `ImageFile.Parser` or pulling them from a file) and imageio drive."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,7 +79,7 @@ class StreamDecoder:
     on an incomplete stream raises `TruncatedStreamError` unless `partial=True`, which
     fills the latent rows not yet received with their predicted means.
 
-    With `tolerate_damage=True`, damage after the hyper segments does not fail the
+    With `allow_truncated=True`, damage after the hyper segments does not fail the
     decoder: a YBND segment whose CRC or coded data is bad is skipped, and a stream
     that becomes unreadable (a garbled segment head, say) is read no further. The rows
     lost either way are predicted in `image(partial=True)`; `damage` says what
@@ -93,18 +94,29 @@ class StreamDecoder:
         self,
         device: str | torch.device | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        tolerate_damage: bool = False,
+        allow_truncated: bool = False,
         backend: str | None = None,
+        *,
+        tolerate_damage: bool | None = None,
     ) -> None:
+        """`tolerate_damage` is `allow_truncated`'s old name (as `decode` and the CLI call
+        it), kept working with a DeprecationWarning."""
+        if tolerate_damage is not None:
+            warnings.warn(
+                "StreamDecoder(tolerate_damage=) is now allow_truncated=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            allow_truncated = allow_truncated or tolerate_damage
         self.device = device
         self.max_pixels = check_max_pixels(max_pixels)
-        self.tolerate_damage = tolerate_damage
+        self.allow_truncated = allow_truncated
         self.backend = backend
         # exif and icc_profile as stored (Exif without the prefix that `info` adds)
         self.metadata: dict[str, bytes] = {}
         self.damage: list[str] = []
         self._parser = StreamParser(
-            max_pixels=self.max_pixels, skip_damaged_bands=self.tolerate_damage
+            max_pixels=self.max_pixels, skip_damaged_bands=self.allow_truncated
         )
         self._latent: LatentDecoder | None = None  # from the header on
         self._alpha: np.ndarray | None = None
@@ -112,6 +124,11 @@ class StreamDecoder:
         self._halted = False  # tolerated damage made the rest of the stream unreadable
         self._backend = engines.resolve(self.backend)
         self._dev = engines.check_device(self._backend, self.device)
+
+    @property
+    def tolerate_damage(self) -> bool:
+        """`allow_truncated`'s old name."""
+        return self.allow_truncated
 
     def __repr__(self) -> str:
         """Where the decoder stands, in a line (never the bytes it holds)."""
@@ -150,7 +167,7 @@ class StreamDecoder:
     @property
     def rows_received(self) -> int:
         """Latent rows of y covered by the bands received so far (each is 16 pixel rows);
-        under `tolerate_damage`, rows of skipped bands are counted but predicted."""
+        under `allow_truncated`, rows of skipped bands are counted but predicted."""
         return 0 if self._latent is None else self._latent.rows
 
     @property
@@ -183,7 +200,7 @@ class StreamDecoder:
             try:
                 self._parser.feed(chunk)
             except CorruptStreamError as exc:
-                if not self.tolerate_damage:
+                if not self.allow_truncated:
                     raise
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
@@ -210,7 +227,7 @@ class StreamDecoder:
 
     def _take(self, seg: Segment) -> None:
         """Metadata and alpha are read here; the rest goes to the latent decoder, with
-        bad YBND data skipped under `tolerate_damage` (its rows stay predicted)."""
+        bad YBND data skipped under `allow_truncated` (its rows stay predicted)."""
         header, latent = self.header, self._latent
         assert header is not None and latent is not None
         if seg.kind in METADATA_KEYS:
@@ -221,7 +238,7 @@ class StreamDecoder:
             try:
                 latent.add(seg)
             except CorruptStreamError as exc:
-                if not self.tolerate_damage or seg.kind != SEG_YBND:
+                if not self.allow_truncated or seg.kind != SEG_YBND:
                     raise
                 self.damage.append(f"YBND segment at offset {seg.offset}: {exc}")
 

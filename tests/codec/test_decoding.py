@@ -85,7 +85,7 @@ def test_damaged_decoder_says_so(small_stream: bytes) -> None:
     seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_YBND)
     data = bytearray(small_stream)
     data[seg.offset + seg.size - 1] ^= 1  # its CRC
-    dec = c2f_format.StreamDecoder(tolerate_damage=True, backend="numpy")
+    dec = c2f_format.StreamDecoder(allow_truncated=True, backend="numpy")
     dec.feed(bytes(data))
     assert repr(dec).endswith(", damaged>") and dec.damage
     parser = bs.StreamParser(skip_damaged_bands=True)
@@ -102,7 +102,7 @@ def test_decoders_and_parsers_compare_by_identity() -> None:
 
 def test_constructor_order_is_kept() -> None:
     dec = c2f_format.StreamDecoder("cpu", None, True, "numpy")
-    assert (dec.device, dec.max_pixels, dec.tolerate_damage, dec.backend) == (
+    assert (dec.device, dec.max_pixels, dec.allow_truncated, dec.backend) == (
         "cpu",
         None,
         True,
@@ -119,3 +119,10 @@ def test_the_engines_old_names_still_work() -> None:
     assert torch_engine.get_codec is torch_engine.get_torch_engine
     assert numpy_engine.NumpyDecoder is numpy_engine.NumpyEngine
     assert numpy_engine.get_decoder is numpy_engine.get_numpy_engine
+
+
+def test_tolerate_damage_is_the_old_name_of_allow_truncated() -> None:
+    with pytest.warns(DeprecationWarning, match="allow_truncated"):
+        dec = c2f_format.StreamDecoder(tolerate_damage=True, backend="numpy")
+    assert dec.allow_truncated and dec.tolerate_damage
+    assert not c2f_format.StreamDecoder(backend="numpy").tolerate_damage

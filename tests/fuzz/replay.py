@@ -37,7 +37,7 @@ def through_api(data: bytes) -> None:
         except c2f_format.C2FError:
             pass
     for tolerate in (False, True):
-        dec = c2f_format.StreamDecoder(max_pixels=MAX_PIXELS, tolerate_damage=tolerate)
+        dec = c2f_format.StreamDecoder(max_pixels=MAX_PIXELS, allow_truncated=tolerate)
         try:
             for pos in range(0, len(data), 97):
                 dec.feed(data[pos : pos + 97])

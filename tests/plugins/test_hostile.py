@@ -497,7 +497,7 @@ def test_damaged_segments_are_bounded(small_stream: bytes) -> None:
     hyp2_end = bs.hyper_end(segs)
     junk = bs.pack_segment(bs.SEG_YBND, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
     data = small_stream[:hyp2_end] + junk * 10_000
-    dec = c2f_format.StreamDecoder(tolerate_damage=True)
+    dec = c2f_format.StreamDecoder(allow_truncated=True)
     dec.feed(data)
     assert dec.halted and len(dec.damage) <= bs.Header(80, 96, "RGB", 1, b"").latent_size[0] + 1
     assert "more damaged YBND segments than latent rows" in dec.damage[-1]

@@ -46,7 +46,7 @@ def _torch() -> ModuleType:
 
 
 def _decoder(data: bytes, backend: str, tolerate: bool = False) -> c2f_format.StreamDecoder:
-    dec = c2f_format.StreamDecoder(backend=backend, tolerate_damage=tolerate)
+    dec = c2f_format.StreamDecoder(backend=backend, allow_truncated=tolerate)
     dec.feed(data)
     return dec
 
