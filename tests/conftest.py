@@ -21,7 +21,7 @@ TORCH_FREE = {
     "format/test_bitstream.py",
     "format/test_reference_rans.py",
     "plugins/test_fuzz_corpus.py",
-    "tools/test_numpy_decoder.py",
+    "codec/test_numpy_engine.py",
     "tools/test_vectors.py",
 }
 HAS_TORCH = importlib.util.find_spec("torch") is not None

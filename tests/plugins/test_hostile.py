@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import pytest
-from helpers import replay
+from helpers import damaged_streams, replay
 from PIL import Image, ImageFile
 
 import c2f_format
@@ -22,36 +22,6 @@ from c2f_format.format import alpha as alpha_coding
 from c2f_format.format import bitstream as bs
 
 PILLOW_ERRORS = (Image.UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
-
-
-def damaged_streams(a: bytes, b: bytes, count: int, seed: int) -> list[tuple[str, bytes]]:
-    """Bit flips, truncations, insertions, splices and garbled header fields."""
-    rng = np.random.default_rng(seed)
-    out: list[tuple[str, bytes]] = []
-    for i in range(count):
-        kind = ["flip", "truncate", "insert", "splice", "header"][i % 5]
-        buf = bytearray(a)
-        if kind == "flip":
-            for _ in range(int(rng.integers(1, 9))):
-                pos = int(rng.integers(len(buf)))
-                buf[pos] ^= 1 << int(rng.integers(8))
-        elif kind == "truncate":
-            del buf[int(rng.integers(len(buf))) :]
-        elif kind == "insert":
-            pos = int(rng.integers(len(buf)))
-            buf[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
-        elif kind == "splice":
-            cut_a, cut_b = int(rng.integers(len(a))), int(rng.integers(len(b)))
-            buf = bytearray(a[:cut_a] + b[cut_b:])
-        else:  # a header field set to an arbitrary value, CRC fixed up so it gets parsed
-            field_at = [8, 9, 10, 14, 18, 19, 20][int(rng.integers(7))]
-            width = 4 if field_at in (10, 14) else 1
-            buf[field_at : field_at + width] = rng.integers(0, 256, width, dtype=np.uint8).tobytes()
-            if rng.random() < 0.8:
-                body = bytes(buf[:36])
-                buf[36:40] = zlib.crc32(body).to_bytes(4, "big")
-        out.append((kind, bytes(buf)))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FUZZ, KODIM23, VECTORS, replay, run_python
+from helpers import FUZZ, KODIM23, VECTORS, damaged_streams, replay, run_python
 from PIL import Image, ImageFile
 
 import c2f_format
@@ -288,8 +288,6 @@ def test_hostile_streams_have_the_same_outcomes_on_both_backends(
     kodak_streams: list[bytes],
 ) -> None:
     """tests/plugins/test_hostile.py's damaged streams: the same image or the same error type."""
-    from test_hostile import damaged_streams
-
     other = RGB_VECTOR.read_bytes()
     outcomes = set()
     for kind, data in damaged_streams(kodak_streams[2], other, 150, seed=13):
