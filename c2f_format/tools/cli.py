@@ -172,7 +172,7 @@ def _run_files(
     """Run the jobs that may run; report every failure on its own line; fail at the end
     if any did, after the others are done."""
     from ..codec.batch import run_batch
-    from .files import FileResult, decode_file, encode_file
+    from .files import FileResult, decode_file, encode_file, job_pixels
 
     refused = _refusals(jobs)
     if len(jobs) == 1 and refused:
@@ -184,7 +184,8 @@ def _run_files(
     if todo:
         check_device(device)
     run = encode_file if kind == "encode" else decode_file
-    results = run_batch(run, todo, workers, device, kind, len(todo) > 1, backend)
+    pixels = job_pixels([job.src for job in todo], kind)
+    results = run_batch(run, todo, workers, device, kind, len(todo) > 1, backend, pixels)
     for result in results:
         if isinstance(result, C2FError):
             if len(jobs) == 1:

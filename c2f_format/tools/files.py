@@ -51,6 +51,24 @@ _METADATA_KEYS = ("exif", "icc_profile")
 NUMPY_JOB_PIXELS = 800_000
 
 
+def job_pixels(paths: list[Path], kind: str) -> int:
+    """The pixels of the images (`kind` "encode") or streams ("decode") in `paths`, read
+    from their headers (0 for a file that cannot be read: its job fails at once)."""
+    total = 0
+    for path in paths:
+        try:
+            if kind == "decode":
+                with path.open("rb") as fp:
+                    header = parse_header(fp.read(HEADER_SIZE), max_pixels=None)
+                total += header.width * header.height
+            else:
+                with Image.open(path) as im:
+                    total += im.width * im.height
+        except (OSError, C2FError, Image.DecompressionBombError, ValueError):
+            continue
+    return total
+
+
 def _torch_imported() -> bool:
     return "torch" in sys.modules
 

@@ -78,3 +78,24 @@ def test_a_decompression_bomb_fails_alone(
     assert main(["encode", str(bomb), str(good), "-o", str(out), "-j", "1"]) == 1
     assert [p.name for p in out.iterdir()] == ["good.c2f"]
     assert "bomb.png: Image size" in capsys.readouterr().err
+
+
+def test_small_batches_run_in_this_process(
+    small_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below POOL_MIN_PIXELS a pool would only add its start-up: none is made unless the
+    caller asks for one (jobs=N), and the results are the same."""
+    from c2f_format.codec import batch
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pool was started for a small batch")
+
+    expected = [c2f_format.encode(small_rgb, quality=60)] * 3
+    monkeypatch.setattr(batch, "_pooled", no_pool)
+    assert encode_many([small_rgb] * 3, quality=60) == expected
+    decoded = decode_many(expected)
+    assert all(isinstance(im, Image.Image) for im in decoded)
+    with pytest.raises(AssertionError, match="a pool was started"):
+        encode_many([small_rgb] * 3, quality=60, jobs=2)
+    assert batch._stream_pixels(b"not c2f") == 0
+    assert batch._pixels_of(small_rgb) == small_rgb.shape[0] * small_rgb.shape[1]
