@@ -92,7 +92,7 @@ def check_device(device: str | None) -> None:
     if device is None:
         device = os.environ.get("C2F_DEVICE") or None
         source = "$C2F_DEVICE"
-    if device is None:
+    if device is None or device == "cpu":  # always there: no torch import to say so
         return
     count = 0
     from ..codec.engines import torch_available
