@@ -68,16 +68,24 @@ def measure(path: Path, quality: int, runs: int) -> dict[str, float | str]:
                 d / f for d, f in zip(times[scale], times[1], strict=True)
             )
             row[f"{key}_psnr_vs_full_reduced"] = psnr(decoded_box, np.asarray(images[scale]))
-    parser = ImageFile.Parser()
-    shown_at, shown = None, None
-    for start in range(0, len(data), 1024):
-        parser.feed(data[start : start + 1024])
-        if shown_at is None and parser.image is not None and np.asarray(parser.image).any():
-            shown_at, shown = min(start + 1024, len(data)), np.asarray(parser.image.copy())
-    parser.close()
+    shown_at, shown = parser_preview(data)
     row["parser_preview_share"] = (shown_at or len(data)) / len(data)
     row["parser_preview_psnr"] = psnr(np.asarray(rgb), shown) if shown is not None else float("nan")
     return row
+
+
+def parser_preview(data: bytes, chunk: int = 1024) -> tuple[int | None, np.ndarray | None]:
+    """`data` fed to an `ImageFile.Parser` `chunk` bytes at a time: the bytes fed when
+    `parser.image` first shows something (not blank), and that image; None, None if
+    nothing shows before `close()`."""
+    parser = ImageFile.Parser()
+    shown_at, shown = None, None
+    for start in range(0, len(data), chunk):
+        parser.feed(data[start : start + chunk])
+        if shown_at is None and parser.image is not None and np.asarray(parser.image).any():
+            shown_at, shown = min(start + chunk, len(data)), np.asarray(parser.image.copy())
+    parser.close()
+    return shown_at, shown
 
 
 def main(argv: list[str] | None = None) -> int:

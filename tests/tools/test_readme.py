@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import KODIM23
-from PIL import Image, ImageFile
+from PIL import Image
 
 import c2f_format
 from c2f_format.codec.api import model_name
 from c2f_format.codec.metrics import psnr
 from c2f_format.format.weights_file import weights_index
+from c2f_format.tools.bench_preview import parser_preview
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PROGRESSIVE = README.parent / "docs" / "progressive.md"
@@ -57,13 +58,7 @@ def test_the_parser_figures(main_job_stream: bytes) -> None:
     )
     assert match, "progressive.md has no Parser figures"
     data = main_job_stream
-    parser = ImageFile.Parser()
-    shown_at, shown = None, None
-    for start in range(0, len(data), 1024):
-        parser.feed(data[start : start + 1024])
-        if shown_at is None and parser.image is not None and np.asarray(parser.image).any():
-            shown_at, shown = min(start + 1024, len(data)), np.asarray(parser.image.copy())
-    parser.close()
+    shown_at, shown = parser_preview(data)
     assert shown_at is not None and shown is not None
     with Image.open(KODIM23) as im:
         original = np.asarray(im.convert("RGB"))
