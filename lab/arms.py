@@ -140,6 +140,12 @@ ARMS: dict[str, Arm] = {
         balance=0.5,
         parent="pca-scratch",
     ),
+    "pca-decay-fine": Arm(
+        "pca-decay after its 95 CPU-minutes, lr 1e-5",
+        _from_arm("pca-decay"),
+        1e-5,
+        parent="pca-decay",
+    ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
     ),
@@ -177,6 +183,10 @@ def run(args: argparse.Namespace) -> None:
     else:
         model, opt, progress = arm.start(arm.lr)
         result = {"arm": args.arm, "what": arm.what, "threads": args.threads, "curve": []}
+        if arm.parent is not None:
+            # the parent may train on: where it stood when this arm branched off
+            parent = json.loads((args.out / arm.parent / "result.json").read_text())
+            result["parent_minutes"] = parent["curve"][-1]["cpu_minutes"]
         first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": progress.step}
         result["curve"].append(first)
         print(f"{args.arm}: start {json.dumps(first['cost'])}", flush=True)
@@ -258,7 +268,8 @@ def _start_minutes(result: dict[str, Any], folder: Path) -> float:
     if parent is None or not (folder / parent / "result.json").exists():
         return 0.0
     parent_result = json.loads((folder / parent / "result.json").read_text())
-    return _start_minutes(parent_result, folder) + parent_result["curve"][-1]["cpu_minutes"]
+    branched = result.get("parent_minutes", parent_result["curve"][-1]["cpu_minutes"])
+    return _start_minutes(parent_result, folder) + float(branched)
 
 
 def table(folder: Path, arms: list[str] | None = None) -> str:
