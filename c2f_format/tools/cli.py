@@ -30,12 +30,18 @@ from typing import TYPE_CHECKING
 from PIL import Image  # imported by `import c2f_format` anyway, to register the format
 
 from .. import __version__
-from ..codec.api import DEFAULT_MAX_PIXELS
+from ..codec.api import DEFAULT_MAX_PIXELS, LIMIT_HINT, TRUNCATED_HINT
 from ..codec.effort import DEFAULT_EFFORT, check_effort
 from ..format.errors import C2FError
 
 if TYPE_CHECKING:
-    from .files import FileJob
+    from ..codec.files import FileJob
+
+# the API's hints in an error, as the command line says them
+CLI_HINTS = {
+    LIMIT_HINT: "--max-pixels none lifts the limit",
+    TRUNCATED_HINT: "--allow-truncated decodes it with the rows lost predicted",
+}
 
 _DEVICE = re.compile(r"(cpu|cuda(:[0-9]+)?)\Z")
 DEVICES = "cpu, cuda or cuda:N"
@@ -172,7 +178,7 @@ def _run_files(
     """Run the jobs that may run; report every failure on its own line; fail at the end
     if any did, after the others are done."""
     from ..codec.batch import run_batch
-    from .files import FileResult, decode_file, encode_file, job_pixels
+    from ..codec.files import FileResult, decode_file, encode_file, job_pixels
 
     refused = _refusals(jobs)
     if len(jobs) == 1 and refused:
@@ -188,6 +194,7 @@ def _run_files(
     results = run_batch(run, todo, workers, device, kind, len(todo) > 1, backend, pixels)
     for result in results:
         if isinstance(result, C2FError):
+            result = _cli_worded(result)
             if len(jobs) == 1:
                 raise result
             failures += 1
@@ -199,6 +206,14 @@ def _run_files(
         raise C2FError(f"{failures} of {len(jobs)} files failed")
 
 
+def _cli_worded(exc: C2FError) -> C2FError:
+    """The error with the API's hints (a keyword to pass) said as the options to give."""
+    message = str(exc)
+    for api_hint, cli_hint in CLI_HINTS.items():
+        message = message.replace(api_hint, cli_hint)
+    return exc if message == str(exc) else C2FError(message)
+
+
 def _jobs(
     args: argparse.Namespace,
     outputs: list[Path],
@@ -208,7 +223,7 @@ def _jobs(
     backend: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> list[FileJob]:
-    from .files import FileJob
+    from ..codec.files import FileJob
 
     # one big image can take a minute: a bar, where someone is watching
     bar = len(args.inputs) == 1 and sys.stderr.isatty()
@@ -236,7 +251,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    from .files import output_format, quick_backend
+    from ..codec.files import output_format, quick_backend
 
     suffix = "." + args.format.lower().lstrip(".")
     outputs = _outputs(args.inputs, args.output, suffix)
@@ -288,9 +303,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
-    from .files import output_format
+    from ..codec.files import output_format
+    from ..codec.safe_write import check_writable, write_file
     from .progressive import progressive_stages, stage_strip
-    from .safe_write import check_writable, write_file
 
     output = args.output or args.input.with_suffix(".stages.png")
     data = _read(args.input)

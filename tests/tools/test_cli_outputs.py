@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import c2f_format
+from c2f_format.codec import files
+from c2f_format.codec.safe_write import TEMP_SUFFIX, OutputExistsError, write_file
 from c2f_format.format import bitstream
-from c2f_format.tools import files
 from c2f_format.tools.cli import main
-from c2f_format.tools.safe_write import TEMP_SUFFIX, OutputExistsError, write_file
 
 
 def _png(path: Path, rgb: np.ndarray) -> Path:

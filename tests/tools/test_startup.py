@@ -11,7 +11,7 @@ from helpers import run_python
 from PIL import Image
 
 import c2f_format
-from c2f_format.tools import files
+from c2f_format.codec import files
 from c2f_format.tools.cli import main
 
 

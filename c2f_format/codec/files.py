@@ -1,7 +1,8 @@
-"""The `c2f` command's file jobs: read an image or a stream, encode or decode it in a
-worker (nothing large crosses processes), keep what metadata the output format can
-hold, and write the output whole or not at all (safe_write), with an optional bar over
-one large image's tiles. The pool that runs them is `codec.batch.run_batch`."""
+"""File jobs, for `c2f encode`/`decode` and `convert`: read an image or a stream, encode
+or decode it in a worker (nothing large crosses processes), keep what metadata the
+output format can hold, and write the output whole or not at all (safe_write), with an
+optional bar over one large image's tiles. The pools that run them are
+`codec.batch.run_batch` and `codec.convert`."""
 
 from __future__ import annotations
 
@@ -17,29 +18,17 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from ..codec.api import (
-    DEFAULT_MAX_PIXELS,
-    EXIF_PREFIX,
-    LIMIT_HINT,
-    TRUNCATED_HINT,
-    decode,
-    encode,
-)
-from ..codec.effort import DEFAULT_EFFORT
-from ..codec.progress import Bar
 from ..format.bitstream import HEADER_SIZE, parse_header
 from ..format.errors import C2FError, InvalidArgumentError
+from .api import DEFAULT_MAX_PIXELS, EXIF_PREFIX, decode, encode
+from .effort import DEFAULT_EFFORT
+from .progress import Bar
 from .safe_write import check_writable, write_file
 
 if TYPE_CHECKING:
-    from ..codec.tiling import TileCallback
+    from .tiling import TileCallback
 
 
-# the API's hints in an error, as the command line says them
-CLI_HINTS = {
-    LIMIT_HINT: "--max-pixels none lifts the limit",
-    TRUNCATED_HINT: "--allow-truncated decodes it with the rows lost predicted",
-}
 # Pillow formats whose writers take `exif` and `icc_profile` keyword arguments
 METADATA_FORMATS = frozenset({"AVIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
 _METADATA_KEYS = ("exif", "icc_profile")
@@ -253,10 +242,7 @@ def _decode_noting_losses(
                 max_pixels=job.max_pixels,
             )
         except C2FError as exc:
-            message = str(exc)
-            for api_hint, cli_hint in CLI_HINTS.items():
-                message = message.replace(api_hint, cli_hint)
-            raise C2FError(f"{job.src}: {message}") from None
+            raise C2FError(f"{job.src}: {exc}") from None
         except MemoryError:
             raise C2FError(f"{job.src}: out of memory") from None
     notes = []
