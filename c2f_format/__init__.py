@@ -5,6 +5,7 @@ data = c2f_format.encode(image, quality=75)   # PIL image or uint8 array -> byte
 image = c2f_format.decode(data)               # -> PIL.Image.Image
 print(c2f_format.info(data))                  # header and segment table
 streams = c2f_format.encode_many(images)      # a process per core (errors in place)
+summary = c2f_format.convert(["photos/"], "photos-c2f/")  # folders, resumable, on Dask
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .plugins import register, register_lazily
 if TYPE_CHECKING:
     from .codec.api import DEFAULT_MAX_PIXELS, StreamDecoder, StreamInfo, decode, encode, info
     from .codec.batch import decode_many, encode_many
+    from .codec.convert import ConvertSummary, convert
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
 
@@ -46,6 +48,8 @@ _LAZY = {
     "info": "codec.api",
     "decode_many": "codec.batch",
     "encode_many": "codec.batch",
+    "ConvertSummary": "codec.convert",
+    "convert": "codec.convert",
 }
 
 
@@ -67,6 +71,7 @@ register_lazily()  # stand-ins: the adapters (and torch) load on first use
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "C2FError",
+    "ConvertSummary",
     "CorruptStreamError",
     "Header",
     "ImageTooLargeError",
@@ -80,6 +85,7 @@ __all__ = [
     "UnsupportedImageError",
     "UnsupportedVersionError",
     "WeightsError",
+    "convert",
     "decode",
     "decode_many",
     "encode",

@@ -23,6 +23,7 @@ DATA = TESTS / "data"
 KODIM23 = DATA / "kodim23.png"
 FUZZ = TESTS / "fuzz"
 VECTORS = REPO / "spec" / "vectors"
+KODAK = REPO.parent / "shared" / "data" / "kodak"  # ../shared beside the checkout, as in CI
 
 
 def _load_replay() -> ModuleType:

@@ -60,7 +60,7 @@ def default_jobs(device: str | torch.device | None = None, backend: str | None =
     return 1 if dev.type != "cpu" else available_cores()
 
 
-def _init_worker(threads: int) -> None:
+def init_worker(threads: int) -> None:
     if engines.torch_available():
         import torch
 
@@ -115,7 +115,7 @@ def _pooled(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R |
     cores = available_cores()
     threads = max(1, cores // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, context, initializer=_init_worker, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, context, initializer=init_worker, initargs=(threads,)) as pool:
         # at most two items in flight per worker: bounded memory for long lists
         window = 2 * jobs
         pending: list[Future[R | C2FError]] = []

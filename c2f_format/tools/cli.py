@@ -3,6 +3,7 @@
     c2f encode photo.png --quality 75            # -> photo.c2f
     c2f encode *.png -o out/ --quality 60        # several files, progress bar
     c2f decode photo.c2f -o photo.png
+    c2f convert photos/ -o photos-c2f/           # folders, resumable, on Dask if asked
     c2f info photo.c2f [--json]
     c2f preview photo.c2f                        # preview / partial / final, side by side
     c2f bench ../shared/data/kodak -o bench/     # RD against JPEG, WebP, AVIF, JPEG 2000
@@ -31,6 +32,7 @@ from PIL import Image  # imported by `import c2f_format` anyway, to register the
 
 from .. import __version__
 from ..codec.api import DEFAULT_MAX_PIXELS, LIMIT_HINT, TRUNCATED_HINT
+from ..codec.convert import FORCE_HINT
 from ..codec.effort import DEFAULT_EFFORT, check_effort
 from ..format.errors import C2FError
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 # the API's hints in an error, as the command line says them
 CLI_HINTS = {
+    FORCE_HINT: "--force replaces it",
     LIMIT_HINT: "--max-pixels none lifts the limit",
     TRUNCATED_HINT: "--allow-truncated decodes it with the rows lost predicted",
 }
@@ -275,6 +278,32 @@ def _read(path: Path) -> bytes:
         raise C2FError(f"{path}: {exc.strerror or exc}") from None
 
 
+def cmd_convert(args: argparse.Namespace) -> None:
+    from ..codec.convert import convert
+
+    check_device(args.device)
+    summary = convert(
+        args.sources,
+        args.output,
+        to=args.to,
+        quality=args.quality,
+        effort=args.effort,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        device=args.device,
+        force=args.force,
+        show_progress=sys.stderr.isatty(),
+    )
+    for warning in summary.warnings:
+        print(f"c2f: warning: {warning}", file=sys.stderr)
+    for src, reason in summary.failed:
+        print(f"c2f: error: {src}: {_cli_worded(C2FError(reason))}", file=sys.stderr)
+    print(summary)
+    if summary.failed:
+        total = summary.converted + summary.up_to_date + len(summary.failed)
+        raise C2FError(f"{len(summary.failed)} of {total} files failed")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from ..codec.api import info
 
@@ -403,6 +432,44 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device", type=_device, help=DEVICE_HELP)
     pre.add_argument("--threads", type=_positive, help=THREADS_HELP)
     pre.set_defaults(run=cmd_preview)
+
+    con = sub.add_parser(
+        "convert",
+        help="convert folders of images to .c2f (or back to PNG), resumable, on Dask if asked",
+        description="Walk the sources (files and folders) and write each image's .c2f under "
+        "DST at its path relative to the folder given. A manifest in DST (c2f-manifest.jsonl) "
+        "makes a rerun convert only what is missing or changed; outputs are written whole or "
+        "not at all; a file that fails is reported and the rest goes on (exit status 1). "
+        "With --scheduler the work runs on that Dask cluster, whose workers must see SRC and "
+        "DST at the same paths.",
+    )
+    con.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files and folders")
+    con.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="folder")
+    con.add_argument(
+        "--to",
+        choices=("c2f", "png"),
+        default="c2f",
+        help="c2f (default): every image Pillow reads; png: the .c2f files decoded",
+    )
+    con.add_argument("-q", "--quality", type=_quality, default=75, help="1..100 (default 75)")
+    con.add_argument(
+        "-e", "--effort", type=_effort, default=DEFAULT_EFFORT, help=f"1..9 ({DEFAULT_EFFORT})"
+    )
+    where = con.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786"
+    )
+    where.add_argument(
+        "-j",
+        "--workers",
+        type=_positive,
+        help="processes of a local cluster (default: one per core; small jobs run in this one)",
+    )
+    con.add_argument(
+        "-f", "--force", action="store_true", help="replace files in DST this run did not write"
+    )
+    con.add_argument("--device", type=_device, help=DEVICE_HELP)
+    con.set_defaults(run=cmd_convert)
 
     sub.add_parser(
         "bench", help="rate-distortion benchmark against Pillow's codecs", add_help=False

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codec.precision import cpu_has_bf16
 from ..networks.model import C2FModel
 from ..networks.weights import publish_weights, trainable_model
 from .data import CropSampler, load_images, pack_images, validation_crops
@@ -107,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--int-from", type=float, default=0.9, help="fraction of iters; fake-quant after"
     )
-    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the transforms")
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast for the transforms (on a CPU only where it multiplies "
+        "bfloat16 natively, AVX-512 BF16 or AMX: emulated, a step is about 9x slower)",
+    )
     ap.add_argument(
         "--gain-schedule",
         choices=["fixed", "line"],
@@ -292,6 +298,9 @@ def _train(
     save the state, validate once more and export if asked."""
     ckpt_path = args.run / STATE_FILE
     model.mixed_precision = args.bf16
+    if args.bf16 and device.type == "cpu" and not cpu_has_bf16():
+        print("--bf16: this CPU has no native bfloat16; training in float32", flush=True)
+        model.mixed_precision = False
     sampler = CropSampler(
         [im for folder in args.data for im in load_images(folder)], args.crop, seed
     )

@@ -35,3 +35,22 @@ def test_a_terminal_redraws_in_place() -> None:
     list(progress(range(50), 50, "encode", screen))
     text = screen.getvalue()
     assert text.count("\r") == 51 and text.endswith("\n")  # drawn at the start, then each
+
+
+def test_a_log_gets_one_line_at_the_end_however_often_it_is_advanced_past_it() -> None:
+    log = io.StringIO()
+    bar = Bar(2, "tiles", log)
+    for _ in range(6):  # callers that count past the total (a tile bar's last unit)
+        bar.advance()
+    assert len(log.getvalue().splitlines()) == 2  # 1/2 (a tenth: 5), then 2/2, once
+
+
+def test_a_conversion_bar_shows_bytes_and_rate_and_goes_by_bytes() -> None:
+    log = io.StringIO()
+    bar = Bar(4, "convert", log, total_bytes=10_000_000)
+    bar.advance(1, nbytes=9_000_000)  # one big file of four: 90% of the work
+    line = log.getvalue().splitlines()[-1]
+    assert "[" + "#" * int(Bar.width * 0.9) + "." in line
+    assert "1/4 files, 9.0 MB/10.0 MB," in line and "files/s" in line
+    bar.advance(3, nbytes=1_000_000)
+    assert "4/4 files, 10.0 MB/10.0 MB" in log.getvalue().splitlines()[-1]
