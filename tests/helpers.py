@@ -7,11 +7,14 @@ collection settings. Torch-free: the decode-only job (.ci/run) imports it too.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -52,6 +55,31 @@ def run_python(
             timeout=timeout,
             check=False,
         )
+
+
+@contextlib.contextmanager
+def read_only_folder(path: Path) -> Iterator[tuple[Path, str]]:
+    """A new folder nobody may write, and the error the OS gives for writing it:
+    permissions do unless we are root, for whom a read-only tmpfs is mounted there
+    (the test is skipped where that is not allowed)."""
+    import pytest
+
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        try:
+            yield path, "Permission denied"
+        finally:
+            path.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "c2f-test", str(path)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"root, and no read-only folder can be mounted: {done.stderr.strip()}")
+    try:
+        yield path, "Read-only file system"
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 def damaged_streams(a: bytes, b: bytes, count: int, seed: int) -> list[tuple[str, bytes]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import KODAK
+from helpers import KODAK, read_only_folder
 
 import c2f_format
 from c2f_format.codec.convert import convert
@@ -200,13 +200,14 @@ def test_broken_inputs_are_reported_while_the_others_convert(
 def test_a_read_only_destination_fails_before_any_work_on_the_cluster(
     client: Client, tmp_path: Path
 ) -> None:
+    with read_only_folder(tmp_path / "ro") as (out, reason):
+        with pytest.raises(c2f_format.C2FError) as caught:
+            convert([KODAK_FILES[0]], out, client=client)
+        assert str(caught.value) == f"{out}: cannot write: {reason}; nothing converted"
     target = tmp_path / "file"
     target.write_text("a file, not a folder")
     with pytest.raises(c2f_format.C2FError, match="not a folder"):
         convert([KODAK_FILES[0]], target, client=client)
-    unwritable = Path("/proc/c2f-convert-test")  # /proc takes no new folders, root or not
-    with pytest.raises(c2f_format.C2FError, match="cannot create folder"):
-        convert([KODAK_FILES[0]], unwritable, client=client)
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
