@@ -221,3 +221,16 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
         ),
     ):
         convert([KODAK_FILES[0]], tmp_path / "out", scheduler="tcp://127.0.0.1:9")
+
+
+def test_workers_start_a_local_cluster(reference: dict[str, bytes], tmp_path: Path) -> None:
+    """`workers=2` (`c2f convert -j 2`) without a scheduler: a local Dask cluster of two
+    processes, started and closed by `convert`."""
+    sources = tmp_path / "two"
+    sources.mkdir()
+    for path in KODAK_FILES[:2]:
+        (sources / path.name).symlink_to(path)
+    summary = convert([sources], tmp_path / "out", workers=2)
+    assert summary.where == "a local Dask cluster of 2 workers"
+    assert (summary.converted, summary.failed) == (2, [])
+    assert _made(tmp_path / "out") == {n: reference[n] for n in ("kodim01.c2f", "kodim02.c2f")}
