@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ablation import step_printer  # lab/, beside this file
 
 from c2f_format.codec.precision import cpu_has_bf16
 from c2f_format.networks.model import C2FModel, ModelConfig
-from c2f_format.train.ablation import step_printer
 from c2f_format.train.data import CropSampler, load_images, validation_crops
 from c2f_format.train.growth import add_linear_paths
 from c2f_format.train.loop import Schedule, train_loop

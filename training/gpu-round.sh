@@ -2,7 +2,7 @@
 # One GPU round on a fresh device machine (see docs/training.md): install what its image
 # lacks into /tmp/c2f-site, the wheels from runs/wheels and this checkout's c2f-format
 # (built there with the image's setuptools: a wheel of it would carry the weights a second
-# time, past the 64 MiB that travel), then run `c2f-train --gpu-round` outside the
+# time, past the 64 MiB that travel), then run lab/gpu_round.py from outside the
 # checkout, so that it imports the installed package. Extra arguments pass on.
 cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
@@ -15,4 +15,4 @@ out=${OUT:-runs/gpu-round}
 case $out in /*) ;; *) out=$repo/$out ;; esac
 export PYTHONPATH="$site" PYTHONUNBUFFERED=1
 cd "$site" || exit 1
-exec python3 -m c2f_format.train --gpu-round --repo "$repo" --out "$out" "$@"
+exec python3 "$repo/lab/gpu_round.py" --repo "$repo" --out "$out" "$@"

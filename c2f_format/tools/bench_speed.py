@@ -48,8 +48,22 @@ from ..codec.api import StreamDecoder, decode, encode
 from ..codec.progress import progress
 from ..format.bitstream import hyper_end, iter_segments, reduced_size
 from ..format.constants import PREVIEW_SCALE
-from ..train.yardstick import COMPRESSAI_SETUP
 from .report import write_report
+
+# CompressAI's bmshj2018 hyperprior, the peer this benchmark and the lab's GPU round
+# (lab/gpu_round.py) time, built the same way in this process (timing) and in a fresh
+# one (memory): at its
+# low-rate size, random weights, the image as a float tensor `x` padded to a multiple of
+# 64 as CompressAI requires. Needs `np`, `torch` and `rgb` in scope.
+COMPRESSAI_SETUP = """
+from compressai.models import ScaleHyperprior
+torch.manual_seed(0)
+net = ScaleHyperprior(128, 192).eval()
+net.update(force=True)
+x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+h, w = x.shape[2:]
+x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+"""
 
 Timer = Callable[[], object]
 

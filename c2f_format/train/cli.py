@@ -1,15 +1,18 @@
-"""Training: resumable, CPU or CUDA, one model for every rate.
+"""Train a c2f model on your own images, then export it as a weights file c2f codes with.
 
-    c2f-train --data runs/pack --val ../shared/data/val --run runs/main --iters 20000
+    c2f-train --pack runs/pack --data ~/photos             # once: a compact JPEG training set
+    c2f-train --data runs/pack --val held-out/ --run runs/mine --iters 20000
+    c2f-train --run runs/mine --export-only --export mine.npz --val held-out/  # calibrated
 
-Each image in a batch gets a random continuous level in [0, levels-1]; its lambda is
-interpolated geometrically between the trained lambdas, so the gain interpolation that
-`quality` relies on is trained directly. The last part of the run (`--int-from`)
-fake-quantises the integer networks so the exported integer form loses nothing.
-The training state (model, Adam's second moments, step, compute spent on each kind of
-machine) is written every `--ckpt-every` steps, and a run started again with the same
-`--run` resumes from it on whichever device is present, so CPU hours and GPU rounds
-(`c2f-train --gpu-round`, see `gpu_round`) add up to one model.
+One model serves every quality: each crop in a batch gets a random level between the
+lowest and highest trained lambda (interpolated geometrically), which is what `quality`
+selects at encode time. The last part of the run (`--int-from`) fake-quantises the
+integer networks so the exported integer form loses nothing; `--export` calibrates the
+quality scale on `--val`. The state (model, optimiser, step, compute spent) is saved
+every `--ckpt-every` steps, and the same command again resumes it, on the CPU or a GPU,
+so runs of any length add up. On a CPU, bfloat16 (`--bf16`) pays only where the CPU has
+it natively; the float32 step of the default model is about 1 s at batch 4 x 192^2 on one
+AVX2 core (docs/training.md: what a model costs to train).
 """
 
 # The docstring above is `c2f-train --help`'s description.
@@ -177,11 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="write --data, downscaled, as JPEG into this folder (the training set of "
         "CPU and GPU rounds) and stop",
-    )
-    ap.add_argument(
-        "--gpu-round",
-        action="store_true",
-        help="one whole GPU round (CUDA checks, then training): see c2f_format.train.gpu_round",
     )
     return ap
 
@@ -354,13 +352,7 @@ def _check_extend(args: argparse.Namespace, model: C2FModel, ap: argparse.Argume
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
-    args, rest = ap.parse_known_args(argv)
-    if args.gpu_round:
-        from .gpu_round import main as gpu_round_main
-
-        return gpu_round_main(rest)
-    if rest:
-        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = ap.parse_args(argv)
     if args.pack:
         return _pack(args, ap)
 

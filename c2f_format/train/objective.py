@@ -4,16 +4,40 @@ directly), and its measure on held-out crops."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, Protocol
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..codec.metrics import psnr_from_mse
 from ..format.constants import PREVIEW_SCALE
-from ..networks.model import C2FModel, lambdas_at
-from .yardstick import ScaleHyperprior
+from ..networks.model import lambdas_at
 
-Trainable = C2FModel | ScaleHyperprior  # what the loop trains: c2f, or the yardstick
+
+class _Config(Protocol):
+    @property
+    def lambdas(self) -> list[float]: ...
+
+
+class Trainable(Protocol):
+    """What the loop trains: `C2FModel`, or another model written to be trained beside it
+    on the same objective (lab/yardstick.py: Ballé 2018's hyperprior), which returns the
+    same dict: `x_hat`, `bits_y`, `bits_z` (and optionally `preview`) per image."""
+
+    training: bool
+
+    @property
+    def config(self) -> _Config: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (x, level) -> dict
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
 
 
 def rd_loss(

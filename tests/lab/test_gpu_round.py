@@ -7,11 +7,11 @@ import csv
 import json
 from pathlib import Path
 
+import gpu_round  # lab/ (pytest's pythonpath)
 import pytest
 import torch
 from helpers import REPO
 
-from c2f_format.train import gpu_round
 from c2f_format.train.loop import LOG_FILE
 from c2f_format.train.state import STATE_FILE, load_state
 

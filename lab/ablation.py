@@ -1,8 +1,8 @@
 """What the training recipe costs, measured: arms trained for the same CPU time.
 
-    python -m c2f_format.train.ablation run ARM --data runs/pack --val ../shared/data/val \
+    python lab/ablation.py run ARM --data runs/pack --val ../shared/data/val \
         --cpu-minutes 20 --threads 1 --out runs/ablation
-    python -m c2f_format.train.ablation table runs/ablation
+    python lab/ablation.py table runs/ablation
 
 Every arm sees the same crops (same seed, batch 4 x 192^2, Adam 3e-4, no decay) and is
 scored on the same held-out centre crops with its latents rounded, at lambda = 0.013
@@ -23,20 +23,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from yardstick import ScaleHyperprior
 
-from ..networks.model import C2FModel, ModelConfig
-from .data import CropSampler, load_images, validation_crops
-from .loop import Schedule, train_loop
-from .objective import Trainable, evaluate
-from .state import Progress, make_optimizer, save_state
-from .yardstick import ScaleHyperprior
+from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.train.data import CropSampler, load_images, validation_crops
+from c2f_format.train.loop import Schedule, train_loop
+from c2f_format.train.objective import evaluate
+from c2f_format.train.state import Progress, make_optimizer, save_state
+
+Model = C2FModel | ScaleHyperprior  # what the arms train
 
 LAMBDA = 0.013
 SEGMENT_MINUTES = 5.0
 
 
-def _c2f(single: bool, schedule: str = "fixed") -> Callable[[], Trainable]:
-    def build() -> Trainable:
+def _c2f(single: bool, schedule: str = "fixed") -> Callable[[], Model]:
+    def build() -> Model:
         config = ModelConfig(gain_schedule=schedule)
         if single:
             config.lambdas = [LAMBDA]
@@ -48,7 +50,7 @@ def _c2f(single: bool, schedule: str = "fixed") -> Callable[[], Trainable]:
 
 
 # arm -> (what it is, model builder, bf16 transforms, fake-quantised integer networks)
-ARMS: dict[str, tuple[str, Callable[[], Trainable], bool, bool]] = {
+ARMS: dict[str, tuple[str, Callable[[], Model], bool, bool]] = {
     "c2f-variable-line": (
         "c2f, 6 lambdas, gains on a learned line (the recipe of c2f-v1)",
         _c2f(False, "line"),
@@ -83,7 +85,7 @@ ARMS: dict[str, tuple[str, Callable[[], Trainable], bool, bool]] = {
 }
 
 
-def eval_level(model: Trainable) -> float:
+def eval_level(model: Model) -> float:
     lambdas = model.config.lambdas
     return float(min(range(len(lambdas)), key=lambda i: abs(lambdas[i] - LAMBDA)))
 

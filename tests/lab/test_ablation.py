@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ablation  # lab/ (pytest's pythonpath)
 import pytest
 import torch
 from helpers import DATA
-
-from c2f_format.train import ablation
-from c2f_format.train.yardstick import FactorizedDensity
+from yardstick import FactorizedDensity
 
 
 @pytest.mark.parametrize("arm", ["c2f-variable-fixed", "c2f-single-int", "balle2018"])

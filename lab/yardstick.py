@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..networks.layers import GDN, conv, deconv
-from ..networks.model import LIKELIHOOD_FLOOR, SCALE_MIN, gaussian_bits
+from c2f_format.networks.layers import GDN, conv, deconv
+from c2f_format.networks.model import LIKELIHOOD_FLOOR, SCALE_MIN, gaussian_bits
 
 
 class FullGDN(GDN):
@@ -123,18 +123,3 @@ class ScaleHyperprior(nn.Module):
             "bits_y": gaussian_bits(y_coded, torch.zeros_like(y), scales),
             "bits_z": self.density.bits(z_coded),
         }
-
-
-# CompressAI's bmshj2018 hyperprior, the peer that bench_speed and the GPU round time,
-# built the same way in this process (timing) and in a fresh one (memory): at its
-# low-rate size, random weights, the image as a float tensor `x` padded to a multiple of
-# 64 as CompressAI requires. Needs `np`, `torch` and `rgb` in scope.
-COMPRESSAI_SETUP = """
-from compressai.models import ScaleHyperprior
-torch.manual_seed(0)
-net = ScaleHyperprior(128, 192).eval()
-net.update(force=True)
-x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-h, w = x.shape[2:]
-x = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
-"""

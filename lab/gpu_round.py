@@ -12,10 +12,10 @@ files travelling to it and 8 files of 16 MiB coming back. A round therefore
 3. stops itself in time to write `state.pt`, `log.csv`, `round.json` and `checks.log`
    to the output folder, which `accept` then merges back into `training/`.
 
-    c2f-train --gpu-round --prepare                 # here: pack + wheels, travel size
+    python lab/gpu_round.py --prepare               # here: pack + wheels, travel size
     sh training/gpu-round.sh                        # there (see docs/training.md)
-    c2f-train --gpu-round --accept FOLDER           # here: take what came back
-    c2f-train --gpu-round --dry-run                 # the same path on the CPU, a few steps
+    python lab/gpu_round.py --accept FOLDER         # here: take what came back
+    python lab/gpu_round.py --dry-run               # the same path on the CPU, a few steps
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import DeviceCrops, load_images, pack_images
-from .loop import LOG_FILE, CsvLog, Schedule, train_loop
-from .state import STATE_FILE, load_state, new_model, save_state
+from c2f_format.train.data import DeviceCrops, load_images, pack_images
+from c2f_format.train.loop import LOG_FILE, CsvLog, Schedule, train_loop
+from c2f_format.train.state import STATE_FILE, load_state, new_model, save_state
 
 # Paths inside the source checkout a round works on (`--repo`, default: the current
 # folder): the round needs the committed state and the tests, not just the package.
@@ -198,7 +198,7 @@ def _median_times(
 def _compressai_timings(device: torch.device, sizes: list[tuple[str, Any]]) -> Any:
     """CompressAI's bmshj2018 hyperprior (128/192, random weights: timing only, built as
     `bench_speed` builds it) on the same device, where its wheel travelled along."""
-    from .yardstick import COMPRESSAI_SETUP
+    from c2f_format.tools.bench_speed import COMPRESSAI_SETUP
 
     out = {}
     try:
@@ -319,7 +319,7 @@ def _start(path: Path, device: torch.device, lr: float) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="c2f-train --gpu-round",
+        prog="python lab/gpu_round.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accept", type=Path, help="merge a returned round folder into training/")
     ap.add_argument("--dry-run", action="store_true", help="the same path on the CPU")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/gpu-round")))
-    ap.add_argument("--repo", type=Path, default=Path("."), help="the source checkout")
+    ap.add_argument(
+        "--repo", type=Path, default=Path(__file__).resolve().parents[1], help="the checkout"
+    )
     ap.add_argument("--state", type=Path, help="default: REPO/training/checkpoint.pt")
     ap.add_argument("--data", type=Path, nargs="+", help="default: REPO/runs/pack")
     ap.add_argument("--minutes", type=float, default=8.5, help="the whole command's time")
