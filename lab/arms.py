@@ -38,7 +38,7 @@ from c2f_format.train.state import Progress, load_state, make_optimizer, save_st
 
 LAB = Path(__file__).resolve().parent
 REPO = LAB.parent
-LINE_STATE = REPO / "training" / "checkpoint.pt"
+LINE_STATE = LAB / "training" / "checkpoint.pt"
 LEVELS = (0.0, 3.5, 7.0)
 SEGMENT_MINUTES = 5.0
 
@@ -369,9 +369,9 @@ LOG_LINE = re.compile(
 
 
 def adopt(arm: str, folder: Path, note: str) -> None:
-    """Make an arm's state the line's: training/checkpoint.pt, with the line's step and
+    """Make an arm's state the line's: lab/training/checkpoint.pt, with the line's step and
     CPU-second counts carried on where the arm continued the line (the arms count from
-    zero), a round recorded, and the arm's logged steps appended to training/log.csv."""
+    zero), a round recorded, and the arm's logged steps appended to lab/training/log.csv."""
     state = torch.load(folder / arm / "state.pt", map_location="cpu", weights_only=True)
     line = torch.load(LINE_STATE, map_location="cpu", weights_only=True)
     continued = ARMS[arm].start in (_line, _line_with_paths)

@@ -6,14 +6,14 @@ files travelling to it and 8 files of 16 MiB coming back. A round therefore
 1. runs every CUDA check there is (tests/tools/test_cuda.py, a stream encoded on the GPU
    decoded on the CPU and back to identical symbols, GPU encode/decode times for a
    768x512 and a 3840x2160 image), while the clock for training is already running;
-2. resumes `training/checkpoint.pt` on CUDA with the packed training set resident on
+2. resumes `lab/training/checkpoint.pt` on CUDA with the packed training set resident on
    the GPU (crops cut there, no data loader), bfloat16 for the float transforms, TF32
    for their matrix products, rates and likelihoods in float32;
 3. stops itself in time to write `state.pt`, `log.csv`, `round.json` and `checks.log`
-   to the output folder, which `accept` then merges back into `training/`.
+   to the output folder, which `accept` then merges back into `lab/training/`.
 
     python lab/gpu_round.py --prepare               # here: pack + wheels, travel size
-    sh training/gpu-round.sh                        # there (see docs/training.md)
+    sh lab/training/gpu-round.sh                        # there (see lab/training.md)
     python lab/gpu_round.py --accept FOLDER         # here: take what came back
     python lab/gpu_round.py --dry-run               # the same path on the CPU, a few steps
 """
@@ -43,7 +43,7 @@ from c2f_format.train.state import STATE_FILE, load_state, new_model, save_state
 
 # Paths inside the source checkout a round works on (`--repo`, default: the current
 # folder): the round needs the committed state and the tests, not just the package.
-TRAINING = Path("training")
+TRAINING = Path("lab/training")
 PACK = Path("runs/pack")
 WHEELS = Path("runs/wheels")
 SHARED_TRAIN = Path("../shared/data/train")
@@ -102,9 +102,9 @@ def prepare(root: Path) -> int:
 
 
 def accept(folder: Path, training: Path) -> int:
-    """Merge a round's output into training/: the state replaces the committed one (it
+    """Merge a round's output into lab/training/: the state replaces the committed one (it
     continued from it), the log rows are appended, and the round's summary is printed
-    for the ledger in docs/training.md."""
+    for the ledger in lab/training.md."""
     summary = json.loads((folder / "round.json").read_text())
     new_state = folder / "state.pt"
     _, _, progress = load_state(new_state, torch.device("cpu"), 1e-4)  # it loads
@@ -324,13 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--prepare", action="store_true", help="pack data, fetch wheels, size")
-    ap.add_argument("--accept", type=Path, help="merge a returned round folder into training/")
+    ap.add_argument("--accept", type=Path, help="merge a returned round folder into lab/training/")
     ap.add_argument("--dry-run", action="store_true", help="the same path on the CPU")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/gpu-round")))
     ap.add_argument(
         "--repo", type=Path, default=Path(__file__).resolve().parents[1], help="the checkout"
     )
-    ap.add_argument("--state", type=Path, help="default: REPO/training/checkpoint.pt")
+    ap.add_argument("--state", type=Path, help="default: REPO/lab/training/checkpoint.pt")
     ap.add_argument("--data", type=Path, nargs="+", help="default: REPO/runs/pack")
     ap.add_argument("--minutes", type=float, default=8.5, help="the whole command's time")
     ap.add_argument("--batch", type=int, default=16)

@@ -1,7 +1,7 @@
 """A network with linear paths whose start is the best linear transform: hierarchical
 principal components of the training images, and only the non-linear stages to learn.
 
-The line's transforms stay near a linear ceiling (docs/training.md, round 2: 16x16 block
+The line's transforms stay near a linear ceiling (lab/training.md, round 2: 16x16 block
 PCA gives 30.6 dB with 128 components, 33.2 with 192). A from-scratch network with
 linear paths beside its stride-2 stages (layers.LinearDown/Up) can start *at* that
 ceiling instead of climbing to it: each analysis path is set to the principal

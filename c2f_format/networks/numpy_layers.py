@@ -328,7 +328,7 @@ def reduced_tail_weights(
     convolution to colours) followed by a `reduce` x `reduce` box filter (2 or 4), as
     one 5x5 convolution on the 1/4-scale features, with the IGDN taken as the linear
     x * beta that it is for small activations (its gamma term was 0.2-7 % of beta on
-    real ones: docs/training.md, round 2). Reduced decoding runs the synthesis only to
+    real ones: lab/training.md, round 2). Reduced decoding runs the synthesis only to
     1/4 scale, about 30 % of the work, then this (docs/speed/reduced.md).
 
     `weight2`, `weight3`: the transposed convolutions' [cin, cout, 5, 5]; `beta`: the

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         type=Path,
         help="start a new run (no checkpoint in --run yet) from a shipped weights file "
-        "(.npz) or a training state (.pt, e.g. training/checkpoint.pt), instead of from scratch",
+        "(.npz) or a training state (.pt, as `--run` saves it), instead of from scratch",
     )
     ap.add_argument(
         "--latent-channels",

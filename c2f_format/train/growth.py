@@ -179,7 +179,7 @@ def extended_lambdas(lambdas: list[float], below: int, above: int) -> list[float
     With the fixed schedule a gain is a function of lambda, so `retarget_lambdas` to this
     list gives levels beyond the trained ones that are the same quantiser scaled on: a
     wider quality range from a trained network, with no training at the new levels
-    (training at them made the model worse: round 3 in docs/training.md).
+    (training at them made the model worse: round 3 in lab/training.md).
     """
     if below < 0 or above < 0:
         raise ValueError(f"levels to add are counts >= 0, got {below} and {above}")

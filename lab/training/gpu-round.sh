@@ -4,7 +4,7 @@
 # (built there with the image's setuptools: a wheel of it would carry the weights a second
 # time, past the 64 MiB that travel), then run lab/gpu_round.py from outside the
 # checkout, so that it imports the installed package. Extra arguments pass on.
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 repo=$PWD
 site=/tmp/c2f-site
 pip="python3 -m pip install -q --no-index --no-deps --no-compile --find-links runs/wheels --target $site"
