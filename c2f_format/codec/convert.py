@@ -45,7 +45,7 @@ from .effort import DEFAULT_EFFORT, check_effort
 from .files import FileJob, decode_file, encode_file
 from .manifest import MANIFEST_NAME, Entry, Manifest, opened
 from .progress import Bar, format_bytes
-from .safe_write import TEMP_SUFFIX
+from .safe_write import TEMP_SUFFIX, file_identity, make_folder
 from .threads import available_cores
 
 if TYPE_CHECKING:
@@ -225,9 +225,9 @@ def plan(
         raise C2FError(
             "two sources, one output: " + "; ".join(clashes[:5]) + more + "; nothing converted"
         )
-    inputs = {_identity(src) for src, _ in found}
+    inputs = {file_identity(src) for src, _ in found}
     for src, rel in found:
-        if _identity(out_dir / rel) in inputs:
+        if file_identity(out_dir / rel) in inputs:
             raise C2FError(f"{out_dir / rel}: the output of {src} is a source; nothing converted")
     planned = []
     for src, rel in found:
@@ -238,14 +238,6 @@ def plan(
             size, mtime_ns = 0, 0
         planned.append(Planned(src, rel, size, mtime_ns))
     return planned, ignored
-
-
-def _identity(path: Path) -> tuple[object, ...]:
-    try:
-        st = path.stat()
-    except OSError:
-        return ("path", os.path.normcase(os.path.abspath(path)))
-    return ("inode", st.st_dev, st.st_ino)
 
 
 def _pixels_below(planned: list[Planned], to: str, limit: int) -> bool:
@@ -490,12 +482,7 @@ def _settings(to: str, quality: int, effort: int) -> dict[str, Any]:
 
 
 def _prepare_destination(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise C2FError(f"{out_dir}: not a folder") from None
-    except OSError as exc:
-        raise C2FError(f"{out_dir}: cannot create folder: {exc.strerror or exc}") from None
+    make_folder(out_dir)
     probe = out_dir / f".c2f-convert-probe-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
     try:
         probe.open("xb").close()

@@ -42,6 +42,27 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise C2FError(f"{path}: cannot write: {os.strerror(reason)}")
 
 
+def file_identity(path: Path) -> tuple[object, ...]:
+    """The file `path` names: (device, inode) when it exists, so that links and other
+    spellings of one file compare equal; else its absolute, normalised path."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ("path", os.path.normcase(os.path.abspath(path)))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def make_folder(path: Path, why_a_folder: str = "") -> None:
+    """Create the output folder `path` (and its parents) if missing; C2FError if it is
+    a file (`why_a_folder` says why it must be a folder) or cannot be made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise C2FError(f"{path}: not a folder{why_a_folder}") from None
+    except OSError as exc:
+        raise C2FError(f"{path}: cannot create folder: {exc.strerror or exc}") from None
+
+
 def write_file(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool = False) -> None:
     """Create `path` with what `write(fp)` writes, all or nothing.
 
@@ -110,4 +131,11 @@ def _remove(temp: Path) -> None:
         os.unlink(temp)
 
 
-__all__ = ["TEMP_SUFFIX", "OutputExistsError", "check_writable", "write_file"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "OutputExistsError",
+    "check_writable",
+    "file_identity",
+    "make_folder",
+    "write_file",
+]

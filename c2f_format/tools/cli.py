@@ -34,6 +34,7 @@ from .. import __version__
 from ..codec.api import DEFAULT_MAX_PIXELS, LIMIT_HINT, TRUNCATED_HINT
 from ..codec.convert import FORCE_HINT
 from ..codec.effort import DEFAULT_EFFORT, check_effort
+from ..codec.safe_write import file_identity, make_folder
 from ..format.errors import C2FError
 
 if TYPE_CHECKING:
@@ -130,36 +131,21 @@ def _outputs(inputs: list[Path], output: Path | None, suffix: str) -> list[Path]
         return [p.with_suffix(suffix) for p in inputs]
     if len(inputs) == 1 and not output.is_dir() and output.suffix:
         return [output]
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise C2FError(f"{output}: not a folder (several inputs need -o FOLDER)") from None
-    except OSError as exc:
-        raise C2FError(f"{output}: cannot create folder: {exc.strerror or exc}") from None
+    make_folder(output, " (several inputs need -o FOLDER)")
     return [output / p.with_suffix(suffix).name for p in inputs]
-
-
-def _identity(path: Path) -> tuple[object, ...]:
-    """The file `path` names: (device, inode) when it exists, so that links and other
-    spellings of one file compare equal; else its absolute, normalised path."""
-    try:
-        st = path.stat()
-    except OSError:
-        return ("path", os.path.normcase(os.path.abspath(path)))
-    return ("inode", st.st_dev, st.st_ino)
 
 
 def _refusals(jobs: list[FileJob]) -> dict[int, str]:
     """Jobs that must not run, by index, with why: their output is an input of this run
     (--force or not), or the output of another job too (which one would win is an
     accident of order, so neither is written)."""
-    inputs = {_identity(job.src): job.src for job in jobs}
+    inputs = {file_identity(job.src): job.src for job in jobs}
     by_output: dict[tuple[object, ...], list[int]] = {}
     for i, job in enumerate(jobs):
-        by_output.setdefault(_identity(job.dst), []).append(i)
+        by_output.setdefault(file_identity(job.dst), []).append(i)
     refused = {}
     for i, job in enumerate(jobs):
-        key = _identity(job.dst)
+        key = file_identity(job.dst)
         if key in inputs:
             refused[i] = f"{job.dst}: is an input of this run; not overwritten, even with --force"
         elif len(by_output[key]) > 1:
@@ -339,7 +325,7 @@ def cmd_preview(args: argparse.Namespace) -> None:
     output = args.output or args.input.with_suffix(".stages.png")
     data = _read(args.input)
     fmt = output_format(output)
-    if _identity(output) == _identity(args.input):
+    if file_identity(output) == file_identity(args.input):
         raise C2FError(f"{output}: is the input; not overwritten, even with --force")
     check_writable(output, args.force)
     check_device(args.device)

@@ -58,6 +58,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.c2f"))}
 
 
+def _linked(folder: Path, files: list[Path]) -> Path:
+    """A folder of links to `files` (a subset of Kodak to convert)."""
+    folder.mkdir()
+    for path in files:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
 def _made(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.c2f"))}
 
@@ -98,10 +106,7 @@ def _when_outputs_appear(
 def test_a_worker_killed_mid_run_loses_nothing(
     client: Client, reference: dict[str, bytes], tmp_path: Path
 ) -> None:
-    sources = tmp_path / "some"
-    sources.mkdir()
-    for path in KODAK_FILES[:8]:
-        (sources / path.name).symlink_to(path)
+    sources = _linked(tmp_path / "some", KODAK_FILES[:8])
     out = tmp_path / "out"
     pids = client.run(os.getpid)
     victim = sorted(pids.values())[0]
@@ -136,10 +141,7 @@ def test_the_converting_process_killed_mid_run_loses_nothing(
 ) -> None:
     """`c2f convert --scheduler ADDRESS` killed (SIGKILL, no cleanup) once it has
     recorded two outputs done: the rerun converts only the rest, every output whole."""
-    sources = tmp_path / "some"
-    sources.mkdir()
-    for path in KODAK_FILES[8:16]:
-        (sources / path.name).symlink_to(path)
+    sources = _linked(tmp_path / "some", KODAK_FILES[8:16])
     out = tmp_path / "out"
     address = client.scheduler.address
     run = subprocess.Popen(
@@ -182,10 +184,7 @@ def test_the_converting_process_killed_mid_run_loses_nothing(
 def test_broken_inputs_are_reported_while_the_others_convert(
     client: Client, reference: dict[str, bytes], tmp_path: Path
 ) -> None:
-    sources = tmp_path / "mixed"
-    sources.mkdir()
-    for path in KODAK_FILES[:2]:
-        (sources / path.name).symlink_to(path)
+    sources = _linked(tmp_path / "mixed", KODAK_FILES[:2])
     (sources / "corrupt.png").write_bytes(KODAK_FILES[2].read_bytes()[:5000])  # cut short
     (sources / "unreadable.jpg").symlink_to(tmp_path / "nowhere.jpg")
     summary = convert([sources], tmp_path / "out", scheduler=client.scheduler.address)
@@ -226,10 +225,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
 def test_workers_start_a_local_cluster(reference: dict[str, bytes], tmp_path: Path) -> None:
     """`workers=2` (`c2f convert -j 2`) without a scheduler: a local Dask cluster of two
     processes, started and closed by `convert`."""
-    sources = tmp_path / "two"
-    sources.mkdir()
-    for path in KODAK_FILES[:2]:
-        (sources / path.name).symlink_to(path)
+    sources = _linked(tmp_path / "two", KODAK_FILES[:2])
     summary = convert([sources], tmp_path / "out", workers=2)
     assert summary.where == "a local Dask cluster of 2 workers"
     assert (summary.converted, summary.failed) == (2, [])
