@@ -35,6 +35,7 @@ TORCH_FREE = {
     "c2f_format.codec.images",
     "c2f_format.codec.streaming",
     "c2f_format.codec.batch",
+    "c2f_format.codec.conversion",
     "c2f_format.codec.convert",
     "c2f_format.codec.files",
     "c2f_format.codec.manifest",
@@ -48,6 +49,7 @@ TORCH_FREE = {
     "c2f_format.codec.numpy_engine",
     "c2f_format.codec.progress",
     "c2f_format.codec.threads",
+    "c2f_format.codec.workers",
     "c2f_format.codec.tiling",
     "c2f_format.tools.conformance",
 }

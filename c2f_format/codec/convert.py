@@ -1,36 +1,25 @@
 """Convert a collection of images to .c2f (or .c2f files back to PNG): folders walked,
-relative paths kept under the destination, on a Dask cluster, a local process pool or
-in this process, with a manifest that makes a rerun do only what is missing or changed.
+relative paths kept under the destination, with a manifest that makes a rerun do only
+what is missing or changed (codec/manifest.py).
 
-The work is `convert_file`, one source to one output, run where the scheduler puts it:
-it reads the source (hashing it), runs the same file job as `c2f encode` / `c2f decode`
-(codec/files.py), so the output is byte-identical to theirs, and writes it whole under a
-temporary name first. This process plans (walks, maps, refuses collisions before any
-work), hands the work out, and keeps the manifest (codec/manifest.py). Nothing here
-imports torch: the workers do, once each, and keep the model loaded between files.
-
-Where the work runs: a `client` (a `distributed.Client`) or a `scheduler` address runs
+This process plans (walks, maps, refuses collisions and unwritable destinations before
+any work), decides what is left to do, hands it out and keeps the record; the work on
+each file is codec/conversion.py's, run where codec/workers.py puts it. Nothing here
+imports torch. Where: a `client` (a `distributed.Client`) or a `scheduler` address runs
 it on that cluster; else with `workers` given, on a local Dask cluster of that many
 processes (one thread each), or a local process pool when `distributed` is not
 installed; else, for work of fewer than POOL_MIN_PIXELS pixels in all, in this process
-(a worker's start, torch and the model, costs about 4 s), and otherwise on a local
-cluster (or pool) of one process per core. A worker that dies is replaced and its file
-tried again, up to WORKER_DEATHS times; then the file is reported as failed.
+(a worker's start, torch and the model, costs about 2 s on 2 cores), and otherwise on a
+local cluster (or pool) of one process per core.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
-import itertools
-import logging
-import multiprocessing
 import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,20 +29,19 @@ from PIL import Image, ImageFile
 from ..format.bitstream import HEADER_SIZE, parse_header
 from ..format.errors import C2FError, InvalidArgumentError
 from .api import _check_quality
-from .batch import POOL_MIN_PIXELS, init_worker
+from .batch import POOL_MIN_PIXELS
+from .conversion import Outcome, Task
 from .effort import DEFAULT_EFFORT, check_effort
-from .files import FileJob, decode_file, encode_file
 from .manifest import MANIFEST_NAME, Entry, Manifest, opened
 from .progress import Bar, format_bytes
 from .safe_write import TEMP_SUFFIX, file_identity, make_folder
 from .threads import available_cores
+from .workers import run_here, run_on_cluster, run_pool
 
 if TYPE_CHECKING:
     from distributed import Client
 
 TARGETS = ("c2f", "png")
-WORKER_DEATHS = 3  # a file whose conversion killed this many workers is failed
-INSTALL_DISTRIBUTED = 'pip install "c2f-format[distributed]"'
 FORCE_HINT = "force=True replaces it"  # the CLI says it as its option
 # Pillow formats a photo archive's files are not: identified but not decoded by Pillow
 # itself (StubImageFile subclasses are left out as well), or needing Ghostscript
@@ -75,95 +63,6 @@ def image_suffixes() -> frozenset[str]:
             continue
         out.add(suffix)
     return frozenset(out)
-
-
-# ---- the work, on a worker ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Task:
-    """One source to one output, as a worker needs it (paths every worker sees)."""
-
-    src: str
-    dst: str
-    to: str
-    quality: int
-    effort: int
-    device: str | None
-    known: tuple[str, str] | None = None  # (source, output) SHA-256 of the last conversion
-
-
-@dataclass(frozen=True)
-class Outcome:
-    task: Task
-    state: str  # "done", "unchanged" (the same bytes as last time, output intact), "failed"
-    size: int | None = None
-    mtime_ns: int | None = None
-    sha256: str | None = None
-    out_size: int | None = None
-    out_sha256: str | None = None
-    reason: str | None = None
-    warnings: tuple[str, ...] = ()
-
-
-def _sha256(path: str) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fp:
-        while chunk := fp.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _reason(task: Task, message: str) -> str:
-    """The file job's message without the source's path in front (the report names it)."""
-    return message.removeprefix(f"{task.src}: ")
-
-
-def convert_file(task: Task) -> Outcome:
-    """Convert one file (run on a worker). Every failure of the file itself comes back as
-    an Outcome saying why; only a bug of c2f raises."""
-    try:
-        st = os.stat(task.src)
-        sha, size = _sha256(task.src)
-    except OSError as exc:
-        return Outcome(task, "failed", reason=exc.strerror or str(exc))
-    stats: dict[str, Any] = {"size": size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
-    if task.known is not None and task.known[0] == sha:
-        with contextlib.suppress(OSError):
-            out_sha, out_size = _sha256(task.dst)
-            if out_sha == task.known[1]:
-                return Outcome(task, "unchanged", out_size=out_size, out_sha256=out_sha, **stats)
-    job = FileJob(
-        Path(task.src),
-        Path(task.dst),
-        quality=task.quality,
-        device=task.device,
-        overwrite=True,  # the name is this conversion's: claimed in the manifest first
-        effort=task.effort,
-    )
-    try:
-        os.makedirs(os.path.dirname(task.dst), exist_ok=True)
-        result = encode_file(job) if task.to == "c2f" else decode_file(job)
-        out_sha, out_size = _sha256(task.dst)
-    except C2FError as exc:
-        return Outcome(task, "failed", reason=_reason(task, str(exc)), **stats)
-    except MemoryError:
-        return Outcome(task, "failed", reason="out of memory", **stats)
-    except OSError as exc:
-        return Outcome(task, "failed", reason=f"cannot write {task.dst}: {exc.strerror}", **stats)
-    return Outcome(
-        task, "done", out_size=out_size, out_sha256=out_sha, warnings=result.warnings, **stats
-    )
-
-
-def worker_version() -> str:
-    """The c2f a process runs (checked on every worker before any work: another version
-    may code other bytes)."""
-    try:
-        return importlib.metadata.version("c2f-format")
-    except importlib.metadata.PackageNotFoundError:  # not installed: a bare checkout
-        return "unknown"
 
 
 # ---- the plan ----------------------------------------------------------------------------
@@ -258,179 +157,6 @@ def _pixels_below(planned: list[Planned], to: str, limit: int) -> bool:
         if total >= limit:
             return False
     return True
-
-
-# ---- where the work runs -------------------------------------------------------------------
-
-
-def _run_here(tasks: list[Task]) -> Iterator[Outcome]:
-    for task in tasks:
-        yield convert_file(task)
-
-
-def _run_pool(tasks: list[Task], workers: int) -> Iterator[Outcome]:
-    """A local process pool (without `distributed`). A pool whose worker died is started
-    again; the files it held are tried again one at a time, so that a file that kills
-    its worker is failed after WORKER_DEATHS deaths of its own, and only it."""
-    todo = list(reversed(tasks))
-    suspects: list[Task] = []  # held by a pool that broke
-    deaths: dict[str, int] = {}
-    threads = max(1, available_cores() // workers)
-    context = multiprocessing.get_context("spawn")
-    while todo or suspects:
-        running: dict[Future[Outcome], Task] = {}
-        broken = False
-        with ProcessPoolExecutor(
-            workers, context, initializer=init_worker, initargs=(threads,)
-        ) as pool:
-            while not broken and (todo or suspects or running):
-                while not broken:
-                    if suspects and not running:
-                        source = suspects
-                    elif not suspects and todo and len(running) < 2 * workers:
-                        source = todo
-                    else:
-                        break
-                    task = source.pop()
-                    try:
-                        running[pool.submit(convert_file, task)] = task
-                    except BrokenExecutor:
-                        source.append(task)  # never ran
-                        broken = True
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    try:
-                        outcome = fut.result()
-                    except BrokenExecutor:
-                        broken = True  # it stays in `running`, with what the pool held
-                        continue
-                    del running[fut]
-                    yield outcome
-        held = list(running.values())
-        if len(held) == 1:  # alone in the pool: its own death
-            task = held[0]
-            deaths[task.dst] = deaths.get(task.dst, 0) + 1
-            if deaths[task.dst] >= WORKER_DEATHS:
-                yield _killed(task, deaths[task.dst])
-            else:
-                suspects.append(task)
-        else:
-            suspects.extend(held)
-
-
-def _killed(task: Task, times: int) -> Outcome:
-    return Outcome(
-        task,
-        "failed",
-        reason=f"the worker process converting it died {times} times (out of memory?)",
-    )
-
-
-def _run_dask(tasks: list[Task], client: Client) -> Iterator[Outcome]:
-    """On a Dask cluster, a bounded number of files in flight, each result released as
-    soon as it is read (a worker lost later must not make the scheduler redo it)."""
-    from distributed import as_completed
-
-    threads = sum(client.nthreads().values()) or 1
-    window = max(8, 4 * threads)
-    pending = iter(tasks)
-    run_id = uuid.uuid4().hex[:8]
-    held: dict[Any, Task] = {}
-    numbers = itertools.count()
-
-    def submit(n: int) -> list[Any]:
-        futures = []
-        for task in pending:
-            key = f"c2f-convert-{run_id}-{next(numbers)}"
-            fut = client.submit(convert_file, task, key=key, pure=False)
-            held[fut.key] = task
-            futures.append(fut)
-            if len(futures) >= n:
-                break
-        return futures
-
-    queue = as_completed(submit(window))
-    for fut in queue:
-        task = held.pop(fut.key)
-        if fut.status == "finished":
-            outcome = fut.result()
-        else:
-            outcome = Outcome(task, "failed", reason=_dask_reason(fut.exception()))
-        fut.release()
-        yield outcome
-        for new in submit(1):
-            queue.add(new)
-
-
-def _dask_reason(exc: BaseException | None) -> str:
-    from distributed import KilledWorker
-
-    if isinstance(exc, KilledWorker):
-        return "the worker processes converting it kept dying (out of memory?)"
-    return f"{type(exc).__name__}: {exc}"
-
-
-@contextlib.contextmanager
-def _cluster(client: Client | None, scheduler: str | None, workers: int) -> Iterator[Client]:
-    """The Dask client the work goes to: the caller's, one connected to `scheduler`, or
-    a local cluster of `workers` processes (closed after)."""
-    try:
-        import distributed
-    except ImportError:
-        raise C2FError(
-            f"a Dask cluster needs the distributed package: {INSTALL_DISTRIBUTED}"
-        ) from None
-    if client is not None:
-        yield client
-        return
-    if scheduler is not None:
-        try:  # waits up to distributed.comm.timeouts.connect (dask's config: 30 s)
-            own = distributed.Client(scheduler)
-        except (OSError, TimeoutError) as exc:
-            raise C2FError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        with own:
-            yield own
-        return
-    import dask
-
-    threads = max(1, available_cores() // workers)
-    # the scheduler fails a task after more than `allowed-failures` workers died on it
-    with dask.config.set({"distributed.scheduler.allowed-failures": WORKER_DEATHS - 1}):
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,  # what goes wrong is in the summary
-            env={"OMP_NUM_THREADS": str(threads)},
-        )
-    with cluster, distributed.Client(cluster) as own:
-        yield own
-
-
-def _check_workers(client: Client) -> None:
-    """Every worker runs this c2f (another version may write other bytes), and there is
-    at least one (waited for a minute)."""
-    try:
-        client.wait_for_workers(1, timeout=60)
-    except TimeoutError:
-        raise C2FError(
-            f"no Dask worker joined {client.scheduler.address} within a minute"
-        ) from None
-    try:
-        versions = client.run(worker_version)
-    except Exception as exc:
-        raise C2FError(
-            f"the Dask workers cannot run c2f ({type(exc).__name__}: {exc}); install "
-            f"c2f-format {worker_version()} on every worker"
-        ) from None
-    ours = worker_version()
-    other = {addr: v for addr, v in versions.items() if v != ours}
-    if other:
-        listed = ", ".join(f"{a} has {v}" for a, v in sorted(other.items()))
-        raise C2FError(f"Dask workers run another c2f than this one ({ours}): {listed}")
 
 
 # ---- the conversion ----------------------------------------------------------------------------
@@ -672,27 +398,18 @@ def _runner(
     if client is None and scheduler is None:
         if workers is None:
             if len(tasks) <= 1 or _pixels_below(planned, to, POOL_MIN_PIXELS):
-                return _run_here(tasks), "in this process"
+                return run_here(tasks), "in this process"
             workers = available_cores()
         workers = min(workers, max(1, len(tasks)))
         try:
             import distributed  # noqa: F401
         except ImportError:
-            return _run_pool(tasks, workers), f"a local pool of {workers} processes"
-        return _on_cluster(tasks, None, None, workers), f"a local Dask cluster of {workers} workers"
-    return _on_cluster(tasks, client, scheduler, workers or 1), (
+            return run_pool(tasks, workers), f"a local pool of {workers} processes"
+        where = f"a local Dask cluster of {workers} workers"
+        return run_on_cluster(tasks, None, None, workers), where
+    return run_on_cluster(tasks, client, scheduler, workers or 1), (
         f"the Dask scheduler at {scheduler}" if scheduler else "the Dask client given"
     )
-
-
-def _on_cluster(
-    tasks: list[Task], client: Client | None, scheduler: str | None, workers: int
-) -> Iterator[Outcome]:
-    if not tasks:
-        return
-    with _cluster(client, scheduler, workers) as c:
-        _check_workers(c)
-        yield from _run_dask(tasks, c)
 
 
 def _remove_stale_parts(out: Path, planned: list[Planned]) -> None:
@@ -721,7 +438,6 @@ __all__ = [
     "TARGETS",
     "ConvertSummary",
     "convert",
-    "convert_file",
     "image_suffixes",
     "plan",
 ]

@@ -19,7 +19,7 @@ from helpers import read_only_folder
 from PIL import Image
 
 import c2f_format
-from c2f_format.codec import convert as convert_module
+from c2f_format.codec import conversion, workers
 from c2f_format.codec.convert import convert, plan
 from c2f_format.codec.manifest import MANIFEST_NAME, Manifest
 from c2f_format.tools.cli import main
@@ -275,12 +275,12 @@ def test_local_pool_without_distributed(
         convert([photos], tmp_path / "cluster", scheduler="tcp://127.0.0.1:1")
 
 
-def _die_on_killer(task: convert_module.Task) -> convert_module.Outcome:
+def _die_on_killer(task: conversion.Task) -> conversion.Outcome:
     """convert_file, except that the worker dies on killer.png (in the pool's processes:
     pickled by name, this module is importable there as it is here)."""
     if task.src.endswith("killer.png"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return convert_module.convert_file(task)
+    return conversion.convert_file(task)
 
 
 def test_pool_retries_a_file_whose_worker_died(
@@ -294,9 +294,9 @@ def test_pool_retries_a_file_whose_worker_died(
     for i in range(3):
         _image(src / f"ok{i}.png", i)
     _image(src / "killer.png", 9)
-    monkeypatch.setattr(convert_module, "convert_file", _die_on_killer)
+    monkeypatch.setattr(workers, "convert_file", _die_on_killer)
     summary = convert([src], tmp_path / "out", workers=2)
     assert summary.converted == 3
     [(bad, why)] = summary.failed
     assert bad.endswith("killer.png")
-    assert f"died {convert_module.WORKER_DEATHS} times" in why
+    assert f"died {workers.WORKER_DEATHS} times" in why
