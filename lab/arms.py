@@ -2,7 +2,8 @@
 
     python lab/arms.py run line-paths --minutes 90 --threads 1   # two at a time
     python lab/arms.py table lab/arms
-    python lab/arms.py plot lab/arms -o docs/arms.png
+    python lab/arms.py plot lab/arms -o lab/figures/arms.png
+    python lab/arms.py curves line pca-decay        # RD curves, BD-rate against the line
 
 Every arm sees the same crops (seed 0, batch 4 x 192^2 unless an arm says otherwise)
 and is scored every 5 CPU-minutes on the same held-out crops (centre crops of the first
@@ -400,6 +401,40 @@ def adopt(arm: str, folder: Path, note: str) -> None:
     print(f"{arm} -> {LINE_STATE} (step {state['step']}), {len(rows)} log rows", flush=True)
 
 
+def rd_curves(
+    names: list[str], folder: Path, val: Path, out: Path, threads: int = 2
+) -> dict[str, Any]:
+    """Each state's rate-distortion curve on the held-out crops, levels 0, 1, ... (the
+    line: `line` means lab/training/checkpoint.pt), and its BD-rate against the first:
+    J at a level compares two models at one slope only, and the arms sit at other rates
+    than the line for one lambda (pca-decay's level 3.5 is 1.13 bpp, the line's 0.73)."""
+    from c2f_format.tools.bench import bd_rate
+
+    torch.set_num_threads(threads)
+    crops = validation_crops(val)
+    result: dict[str, Any] = {"crops": len(crops), "curves": {}, "bd_rate": {}}
+    for name in names:
+        path = LINE_STATE if name == "line" else folder / name / "state.pt"
+        model, _, progress = load_state(path, torch.device("cpu"), 1e-5)
+        model.mixed_precision = False
+        levels = len(model.config.lambdas)
+        points = [evaluate(model, crops, float(k), torch.device("cpu")) for k in range(levels)]
+        result["curves"][name] = {"step": progress.step, "points": points}
+        print(
+            f"{name} (step {progress.step}): "
+            + ", ".join(f"{q['bpp']:.3f}/{q['psnr']:.2f}" for q in points),
+            flush=True,
+        )
+    first = names[0]
+    ref = [(q["bpp"], q["psnr"]) for q in result["curves"][first]["points"]]
+    for name in names[1:]:
+        test = [(q["bpp"], q["psnr"]) for q in result["curves"][name]["points"]]
+        result["bd_rate"][name] = bd_rate(ref, test)
+        print(f"{name}: BD-rate {result['bd_rate'][name]:+.1f}% against {first}", flush=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -419,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("arm", choices=sorted(ARMS))
     a.add_argument("--folder", type=Path, default=LAB / "arms")
     a.add_argument("--note", default="")
+    c = sub.add_parser("curves", help="RD curves on the held-out crops, BD-rate vs the first")
+    c.add_argument("arms", nargs="+", help="arm names, or `line` for the line's state")
+    c.add_argument("--folder", type=Path, default=LAB / "arms")
+    c.add_argument("--val", type=Path, default=REPO.parent / "shared" / "data" / "val")
+    c.add_argument("-o", "--out", type=Path, default=LAB / "arms" / "curves.json")
+    c.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("plot", help="learning curves as a PNG")
     p.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
     p.add_argument("-o", "--out", type=Path, required=True)
@@ -431,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(args.folder, args.arms))
     elif args.command == "adopt":
         adopt(args.arm, args.folder, args.note)
+    elif args.command == "curves":
+        rd_curves(args.arms, args.folder, args.val, args.out, args.threads)
     else:
         plot(args.folder, args.out, args.arms, args.from_minutes)
     return 0

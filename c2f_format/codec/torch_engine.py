@@ -36,7 +36,7 @@ from ..networks.layers import HIDDEN_STEP, MEAN_STEP, depth_to_space, exact_conv
 from ..networks.model import lambdas_at, scale_table
 from ..networks.weights import LoadedModel, load_weights
 from .effort import DEFAULT_EFFORT, ITERATIONS
-from .precision import synthesis_bf16
+from .precision import cpu_has_bf16, synthesis_bf16
 from .search import refine
 from .threads import cpu_threads
 from .tiling import (
@@ -53,7 +53,17 @@ from .tiling import tiles as _tiles
 
 BAND_ROWS = 4  # latent rows per YBND segment written by this encoder (64 pixel rows)
 SYMBOL_LIMIT = entropy.ESCAPE_LIMIT
-SEARCH_BF16 = os.environ.get("C2F_SEARCH_BF16", "1") != "0"  # the search's own synthesis
+
+
+def search_bf16(device: torch.device) -> bool:
+    """Whether the search (effort 4 and up) runs its own synthesis in bfloat16: where that
+    is native, a GPU or a CPU with AVX-512 BF16 or AMX; emulated (an AVX2 CPU) it is
+    slower than float32. $C2F_SEARCH_BF16=1 or 0 decides instead. Either way the stream's
+    residuals are rounded once, from float32."""
+    choice = os.environ.get("C2F_SEARCH_BF16", "auto").strip().lower()
+    if choice in ("0", "1"):
+        return choice == "1"
+    return device.type != "cpu" or cpu_has_bf16()
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -336,7 +346,7 @@ class TorchEngine:
                     inv_gain,
                     h2f[:, :, a0:a1, b0:b1],
                     h1f[:, :, a0 // 2 : a1 // 2, b0 // 2 : b1 // 2],
-                    bf16=SEARCH_BF16,
+                    bf16=search_bf16(self.device),
                 )
 
             refined = refine(y.clone(), mean, scale, image, synthesis, lam, iterations)
