@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
-from c2f_format.codec import api
+from c2f_format.codec import api, precision
 from c2f_format.codec.effort import DEFAULT_EFFORT
 from c2f_format.codec.options import check_save_options
 from c2f_format.format import bitstream
@@ -123,6 +123,9 @@ class C2FImageFile(ImageFile.ImageFile):
         self._mode = header.mode
         self._size = (header.width, header.height)
         self._c2f_full_size = self._size
+        # a precision chosen where the image is opened (precision.using) holds for its
+        # later load: Pillow passes decoderconfig to the decoder after the tile's args
+        self.decoderconfig = (precision.requested(),)
         self.tile = [ImageFile._Tile(DECODER, (0, 0, *self.size), 0, ("full",))]
 
     def draft(
@@ -173,8 +176,11 @@ class C2FDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def init(self, args: tuple[Any, ...]) -> None:
-        self._preview_only = args[0] == "preview"
-        self._reduce = int(args[1]) if args[0] == "reduce" else 1
+        tile, self._precision = args, precision.requested()
+        if len(args) > 1 and args[-1] in precision.CHOICES:  # the image's decoderconfig
+            tile, self._precision = args[:-1], args[-1]
+        self._preview_only = tile[0] == "preview"
+        self._reduce = int(tile[1]) if tile[0] == "reduce" else 1
         self._preview_shown = False
         self._decoder: api.StreamDecoder | None = None
 
@@ -190,9 +196,10 @@ class C2FDecoder(ImageFile.PyDecoder):
         self, buffer: bytes | bytearray | memoryview | Image.SupportsArrayInterface
     ) -> tuple[int, int]:
         try:
-            if self.fd is not None and not buffer:
-                return self._pull()
-            return self._push(bytes(buffer))  # type: ignore[arg-type]
+            with precision.using(self._precision):
+                if self.fd is not None and not buffer:
+                    return self._pull()
+                return self._push(bytes(buffer))  # type: ignore[arg-type]
         except ImageTooLargeError as exc:
             hinted = api.with_hint(exc, "Image.MAX_IMAGE_PIXELS = None lifts it")
             raise Image.DecompressionBombError(f"c2f: {hinted}") from None

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..format.bitstream import HEADER_SIZE, parse_header
 from ..format.errors import C2FError, InvalidArgumentError
-from . import engines
+from . import engines, precision
 from .api import DEFAULT_MAX_PIXELS, ImageLike, decode, encode
 from .effort import DEFAULT_EFFORT, check_effort
 from .progress import progress
@@ -97,9 +97,10 @@ def run_batch(
     process: a pool's workers each import torch and load the model first.
     """
     n = len(items)
-    if jobs is None and pixels is not None and pixels < POOL_MIN_PIXELS:
-        jobs = 1
-    jobs = default_jobs(device, backend) if jobs is None else jobs
+    if jobs is None:
+        jobs = default_jobs(device, backend)  # which also checks the device and backend
+        if pixels is not None and pixels < POOL_MIN_PIXELS:
+            jobs = 1
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidArgumentError(f"jobs must be a positive integer, got {jobs!r}")
     jobs = min(jobs, n) if n else 1
@@ -165,6 +166,7 @@ class _DecodeJob:
     data: bytes
     device: str | None
     max_pixels: int | None
+    precision: str = "auto"  # the caller's (precision.using does not cross processes)
 
 
 def _encode_job(job: _EncodeJob) -> bytes:
@@ -172,8 +174,9 @@ def _encode_job(job: _EncodeJob) -> bytes:
 
 
 def _decode_job(job: _DecodeJob) -> Image.Image:
-    image = decode(job.data, job.device, max_pixels=job.max_pixels)
-    image.load()
+    with precision.using(job.precision):
+        image = decode(job.data, job.device, max_pixels=job.max_pixels)
+        image.load()
     return image
 
 
@@ -224,7 +227,8 @@ def decode_many(
     show_progress: bool = False,
 ) -> list[Image.Image | C2FError]:
     """Decode many streams; each entry is the image or the `C2FError` for that stream."""
-    items = [_DecodeJob(bytes(s), _device_name(device), max_pixels) for s in streams]
+    chosen = precision.requested()
+    items = [_DecodeJob(bytes(s), _device_name(device), max_pixels, chosen) for s in streams]
     pixels = sum(_stream_pixels(job.data) for job in items)
     return list(run_batch(_decode_job, items, jobs, device, "decode", show_progress, pixels=pixels))
 

@@ -65,8 +65,10 @@ def _torch_imported() -> bool:
 def quick_backend(paths: list[Path], device: str | None) -> str | None:
     """ "numpy" when the engine is left to c2f (no $C2F_BACKEND, the CPU), torch is not
     imported yet and the streams in `paths` hold fewer than NUMPY_JOB_PIXELS together:
-    the NumPy engine then finishes first, start-up included. None otherwise (the usual
-    choice, `engines.resolve`). Unreadable headers count as large: the decode says
+    the NumPy engine then finishes first, start-up included. A device left to c2f
+    counts as the CPU here, even where CUDA is present: for so small a job importing
+    torch and starting CUDA costs more than the whole NumPy decode. None otherwise (the
+    usual choice, `engines.resolve`). Unreadable headers count as large: the decode says
     what is wrong with them."""
     if os.environ.get("C2F_BACKEND", "auto") not in ("", "auto") or _torch_imported():
         return None

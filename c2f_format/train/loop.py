@@ -29,7 +29,9 @@ class Schedule:
     `iters` and `budget_seconds` count all resumed runs together; `deadline` (a
     `clock()` reading) stops this invocation. The lr falls x0.1 from `decay_from` and the
     integer networks are fake-quantised from `int_from` (fractions of iters or budget,
-    whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`)."""
+    whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`);
+    `top_level` (None: the highest trained) caps the levels crops are drawn at, for a
+    model that need not serve the highest rates."""
 
     iters: int = 20000
     budget_seconds: float = 0.0
@@ -43,6 +45,7 @@ class Schedule:
     val_every: int = 2000
     clock: Callable[[], float] = time.monotonic
     balance: float = 0.0
+    top_level: float | None = None
 
 
 def fraction(schedule: Schedule, progress: Progress) -> float:
@@ -97,7 +100,8 @@ def train_loop(
                 if model.rate_weight_y is None:
                     progress.warmup = None
         x = sampler.batch(schedule.batch).contiguous(memory_format=torch.channels_last)
-        level = torch.rand(schedule.batch, device=device) * (levels - 1)
+        top = levels - 1 if schedule.top_level is None else min(schedule.top_level, levels - 1)
+        level = torch.rand(schedule.batch, device=device) * top
         stats = rd_loss(model, x, level, schedule.balance)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()

@@ -59,3 +59,45 @@ def test_bfloat16_stays_close_to_float32(kodim23: Image.Image) -> None:
         diff = np.abs(ref - got)
         assert diff.max() <= 4, reduce
         assert diff.mean() < 0.6, reduce
+
+
+def _stream() -> bytes:
+    from helpers import VECTORS
+
+    return (VECTORS / "kodim23-crop-q50.c2f").read_bytes()
+
+
+def _pixels(choice: str) -> np.ndarray:
+    with precision.using(choice):
+        return np.asarray(decode(_stream()))
+
+
+def test_the_two_precisions_differ_on_the_vector() -> None:
+    """What the tests below tell apart (else they could not fail)."""
+    assert not np.array_equal(_pixels("float32"), _pixels("bfloat16"))
+
+
+def test_an_image_opened_under_using_loads_in_that_precision() -> None:
+    """Pillow decodes at load(), often after the block the image was opened in."""
+    import io
+
+    with precision.using("bfloat16"):
+        im = Image.open(io.BytesIO(_stream()))
+    assert np.array_equal(np.asarray(im), _pixels("bfloat16"))
+    with precision.using("float32"):
+        im = Image.open(io.BytesIO(_stream()))
+    with precision.using("bfloat16"):  # what is in force at load() does not matter
+        loaded = np.asarray(im)
+    assert np.array_equal(loaded, _pixels("float32"))
+
+
+@pytest.mark.slow
+def test_decode_many_workers_decode_in_the_callers_precision() -> None:
+    """precision.using is this process's: the pool's workers are told it."""
+    from c2f_format import decode_many
+
+    with precision.using("bfloat16"):
+        images = decode_many([_stream()] * 2, jobs=2)
+    for im in images:
+        assert isinstance(im, Image.Image)
+        assert np.array_equal(np.asarray(im), _pixels("bfloat16"))
