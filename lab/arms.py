@@ -53,6 +53,7 @@ class Arm:
     batch: int = 4
     crop: int = 192
     balance: float = 0.0  # the levels' weighting in the loss (objective.rd_loss)
+    top_level: float | None = None  # crops drawn at levels 0..top_level only
     parent: str | None = None  # the arm whose saved state this one continues
 
 
@@ -107,12 +108,13 @@ ARMS: dict[str, Arm] = {
         1e-5,
         path_lr_scale=10.0,
     ),
-    "line-b16c96": Arm(
-        "the line's state continued at batch 16 x 96^2 (the same pixels a step), lr 1e-5",
+    "line-b9c128": Arm(
+        "the line's state continued at batch 9 x 128^2 (the same pixels a step; crops are "
+        "multiples of 64, z1's grid), lr 1e-5",
         _line,
         1e-5,
-        batch=16,
-        crop=96,
+        batch=9,
+        crop=128,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -147,6 +149,14 @@ ARMS: dict[str, Arm] = {
         _from_arm("pca-decay"),
         1e-5,
         parent="pca-decay",
+    ),
+    "pca-fine-low": Arm(
+        "pca-decay-fine after its 35 CPU-minutes, lr 1e-5, crops at levels 0..5 only (where "
+        "Kodak's curve lies)",
+        _from_arm("pca-decay-fine"),
+        1e-5,
+        top_level=5.0,
+        parent="pca-decay-fine",
     ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
@@ -216,6 +226,7 @@ def run(args: argparse.Namespace) -> None:
         val_every=10**9,
         clock=time.process_time,
         balance=arm.balance,
+        top_level=arm.top_level,
     )
     log = step_printer(args.arm)
     while trained < args.minutes * 60 - 1:
