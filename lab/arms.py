@@ -443,7 +443,50 @@ def rd_curves(
         result["bd_rate"][name] = bd_rate(ref, test)
         print(f"{name}: BD-rate {result['bd_rate'][name]:+.1f}% against {first}", flush=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    _plot_curves(result, out.with_suffix(".png"))
     return result
+
+
+def _plot_curves(result: dict[str, Any], out: Path) -> None:
+    """PSNR against bpp (log scale) of each state in `result` (Pillow)."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    colours = [(90, 90, 90), (200, 30, 30), (30, 120, 200), (30, 160, 60), (200, 140, 0)]
+    curves = {n: [(q["bpp"], q["psnr"]) for q in c["points"]] for n, c in result["curves"].items()}
+    pts = [p for c in curves.values() for p in c]
+    lo_r, hi_r = math.log(min(b for b, _ in pts)), math.log(max(b for b, _ in pts))
+    lo_q, hi_q = min(q for _, q in pts) - 0.5, max(q for _, q in pts) + 0.5
+    w, h, m = 720, 480, 60
+    im = Image.new("RGB", (w, h + 20 * len(curves)), "white")
+    d = ImageDraw.Draw(im)
+
+    def xy(b: float, q: float) -> tuple[float, float]:
+        return (
+            m + (math.log(b) - lo_r) / (hi_r - lo_r) * (w - m - 20),
+            h - m - (q - lo_q) / (hi_q - lo_q) * (h - 2 * m),
+        )
+
+    d.rectangle([m, m, w - 20, h - m], outline="black")
+    d.text((m, 20), f"held-out crops ({result['crops']}): PSNR (dB) against bpp", fill="black")
+    for k in range(5):
+        b = math.exp(lo_r + (hi_r - lo_r) * k / 4)
+        q = lo_q + (hi_q - lo_q) * k / 4
+        d.text((xy(b, lo_q)[0] - 10, h - m + 6), f"{b:.2f}", fill="black")
+        d.text((8, xy(b, q)[1] - 6), f"{q:.1f}", fill="black")
+    for curve, colour in zip(curves.values(), colours, strict=False):
+        line = [xy(b, q) for b, q in sorted(curve)]
+        d.line(line, fill=colour, width=2)
+        for x, y in line:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour)
+    for k, (name, colour) in enumerate(zip(curves, colours, strict=False)):
+        y = h + 20 * k
+        bd = result["bd_rate"].get(name)
+        label = name + (f": BD-rate {bd:+.1f}% against {next(iter(curves))}" if bd else "")
+        d.line([m, y + 7, m + 30, y + 7], fill=colour, width=3)
+        d.text((m + 38, y), label, fill="black")
+    im.save(out)
 
 
 def main(argv: list[str] | None = None) -> int:
