@@ -453,7 +453,14 @@ def _plot_curves(result: dict[str, Any], out: Path) -> None:
 
     from PIL import Image, ImageDraw
 
-    colours = [(90, 90, 90), (200, 30, 30), (30, 120, 200), (30, 160, 60), (200, 140, 0)]
+    colours = [
+        (90, 90, 90),
+        (200, 30, 30),
+        (30, 120, 200),
+        (30, 160, 60),
+        (200, 140, 0),
+        (150, 60, 160),
+    ]
     curves = {n: [(q["bpp"], q["psnr"]) for q in c["points"]] for n, c in result["curves"].items()}
     pts = [p for c in curves.values() for p in c]
     lo_r, hi_r = math.log(min(b for b, _ in pts)), math.log(max(b for b, _ in pts))
