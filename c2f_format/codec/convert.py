@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageFile
 
-from ..format.bitstream import HEADER_SIZE, parse_header
 from ..format.errors import C2FError, InvalidArgumentError
 from .api import _check_quality
 from .batch import POOL_MIN_PIXELS
 from .conversion import Outcome, Task
 from .effort import DEFAULT_EFFORT, check_effort
+from .files import job_pixels
 from .manifest import MANIFEST_NAME, Entry, Manifest, opened
 from .progress import Bar, format_bytes
 from .safe_write import TEMP_SUFFIX, file_identity, make_folder
@@ -137,26 +137,6 @@ def plan(
             size, mtime_ns = 0, 0
         planned.append(Planned(src, rel, size, mtime_ns))
     return planned, ignored
-
-
-def _pixels_below(planned: list[Planned], to: str, limit: int) -> bool:
-    """Whether the sources hold fewer than `limit` pixels together (headers only, read
-    until the limit is passed; an unreadable file counts nothing: it fails at once)."""
-    total = 0
-    for p in planned:
-        try:
-            if to == "png":
-                with p.src.open("rb") as fp:
-                    header = parse_header(fp.read(HEADER_SIZE), max_pixels=None)
-                total += header.width * header.height
-            else:
-                with Image.open(p.src) as im:
-                    total += im.width * im.height
-        except (OSError, C2FError, Image.DecompressionBombError, ValueError, SyntaxError):
-            continue
-        if total >= limit:
-            return False
-    return True
 
 
 # ---- the conversion ----------------------------------------------------------------------------
@@ -352,7 +332,7 @@ def convert(
         tasks = _tasks(planned, out, manifest, settings, device, force, summary)
         rel_of = {str(out / p.rel): p.rel for p in planned}
         manifest.record([Entry(rel_of[t.dst], t.src, "pending", settings) for t in tasks])
-        outcomes, summary.where = _runner(tasks, planned, to, client, scheduler, workers)
+        outcomes, summary.where = _runner(tasks, to, client, scheduler, workers)
         size_of = {str(p.src): p.size for p in planned}
         bar = None
         if show_progress and tasks:
@@ -388,7 +368,6 @@ def _count(summary: ConvertSummary, outcome: Outcome) -> None:
 
 def _runner(
     tasks: list[Task],
-    planned: list[Planned],
     to: str,
     client: Client | None,
     scheduler: str | None,
@@ -397,7 +376,9 @@ def _runner(
     """The outcomes of `tasks` as they come, from where they run, and its name."""
     if client is None and scheduler is None:
         if workers is None:
-            if len(tasks) <= 1 or _pixels_below(planned, to, POOL_MIN_PIXELS):
+            sources = [Path(t.src) for t in tasks]
+            kind = "decode" if to == "png" else "encode"
+            if len(tasks) <= 1 or job_pixels(sources, kind, POOL_MIN_PIXELS) < POOL_MIN_PIXELS:
                 return run_here(tasks), "in this process"
             workers = available_cores()
         workers = min(workers, max(1, len(tasks)))

@@ -40,9 +40,10 @@ _METADATA_KEYS = ("exif", "icc_profile")
 NUMPY_JOB_PIXELS = 800_000
 
 
-def job_pixels(paths: list[Path], kind: str) -> int:
+def job_pixels(paths: list[Path], kind: str, stop_at: int | None = None) -> int:
     """The pixels of the images (`kind` "encode") or streams ("decode") in `paths`, read
-    from their headers (0 for a file that cannot be read: its job fails at once)."""
+    from their headers (0 for a file that cannot be read: its job fails at once); with
+    `stop_at`, counting stops once the total reaches it (only whether it does matters)."""
     total = 0
     for path in paths:
         try:
@@ -53,8 +54,10 @@ def job_pixels(paths: list[Path], kind: str) -> int:
             else:
                 with Image.open(path) as im:
                     total += im.width * im.height
-        except (OSError, C2FError, Image.DecompressionBombError, ValueError):
+        except (OSError, C2FError, Image.DecompressionBombError, ValueError, SyntaxError):
             continue
+        if stop_at is not None and total >= stop_at:
+            break
     return total
 
 
