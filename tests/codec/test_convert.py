@@ -221,6 +221,7 @@ def test_a_read_only_destination_fails_before_any_work(tmp_path: Path) -> None:
     with read_only_folder(tmp_path / "ro") as (out, reason):
         result = subprocess.run(
             [sys.executable, "-m", "c2f_format.tools.cli", "convert", str(photos), "-o", str(out)],
+            cwd=tmp_path,  # not the checkout: -m would import its folder, not the install
             capture_output=True,
             text=True,
             check=False,

@@ -156,6 +156,7 @@ def test_the_converting_process_killed_mid_run_loses_nothing(
             "--scheduler",
             address,
         ],
+        cwd=tmp_path,  # not the checkout: -m would import its folder, not the install
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
