@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageFile
 
 from ..format.errors import C2FError, InvalidArgumentError
+from ..format.weights_file import installed_model
 from .api import _check_quality
 from .batch import POOL_MIN_PIXELS
 from .conversion import Outcome, Task
@@ -184,7 +185,11 @@ class ConvertSummary:
 
 
 def _settings(to: str, quality: int, effort: int) -> dict[str, Any]:
-    return {"to": to, "quality": quality, "effort": effort} if to == "c2f" else {"to": to}
+    """What an output is made with: for .c2f also the model that encodes (the newest
+    installed), so that a rerun after a new model ships makes every file again."""
+    if to != "c2f":
+        return {"to": to}
+    return {"to": to, "quality": quality, "effort": effort, "model": installed_model(None)[0]}
 
 
 def _prepare_destination(out_dir: Path) -> None:

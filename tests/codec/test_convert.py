@@ -20,8 +20,10 @@ from PIL import Image
 
 import c2f_format
 from c2f_format.codec import conversion, workers
+from c2f_format.codec import convert as convert_module
 from c2f_format.codec.convert import convert, plan
 from c2f_format.codec.manifest import MANIFEST_NAME, Manifest
+from c2f_format.format.weights_file import weights_index
 from c2f_format.tools.cli import main
 
 
@@ -125,6 +127,21 @@ def test_convert_then_rerun_does_only_what_changed(photos: Path, tmp_path: Path)
     assert _outputs(out)["a.c2f"] != made["a.c2f"]
     requality = convert([photos], out, quality=40)
     assert (requality.converted, requality.up_to_date) == (3, 0)
+
+
+def test_a_new_model_makes_every_file_again(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    convert([photos], out)
+    model = next(iter(weights_index()))
+    holder = Manifest(out)
+    assert {e.settings["model"] for e in holder.entries.values()} == {model}
+    holder.close()
+    # what a rerun after an upgrade sees: another model newest in the index
+    monkeypatch.setattr(convert_module, "installed_model", lambda _: ("ab" * 16, Path()))
+    upgraded = convert([photos], out)
+    assert (upgraded.converted, upgraded.up_to_date) == (3, 0)
 
 
 def test_missing_output_is_made_again(photos: Path, tmp_path: Path) -> None:
