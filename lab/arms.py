@@ -53,7 +53,8 @@ class Arm:
     batch: int = 4
     crop: int = 192
     balance: float = 0.0  # the levels' weighting in the loss (objective.rd_loss)
-    top_level: float | None = None  # crops drawn at levels 0..top_level only
+    top_level: float | None = None  # crops drawn at levels bottom_level..top_level only
+    bottom_level: float = 0.0
     parent: str | None = None  # the arm whose saved state this one continues
 
 
@@ -72,22 +73,26 @@ def _line_with_paths(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     return grown, new_opt, Progress(seed=0, step=0)
 
 
-def _scratch_with_paths(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+def _scratch_with_paths(lr: float, kernel: int = 5) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     line = torch.load(LINE_STATE, map_location="cpu", weights_only=True)["config"]
-    config = ModelConfig(**{**line, "linear_paths": True, "quality_levels": None})
+    config = ModelConfig(**{**line, "linear_paths": True, "quality_levels": None, "kernel": kernel})
     torch.manual_seed(0)
     model = C2FModel(config)
     model.project_gains()
     return model, make_optimizer(model, lr), Progress(seed=0)
 
 
-def _scratch_from_pca(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+def _scratch_from_pca(lr: float, kernel: int = 5) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     from pca_init import pca_start  # lab/, beside this file
 
-    model, _, progress = _scratch_with_paths(lr)
+    model, _, progress = _scratch_with_paths(lr, kernel)
     images = load_images(REPO / "runs" / "pack")
     print(f"linear start: {pca_start(model, images)}", flush=True)
     return model, make_optimizer(model, lr), progress
+
+
+def _scratch_from_pca_3x3(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    return _scratch_from_pca(lr, kernel=3)
 
 
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
@@ -158,6 +163,20 @@ ARMS: dict[str, Arm] = {
         top_level=5.0,
         parent="pca-decay-fine",
     ),
+    "pca-one-rate": Arm(
+        "the linear start from scratch trained at one rate first (level 3.5 only, the "
+        "middle of Kodak's curve), lr 1e-4",
+        _scratch_from_pca,
+        1e-4,
+        top_level=3.5,
+        bottom_level=3.5,
+    ),
+    "pca-3x3": Arm(
+        "the linear start from scratch with 3x3 kernels in g_a's and g_s's stride-2 stages "
+        "(5x5 elsewhere in the arms), lr 1e-4",
+        _scratch_from_pca_3x3,
+        1e-4,
+    ),
     "paths-scratch": Arm(
         "the line's network with linear paths, from scratch, lr 1e-4", _scratch_with_paths, 1e-4
     ),
@@ -227,6 +246,7 @@ def run(args: argparse.Namespace) -> None:
         clock=time.process_time,
         balance=arm.balance,
         top_level=arm.top_level,
+        bottom_level=arm.bottom_level,
     )
     log = step_printer(args.arm)
     while trained < args.minutes * 60 - 1:

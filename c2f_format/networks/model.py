@@ -94,6 +94,9 @@ class ModelConfig:
     gain_schedule: str = "line"
     # linear paths beside every stride-2 stage of g_a and g_s (layers.LinearDown/Up)
     linear_paths: bool = False
+    # the kernel of g_a's and g_s's stride-2 stages: 5 in bitstream v1's model section;
+    # 3 (2.8x fewer multiply-adds there) only in training arms until the spec has it
+    kernel: int = 5
 
     def level_of_quality(self, quality: float) -> float:
         """quality 1..100 -> continuous level, linear between `quality_levels`."""
@@ -156,10 +159,10 @@ class C2FModel(nn.Module):
         super().__init__()
         cfg = config or ModelConfig()
         self.config = cfg
-        n, m = cfg.n, cfg.m
+        n, m, k = cfg.n, cfg.m, cfg.kernel
         levels = len(cfg.lambdas)
         self.g_a = nn.Sequential(
-            conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
+            conv(3, n, k), GDN(n), conv(n, n, k), GDN(n), conv(n, n, k), GDN(n), conv(n, m, k)
         )
         # For MSE the best quantiser step scales as lambda**-0.5, so the gains start at
         # sqrt(lambda / geometric-mean lambda) and training refines them per channel.
@@ -177,12 +180,16 @@ class C2FModel(nn.Module):
         self.h_s2 = HyperSynthesis(cfg.c2, cfg.h2)
         self.p3 = Predictor(cfg.h2, cfg.p3, m)
         # reconstruction: g_s with the hyper representations aggregated at 1/8
-        self.g_s_head = nn.Sequential(deconv(m, n), GDN(n, inverse=True))
+        self.g_s_head = nn.Sequential(deconv(m, n, k), GDN(n, inverse=True))
         self.fuse_h2 = nn.Conv2d(cfg.h2, 4 * cfg.fuse, 1)
         self.fuse_h1 = nn.Conv2d(cfg.h1, 16 * cfg.fuse, 1)
         self.fuse_mix = nn.Conv2d(n + 2 * cfg.fuse, n, 3, padding=1)
         self.g_s_tail = nn.Sequential(
-            deconv(n, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True), deconv(n, 3)
+            deconv(n, n, k),
+            GDN(n, inverse=True),
+            deconv(n, n, k),
+            GDN(n, inverse=True),
+            deconv(n, 3, k),
         )
         # preview head V(h2, h1) -> image at 1/8 scale
         self.preview_body = nn.Conv2d(cfg.h2 + cfg.h1, 64, 3, padding=1)

@@ -56,8 +56,16 @@ def _int_layers(model: C2FModel) -> dict[str, IntConv]:
 
 def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
     """Everything the shipped model needs, as plain arrays."""
+    if model.config.kernel != 5:
+        raise ValueError(
+            f"a model with {model.config.kernel}x{model.config.kernel} kernels in g_a and g_s "
+            "cannot be exported: bitstream v1's model section and the NumPy decoder "
+            "have 5x5 only"
+        )
+    config = model.config.to_dict()
+    del config["kernel"]  # not a key of spec 5's config: 5x5 is what v1 decoders build
     arrays: dict[str, np.ndarray] = {
-        "config": np.frombuffer(json.dumps(model.config.to_dict()).encode(), dtype=np.uint8)
+        "config": np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
     }
     int_layers = _int_layers(model)
     int_param_names = {f"{n}.{p}" for n in int_layers for p in ("weight", "bias")}

@@ -30,8 +30,9 @@ class Schedule:
     `clock()` reading) stops this invocation. The lr falls x0.1 from `decay_from` and the
     integer networks are fake-quantised from `int_from` (fractions of iters or budget,
     whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`);
-    `top_level` (None: the highest trained) caps the levels crops are drawn at, for a
-    model that need not serve the highest rates."""
+    Crops draw their levels uniformly from `bottom_level` to `top_level` (None: the
+    highest trained): a cap for a model that need not serve the highest rates, or one
+    level (bottom == top) for training one rate first and the others by fine-tuning."""
 
     iters: int = 20000
     budget_seconds: float = 0.0
@@ -46,6 +47,7 @@ class Schedule:
     clock: Callable[[], float] = time.monotonic
     balance: float = 0.0
     top_level: float | None = None
+    bottom_level: float = 0.0
 
 
 def fraction(schedule: Schedule, progress: Progress) -> float:
@@ -101,7 +103,8 @@ def train_loop(
                     progress.warmup = None
         x = sampler.batch(schedule.batch).contiguous(memory_format=torch.channels_last)
         top = levels - 1 if schedule.top_level is None else min(schedule.top_level, levels - 1)
-        level = torch.rand(schedule.batch, device=device) * top
+        bottom = min(schedule.bottom_level, top)
+        level = bottom + torch.rand(schedule.batch, device=device) * (top - bottom)
         stats = rd_loss(model, x, level, schedule.balance)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()

@@ -78,3 +78,22 @@ def test_the_integer_layers_are_the_specs() -> None:
     net = C2FModel(ModelConfig())
     found = tuple(name for name, mod in net.named_modules() if isinstance(mod, IntConv))
     assert found == INTEGER_LAYERS
+
+
+def test_only_the_specs_5x5_transforms_export() -> None:
+    """A training arm's 3x3 transforms stay in training: no v1 decoder builds them, so
+    export names the problem; a 5x5 model's config carries no `kernel` key (spec 5)."""
+    import torch
+
+    from c2f_format.networks.model import C2FModel, ModelConfig
+    from c2f_format.networks.weights import export_arrays
+
+    small = {"n": 16, "m": 16, "c2": 8, "c1": 8, "h2": 8, "h1": 8, "p3": 16, "p2": 8, "fuse": 4}
+    narrow = C2FModel(ModelConfig(**small, kernel=3))
+    assert tuple(narrow.g_a[0].weight.shape[2:]) == (3, 3)
+    out = narrow(torch.rand(1, 3, 64, 64), torch.tensor([1.0]))
+    assert out["x_hat"].shape == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match="3x3 kernels"):
+        export_arrays(narrow)
+    config = json.loads(export_arrays(C2FModel(ModelConfig(**small))).pop("config").tobytes())
+    assert "kernel" not in config

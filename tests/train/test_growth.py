@@ -189,3 +189,39 @@ def test_a_model_with_linear_paths_trains_and_reduces() -> None:
     _, inv = model.gains(0.5)
     h2, h1 = torch.zeros(1, 8, 8, 8), torch.zeros(1, 8, 4, 4)
     assert model.synthesis(y, inv, h2, h1, stages=2).shape == (1, 16, 32, 32)
+
+
+@pytest.mark.parametrize(("bottom", "top"), [(3.0, 3.0), (1.0, 2.5)])
+def test_crops_draw_their_levels_between_the_schedules_bounds(
+    monkeypatch: pytest.MonkeyPatch, bottom: float, top: float
+) -> None:
+    """One rate first (bottom == top) or a band of levels: every crop's level lies in it."""
+    from c2f_format.train import loop
+    from c2f_format.train.data import CropSampler
+    from c2f_format.train.objective import Trainable
+    from c2f_format.train.state import Progress
+
+    model = _model()
+    drawn: list[torch.Tensor] = []
+
+    def recording(
+        model: Trainable, x: torch.Tensor, level: torch.Tensor, balance: float
+    ) -> dict[str, torch.Tensor]:
+        drawn.append(level.clone())
+        return rd_loss(model, x, level, balance)
+
+    monkeypatch.setattr(loop, "rd_loss", recording)
+    images = [(torch.rand(96, 96, 3) * 255).to(torch.uint8).numpy()]
+    schedule = loop.Schedule(iters=10**6, lr=1e-4, batch=3, top_level=top, bottom_level=bottom)
+    loop.train_loop(
+        model.train(),
+        make_optimizer(model, 1e-4),
+        CropSampler(images, 64, 0),
+        schedule,
+        Progress(seed=0),
+        torch.device("cpu"),
+        max_steps=4,
+    )
+    levels = torch.cat(drawn)
+    assert len(levels) == 12
+    assert float(levels.min()) >= bottom and float(levels.max()) <= top
