@@ -88,12 +88,15 @@ def test_only_the_specs_5x5_transforms_export() -> None:
     from c2f_format.networks.model import C2FModel, ModelConfig
     from c2f_format.networks.weights import export_arrays
 
-    small = {"n": 16, "m": 16, "c2": 8, "c1": 8, "h2": 8, "h1": 8, "p3": 16, "p2": 8, "fuse": 4}
-    narrow = C2FModel(ModelConfig(**small, kernel=3))
-    assert tuple(narrow.g_a[0].weight.shape[2:]) == (3, 3)
+    def small(kernel: int) -> ModelConfig:
+        return ModelConfig(n=16, m=16, c2=8, c1=8, h2=8, h1=8, p3=16, p2=8, fuse=4, kernel=kernel)
+
+    narrow = C2FModel(small(3))
+    first = narrow.g_a[0]
+    assert isinstance(first, torch.nn.Conv2d) and first.kernel_size == (3, 3)
     out = narrow(torch.rand(1, 3, 64, 64), torch.tensor([1.0]))
     assert out["x_hat"].shape == (1, 3, 64, 64)
     with pytest.raises(ValueError, match="3x3 kernels"):
         export_arrays(narrow)
-    config = json.loads(export_arrays(C2FModel(ModelConfig(**small))).pop("config").tobytes())
+    config = json.loads(export_arrays(C2FModel(small(5))).pop("config").tobytes())
     assert "kernel" not in config
