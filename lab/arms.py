@@ -171,6 +171,14 @@ ARMS: dict[str, Arm] = {
         top_level=3.5,
         bottom_level=3.5,
     ),
+    "pca-one-rate-low": Arm(
+        "pca-one-rate after its 60 CPU-minutes, the other levels by fine-tuning: crops at "
+        "levels 0..5 (where Kodak's curve lies), lr 1e-4",
+        _from_arm("pca-one-rate"),
+        1e-4,
+        top_level=5.0,
+        parent="pca-one-rate",
+    ),
     "pca-3x3": Arm(
         "the linear start from scratch with 3x3 kernels in g_a's and g_s's stride-2 stages "
         "(5x5 elsewhere in the arms), lr 1e-4",
