@@ -56,14 +56,13 @@ def _int_layers(model: C2FModel) -> dict[str, IntConv]:
 
 def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
     """Everything the shipped model needs, as plain arrays."""
-    if model.config.kernel != 5:
-        raise ValueError(
-            f"a model with {model.config.kernel}x{model.config.kernel} kernels in g_a and g_s "
-            "cannot be exported: bitstream v1's model section and the NumPy decoder "
-            "have 5x5 only"
-        )
     config = model.config.to_dict()
-    del config["kernel"]  # not a key of spec 5's config: 5x5 is what v1 decoders build
+    kernel = config.pop("kernel")  # not a key of spec 5's config: v1 decoders build 5x5
+    if kernel != 5:
+        raise ValueError(
+            f"a model with {kernel}x{kernel} kernels in g_a and g_s cannot be exported: "
+            "bitstream v1's model section and the NumPy decoder have 5x5 only"
+        )
     arrays: dict[str, np.ndarray] = {
         "config": np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
     }

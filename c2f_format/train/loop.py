@@ -29,7 +29,7 @@ class Schedule:
     `iters` and `budget_seconds` count all resumed runs together; `deadline` (a
     `clock()` reading) stops this invocation. The lr falls x0.1 from `decay_from` and the
     integer networks are fake-quantised from `int_from` (fractions of iters or budget,
-    whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`);
+    whichever runs ahead). `balance` weights the levels' costs (`objective.rd_loss`).
     Crops draw their levels uniformly from `bottom_level` to `top_level` (None: the
     highest trained): a cap for a model that need not serve the highest rates, or one
     level (bottom == top) for training one rate first and the others by fine-tuning."""
