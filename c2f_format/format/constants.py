@@ -1,4 +1,4 @@
-"""The numbers the bitstream fixes (spec sections 2, 5, 6, 7 and 9), with no torch import.
+"""The numbers the bitstream fixes (spec sections 2, 5, 6, 7, 8 and 9), with no torch import.
 
 The integer networks' grids and bounds are shared by training (`layers.py`), the torch
 decoder and the NumPy decoder; keeping them here lets a decode-only install read them.
@@ -6,6 +6,7 @@ decoder and the NumPy decoder; keeping them here lets a decode-only install read
 
 from __future__ import annotations
 
+TRANSFORM_KERNEL = 5  # g_a's and g_s's stride-2 convolutions are 5 x 5 (spec 8)
 PREVIEW_SCALE = 8  # the preview is at 1/8 of each side (spec 9)
 # the scales a stream decodes at: whole, 1/2 and 1/4 of each side (the synthesis stops
 # early), and the preview from the hyper layers; each side rounded up (`reduced_size`)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..format.constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, WEIGHT_MAX
+from ..format.constants import HIDDEN_MAX, MAX_SHIFT, MULT_BITS, TRANSFORM_KERNEL, WEIGHT_MAX
 from ..format.constants import HIDDEN_STEP as HIDDEN_STEP  # re-exported: spec 6's grids
 from ..format.constants import MEAN_MAX as MEAN_MAX
 from ..format.constants import MEAN_STEP as MEAN_STEP
@@ -93,11 +93,13 @@ def _init_path(weight: Tensor, zero: bool) -> None:
             nn.init.orthogonal_(weight)
 
 
-def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+def conv(cin: int, cout: int, kernel: int = TRANSFORM_KERNEL, stride: int = 2) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
 
 
-def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+def deconv(
+    cin: int, cout: int, kernel: int = TRANSFORM_KERNEL, stride: int = 2
+) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(
         cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
     )

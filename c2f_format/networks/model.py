@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..format.constants import SCALE_LEVELS
+from ..format.constants import SCALE_LEVELS, TRANSFORM_KERNEL
 from .layers import (
     GDN,
     HIDDEN_MAX,
@@ -96,7 +96,7 @@ class ModelConfig:
     linear_paths: bool = False
     # the kernel of g_a's and g_s's stride-2 stages: 5 in bitstream v1's model section;
     # 3 (2.8x fewer multiply-adds there) only in training arms until the spec has it
-    kernel: int = 5
+    kernel: int = TRANSFORM_KERNEL
 
     def level_of_quality(self, quality: float) -> float:
         """quality 1..100 -> continuous level, linear between `quality_levels`."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..format.constants import SCALE_LEVELS
+from ..format.constants import SCALE_LEVELS, TRANSFORM_KERNEL
 from ..format.entropy import EntropyTables, build_tables
 from ..format.errors import WeightsError
 from ..format.weights_file import (
@@ -58,7 +58,7 @@ def export_arrays(model: C2FModel) -> dict[str, np.ndarray]:
     """Everything the shipped model needs, as plain arrays."""
     config = model.config.to_dict()
     kernel = config.pop("kernel")  # not a key of spec 5's config: v1 decoders build 5x5
-    if kernel != 5:
+    if kernel != TRANSFORM_KERNEL:
         raise ValueError(
             f"a model with {kernel}x{kernel} kernels in g_a and g_s cannot be exported: "
             "bitstream v1's model section and the NumPy decoder have 5x5 only"
