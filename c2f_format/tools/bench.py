@@ -218,6 +218,8 @@ COLORS = {
     "bpg444 (published)": (150, 60, 160),
     "bmshj2018-hyperprior (CompressAI, published)": (0, 150, 150),
 }
+# curves under other names (a candidate model, an effort) take these, in order
+SPARE_COLORS = ((120, 0, 160), (230, 110, 20), (20, 20, 140), (140, 90, 40), (220, 60, 150))
 
 
 def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
@@ -246,8 +248,9 @@ def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
     d.text((w // 2 - 40, h - 30), "bits per pixel", fill="black")
     d.text((10, m - 30), "PSNR-RGB (dB)", fill="black")
     d.text((m, 15), title, fill="black")
+    spare = iter(SPARE_COLORS * len(curve))
     for i, (codec, c) in enumerate(sorted(curve.items())):
-        color = COLORS.get(codec, (120, 0, 160))
+        color = COLORS[codec] if codec in COLORS else next(spare)
         line = [xy(b, p) for b, p in sorted(c) if b <= x_max * 1.02]
         if len(line) > 1:
             d.line(line, fill=color, width=3)

@@ -20,6 +20,17 @@ def test_bd_rate_recovers_a_known_saving() -> None:
     assert np.isnan(bench.bd_rate(ref, [(1.0, 50.0), (2.0, 55.0)]))  # no overlap
 
 
+def test_plot_tells_every_curve_apart(tmp_path: Path) -> None:
+    """Curves named after no known codec (candidates, efforts) each get their own colour."""
+    names = ["c2f", "webp", "candidate a", "candidate b", "effort 9"]
+    curve = {n: [(0.2 + 0.1 * i, 28.0 + i), (0.8, 33.0 + i)] for i, n in enumerate(names)}
+    bench.plot(curve, tmp_path / "rd.png", "five curves")
+    im = np.asarray(Image.open(tmp_path / "rd.png").convert("RGB")).reshape(-1, 3)
+    colours = {tuple(c) for c in np.unique(im, axis=0)}
+    spare = set(bench.SPARE_COLORS[:3])
+    assert {bench.COLORS["c2f"], bench.COLORS["webp"]} | spare <= colours
+
+
 def test_psnr_and_ms_ssim() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
