@@ -248,7 +248,7 @@ def plot(curve: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
     d.text((w // 2 - 40, h - 30), "bits per pixel", fill="black")
     d.text((10, m - 30), "PSNR-RGB (dB)", fill="black")
     d.text((m, 15), title, fill="black")
-    spare = iter(SPARE_COLORS * len(curve))
+    spare = itertools.cycle(SPARE_COLORS)
     for i, (codec, c) in enumerate(sorted(curve.items())):
         color = COLORS[codec] if codec in COLORS else next(spare)
         line = [xy(b, p) for b, p in sorted(c) if b <= x_max * 1.02]
