@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from c2f_format.networks.model import C2FModel, ModelConfig
 from c2f_format.train.data import CropSampler, load_images, validation_crops
 from c2f_format.train.loop import Schedule, train_loop
 from c2f_format.train.objective import evaluate
-from c2f_format.train.state import Progress, make_optimizer, save_state
+from c2f_format.train.state import Progress, load_state, make_optimizer, save_state
 
 Model = C2FModel | ScaleHyperprior  # what the arms train
 
@@ -82,12 +83,24 @@ ARMS: dict[str, tuple[str, Callable[[], Model], bool, bool]] = {
         False,
         False,
     ),
+    "balle2018-bf16": (
+        "Ballé 2018 scale hyperprior (128/192), lambda 0.013, bfloat16 transforms",
+        ScaleHyperprior,
+        True,
+        False,
+    ),
 }
 
 
 def eval_level(model: Model) -> float:
-    lambdas = model.config.lambdas
-    return float(min(range(len(lambdas)), key=lambda i: abs(lambdas[i] - LAMBDA)))
+    """The continuous level whose lambda is LAMBDA (geometric between trained levels, as
+    `lambdas_at`), clamped to the trained range: where every arm is scored."""
+    lam = [math.log(v) for v in model.config.lambdas]
+    target = math.log(LAMBDA)
+    for i in range(len(lam) - 1):
+        if lam[i] <= target <= lam[i + 1]:
+            return i + (target - lam[i]) / (lam[i + 1] - lam[i])
+    return 0.0 if target < lam[0] else float(len(lam) - 1)
 
 
 def run_arm(args: argparse.Namespace) -> dict[str, object]:
@@ -159,6 +172,86 @@ def step_printer(arm: str) -> Callable[[dict[str, float]], None]:
     return log
 
 
+def score(args: argparse.Namespace) -> dict[str, object]:
+    """A trained state (such as the line's checkpoint) scored as the arms are, on the same
+    crops at LAMBDA: a reference for their curves, written as a one-point result."""
+    torch.set_num_threads(args.threads)
+    model, _, progress = load_state(args.state, torch.device("cpu"), 0.0)
+    crops = validation_crops(args.val, count=args.val_count)
+    point = evaluate(model, crops, eval_level(model), torch.device("cpu"))
+    point.update(cpu_minutes=progress.cpu_seconds / 60, steps=progress.step)
+    result = {
+        "arm": args.name,
+        "what": args.what,
+        "cpu_minutes": point["cpu_minutes"],
+        "threads": args.threads,
+        "steps": progress.step,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "curve": [point],
+        "levels": [point],
+        "reference": True,
+    }
+    out = args.out / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def plot(folder: Path, out: Path) -> None:
+    """J and PSNR against CPU-minutes for the arms under `folder` (Pillow); a scored
+    reference state (`score`) is a dashed level line, its CPU-minutes in the legend."""
+    from PIL import Image, ImageDraw
+
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+    arms = [r for r in rows if not r.get("reference")]
+    refs = [r for r in rows if r.get("reference")]
+    colours = [(200, 30, 30), (30, 120, 200), (30, 160, 60), (200, 140, 0), (150, 60, 160)]
+    panel_w, h, m = 460, 380, 60
+    legend = 20 * (len(arms) + len(refs))
+    im = Image.new("RGB", (2 * panel_w, h + legend + 10), "white")
+    d = ImageDraw.Draw(im)
+    t_max = max(p["cpu_minutes"] for r in arms for p in r["curve"])
+    for i, (key, label) in enumerate((("cost", "J at lambda 0.013"), ("psnr", "PSNR (dB)"))):
+        x0 = i * panel_w
+        values = [p[key] for r in rows for p in r["curve"]]
+        lo, hi = min(values), max(values)
+        if key == "cost":  # the first minutes from scratch would squash the rest
+            hi = min(hi, 2.5 * lo)
+        pad = (hi - lo) * 0.05 or 0.01
+        lo, hi = lo - pad, hi + pad
+
+        def xy(t: float, v: float, x0: int = x0, lo: float = lo, hi: float = hi) -> tuple:
+            v = min(max(v, lo), hi)
+            return (
+                x0 + m + t / t_max * (panel_w - m - 12),
+                h - m - (v - lo) / (hi - lo) * (h - 2 * m),
+            )
+
+        d.rectangle([x0 + m, m, x0 + panel_w - 12, h - m], outline="black")
+        d.text((x0 + m, 20), f"{label}, held-out crops", fill="black")
+        d.text((x0 + m, h - m + 22), "CPU-minutes (one thread)", fill="black")
+        for k in range(5):
+            v = lo + (hi - lo) * k / 4
+            d.text((x0 + 4, xy(0, v)[1] - 6), f"{v:.2f}", fill="black")
+            d.text((xy(t_max * k / 4, lo)[0] - 8, h - m + 6), f"{t_max * k / 4:.0f}", fill="black")
+        for r, colour in zip(arms, colours, strict=False):
+            line = [xy(p["cpu_minutes"], p[key]) for p in r["curve"]]
+            if len(line) > 1:
+                d.line(line, fill=colour, width=2)
+        for r in refs:
+            y = xy(0, r["curve"][0][key])[1]
+            for x in range(int(x0 + m), int(x0 + panel_w - 12), 12):
+                d.line([x, y, x + 6, y], fill=(60, 60, 60), width=2)
+    for k, r in enumerate(arms + refs):
+        y = h + 20 * k
+        colour = colours[k] if k < len(arms) else (60, 60, 60)
+        d.line([m, y + 7, m + 30, y + 7], fill=colour, width=3)
+        extra = f" ({r['cpu_minutes']:.0f} CPU-min, {r['steps']} steps)" if r in refs else ""
+        d.text((m + 38, y), f"{r['what']}{extra}", fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    im.save(out)
+
+
 def table(folder: Path) -> str:
     """The results under `folder` as a Markdown table (one row per arm)."""
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
@@ -201,9 +294,26 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     tab = sub.add_parser("table", help="print the results as Markdown")
     tab.add_argument("folder", type=Path)
+    sc = sub.add_parser("score", help="score a trained state as the arms are (a reference)")
+    sc.add_argument("state", type=Path)
+    sc.add_argument("--name", required=True)
+    sc.add_argument("--what", required=True)
+    sc.add_argument("--val", type=Path, required=True)
+    sc.add_argument("--val-count", type=int, default=16)
+    sc.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    sc.add_argument("--threads", type=int, default=1)
+    pl = sub.add_parser("plot", help="draw the learning curves")
+    pl.add_argument("folder", type=Path)
+    pl.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.command == "table":
         print(table(args.folder))
+        return 0
+    if args.command == "score":
+        print(json.dumps(score(args)["curve"]))
+        return 0
+    if args.command == "plot":
+        plot(args.folder, args.out)
         return 0
     run_arm(args)
     return 0

@@ -34,3 +34,35 @@ def test_factorized_density_is_a_distribution() -> None:
     bits = torch.stack([density.bits(z[:, :, :, i : i + 1]) for i in range(z.shape[3])])
     total = torch.exp2(-bits).sum()
     assert total.item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_every_arm_is_scored_where_its_lambda_is_the_yardstick_s() -> None:
+    """A variable-rate model is scored at the continuous level whose lambda is 0.013."""
+    from c2f_format.networks.model import C2FModel, ModelConfig, lambdas_at
+
+    for lambdas in ([0.0018, 0.0035, 0.0067, 0.013, 0.025], [0.0009, 0.0128, 0.0248], [0.013]):
+        model = C2FModel(ModelConfig(lambdas=lambdas))
+        level = ablation.eval_level(model)
+        lam = float(lambdas_at(lambdas, torch.tensor([level]))[0])
+        assert lam == pytest.approx(ablation.LAMBDA, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_trained_state_is_scored_and_drawn_beside_the_arms(tmp_path: Path) -> None:
+    arm = "c2f-single-bf16"
+    args = ["run", arm, "--data", str(DATA), "--val", str(DATA), "--val-count", "1"]
+    args += ["--cpu-minutes", "0.05", "--crop", "64", "--batch", "2", "--out", str(tmp_path)]
+    assert ablation.main(args) == 0
+    state = tmp_path / arm / "checkpoint.pt"
+    args = ["score", str(state), "--name", "ref", "--what", "a reference", "--val", str(DATA)]
+    assert ablation.main([*args, "--val-count", "1", "--out", str(tmp_path)]) == 0
+    ref = json.loads((tmp_path / "ref" / "result.json").read_text())
+    arm_end = json.loads((tmp_path / arm / "result.json").read_text())["curve"][-1]
+    assert ref["reference"] and ref["steps"] == arm_end["steps"]
+    # the arm scores itself with its bfloat16 transforms on, `score` in float32
+    assert ref["curve"][0]["cost"] == pytest.approx(arm_end["cost"], rel=1e-2)
+    out = tmp_path / "curves.png"
+    assert ablation.main(["plot", str(tmp_path), "-o", str(out)]) == 0
+    from PIL import Image
+
+    assert Image.open(out).size[0] > 0
