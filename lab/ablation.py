@@ -10,7 +10,9 @@ scored on the same held-out centre crops with its latents rounded, at lambda = 0
 the RD cost J = bpp + lambda * 255^2 * MSE the training minimises. The budget is the
 process's CPU time, so other work on the machine does not shift the comparison, and the
 scoring pauses the clock. Variable-rate arms are scored at every trained level too,
-which shows whether their levels spread out or collapse onto one trade-off.
+which shows whether their levels spread out or collapse onto one trade-off. An arm
+saves where it stands after every scoring (`ARM/resume.pt`), and the same `run` with a
+larger `--cpu-minutes` goes on from there, so a long comparison can span sessions.
 """
 
 from __future__ import annotations
@@ -117,6 +119,20 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
     sampler = CropSampler(images, args.crop, args.seed)
     crops = validation_crops(args.val, count=args.val_count)
     progress = Progress(seed=args.seed)
+    out = args.out / args.arm
+    out.mkdir(parents=True, exist_ok=True)
+    curve: list[dict[str, float]] = []
+    trained = 0.0
+    resume = out / "resume.pt"
+    if resume.exists():  # an arm can span sessions: go on where it stopped
+        saved = torch.load(resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        progress.step, progress.cpu_seconds = saved["step"], saved["cpu_seconds"]
+        curve, trained = saved["curve"], saved["trained"]
+        sampler.rng.bit_generator.state = saved["crops"]  # the crops an unbroken run sees
+        torch.set_rng_state(saved["torch_rng"])
+        print(f"{args.arm}: resumed at {trained / 60:.1f} CPU-min, step {progress.step}")
     schedule = Schedule(
         iters=10**9,
         lr=args.lr,
@@ -128,11 +144,7 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         val_every=10**9,
         clock=time.process_time,
     )
-    out = args.out / args.arm
-    out.mkdir(parents=True, exist_ok=True)
     level = eval_level(model)
-    curve = []
-    trained = 0.0
     while trained < args.cpu_minutes * 60 - 1:
         segment = min(SEGMENT_MINUTES * 60, args.cpu_minutes * 60 - trained)
         start = time.process_time()
@@ -143,6 +155,18 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         point.update(cpu_minutes=trained / 60, steps=progress.step)
         curve.append(point)
         print(f"{args.arm}: {json.dumps(point)}", flush=True)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": progress.step,
+            "cpu_seconds": progress.cpu_seconds,
+            "curve": curve,
+            "trained": trained,
+            "crops": sampler.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch.save(state, resume.with_suffix(".tmp"))
+        resume.with_suffix(".tmp").replace(resume)
     levels = len(model.config.lambdas)
     by_level = [evaluate(model, crops, float(lv), device) for lv in range(levels)]
     result = {

@@ -66,3 +66,19 @@ def test_a_trained_state_is_scored_and_drawn_beside_the_arms(tmp_path: Path) -> 
     from PIL import Image
 
     assert Image.open(out).size[0] > 0
+
+
+@pytest.mark.slow
+def test_an_arm_resumed_goes_on_where_it_stopped(tmp_path: Path) -> None:
+    """Run for 0.04 CPU-minutes, then to 0.08: the second run starts from the first's
+    state and adds to its curve instead of starting again."""
+    arm = "balle2018"
+    args = ["run", arm, "--data", str(DATA), "--val", str(DATA), "--val-count", "1"]
+    args += ["--crop", "64", "--batch", "2", "--out", str(tmp_path)]
+    assert ablation.main([*args, "--cpu-minutes", "0.04"]) == 0
+    first = json.loads((tmp_path / arm / "result.json").read_text())
+    assert ablation.main([*args, "--cpu-minutes", "0.08"]) == 0
+    second = json.loads((tmp_path / arm / "result.json").read_text())
+    assert second["curve"][: len(first["curve"])] == first["curve"]
+    assert len(second["curve"]) > len(first["curve"])
+    assert second["steps"] > first["steps"] and second["cpu_minutes"] >= 0.079
