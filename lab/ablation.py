@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from shallow import ShallowC2F
 from yardstick import ScaleHyperprior
 
 from c2f_format.networks.model import C2FModel, ModelConfig
@@ -48,6 +49,13 @@ def _c2f(single: bool, schedule: str = "fixed") -> Callable[[], Model]:
         model = C2FModel(config)
         model.project_gains()
         return model
+
+    return build
+
+
+def _shallow(kind: str) -> Callable[[], Model]:
+    def build() -> Model:
+        return ShallowC2F(ModelConfig(lambdas=[LAMBDA]), kind)
 
     return build
 
@@ -83,6 +91,18 @@ ARMS: dict[str, tuple[str, Callable[[], Model], bool, bool]] = {
         "Ballé 2018 scale hyperprior (128/192), lambda 0.013",
         ScaleHyperprior,
         False,
+        False,
+    ),
+    "shallow-linear-bf16": (
+        "c2f, lambda 0.013, bfloat16, linear synthesis (kernel 18, stride 16; lab/shallow.py)",
+        _shallow("linear"),
+        True,
+        False,
+    ),
+    "shallow-two-layer-bf16": (
+        "c2f, lambda 0.013, bfloat16, two-layer synthesis (lab/shallow.py)",
+        _shallow("two-layer"),
+        True,
         False,
     ),
     "balle2018-bf16": (
@@ -221,6 +241,46 @@ def score(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def webp_reference(args: argparse.Namespace) -> dict[str, object]:
+    """WebP (method 6) on the same crops at every quality 5, 10, ... 100, and its lowest
+    J at LAMBDA: the bar on the arms' own scale (J at one slope, not a BD-rate), written
+    as a reference result beside the arms'."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    crops = validation_crops(args.val, count=args.val_count)
+    points = []
+    for quality in range(5, 101, 5):
+        bpp, mse = [], []
+        for crop in crops:
+            pixels = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, "WEBP", quality=quality, method=6)
+            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            bpp.append(buf.tell() * 8 / (pixels.shape[0] * pixels.shape[1]))
+            mse.append(float(((decoded.astype(float) - pixels) ** 2).mean()) / 255**2)
+        b, m = float(np.mean(bpp)), float(np.mean(mse))
+        psnr = float(np.mean([10 * math.log10(1 / max(e, 1e-10)) for e in mse]))
+        points.append({"quality": quality, "bpp": b, "psnr": psnr, "cost": b + LAMBDA * 255**2 * m})
+    best = min(points, key=lambda p: p["cost"])
+    result = {
+        "arm": "webp",
+        "what": f"WebP at its best quality for lambda 0.013 ({best['quality']})",
+        "cpu_minutes": 0.0,
+        "threads": 1,
+        "steps": 0,
+        "curve": [{**best, "cpu_minutes": 0.0, "steps": 0}],
+        "levels": points,
+        "reference": True,
+    }
+    out = args.out / "webp"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def plot(folder: Path, out: Path) -> None:
     """J and PSNR against CPU-minutes for the arms under `folder` (Pillow); a scored
     reference state (`score`) is a dashed level line, its CPU-minutes in the legend."""
@@ -270,7 +330,8 @@ def plot(folder: Path, out: Path) -> None:
         y = h + 20 * k
         colour = colours[k] if k < len(arms) else (60, 60, 60)
         d.line([m, y + 7, m + 30, y + 7], fill=colour, width=3)
-        extra = f" ({r['cpu_minutes']:.0f} CPU-min, {r['steps']} steps)" if r in refs else ""
+        trained = r in refs and r["steps"]
+        extra = f" ({r['cpu_minutes']:.0f} CPU-min, {r['steps']} steps)" if trained else ""
         d.text((m + 38, y), f"{r['what']}{extra}", fill="black")
     out.parent.mkdir(parents=True, exist_ok=True)
     im.save(out)
@@ -289,7 +350,7 @@ def table(folder: Path) -> str:
         costs = " / ".join(f"{p['cost']:.2f}" for p in r["curve"])
         spread = (
             ", ".join(f"{p['bpp']:.2f}/{p['psnr']:.1f}" for p in r["levels"])
-            if len(r["levels"]) > 1
+            if len(r["levels"]) > 1 and not r.get("reference")
             else ""
         )
         lines.append(
@@ -326,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--val-count", type=int, default=16)
     sc.add_argument("--out", type=Path, default=Path("runs/ablation"))
     sc.add_argument("--threads", type=int, default=1)
+    wp = sub.add_parser("webp", help="WebP on the same crops: the bar, as a reference")
+    wp.add_argument("--val", type=Path, required=True)
+    wp.add_argument("--val-count", type=int, default=16)
+    wp.add_argument("--out", type=Path, default=Path("runs/ablation"))
     pl = sub.add_parser("plot", help="draw the learning curves")
     pl.add_argument("folder", type=Path)
     pl.add_argument("-o", "--out", type=Path, required=True)
@@ -335,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "score":
         print(json.dumps(score(args)["curve"]))
+        return 0
+    if args.command == "webp":
+        print(json.dumps(webp_reference(args)["curve"]))
         return 0
     if args.command == "plot":
         plot(args.folder, args.out)

@@ -82,3 +82,13 @@ def test_an_arm_resumed_goes_on_where_it_stopped(tmp_path: Path) -> None:
     assert second["curve"][: len(first["curve"])] == first["curve"]
     assert len(second["curve"]) > len(first["curve"])
     assert second["steps"] > first["steps"] and second["cpu_minutes"] >= 0.079
+
+
+def test_webp_is_scored_on_the_same_crops_as_a_reference(tmp_path: Path) -> None:
+    args = ["webp", "--val", str(DATA), "--val-count", "1", "--out", str(tmp_path)]
+    assert ablation.main(args) == 0
+    ref = json.loads((tmp_path / "webp" / "result.json").read_text())
+    assert ref["reference"] and len(ref["levels"]) == 20
+    rates = [p["bpp"] for p in ref["levels"]]
+    assert rates == sorted(rates)  # quality up, rate up
+    assert ref["curve"][0]["cost"] == min(p["cost"] for p in ref["levels"])
