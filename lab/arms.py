@@ -56,6 +56,23 @@ class Arm:
     top_level: float | None = None  # crops drawn at levels bottom_level..top_level only
     bottom_level: float = 0.0
     parent: str | None = None  # the arm whose saved state this one continues
+    encoder_only: bool = False  # train g_a, h_a and the gains only: the decoder stays as it is
+
+
+ENCODER = ("g_a.", "a_paths.", "h_a2.", "h_a1.")
+
+
+def freeze_decoder(model: C2FModel) -> int:
+    """Leave only the encoder's parameters trainable (the analysis, the hyper analyses,
+    the gains), so that every stream the decoder reads stays decodable by the weights it
+    has: the amortisation gap (what the encoder's search finds, docs/effort.md) is the
+    encoder's to close. Returns the number of parameters left to train."""
+    trainable = 0
+    for name, param in model.named_parameters():
+        keep = name.startswith(ENCODER) or name == "gain"
+        param.requires_grad_(keep)
+        trainable += param.numel() if keep else 0
+    return trainable
 
 
 def _line(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
@@ -120,6 +137,12 @@ ARMS: dict[str, Arm] = {
         1e-5,
         batch=9,
         crop=128,
+    ),
+    "line-encoder": Arm(
+        "the line's state, its encoder alone trained (decoder frozen), lr 1e-4",
+        _line,
+        1e-4,
+        encoder_only=True,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -229,6 +252,8 @@ def run(args: argparse.Namespace) -> None:
         first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": progress.step}
         result["curve"].append(first)
         print(f"{args.arm}: start {json.dumps(first['cost'])}", flush=True)
+    if arm.encoder_only:
+        print(f"{args.arm}: {freeze_decoder(model)} parameters train", flush=True)
     # bfloat16 autocast only where the CPU multiplies it natively: emulated (AVX2 only)
     # a step took 9.3 s against 1.0 in float32
     model.mixed_precision = cpu_has_bf16()

@@ -261,6 +261,8 @@ class C2FModel(nn.Module):
             lam = torch.tensor(self.config.lambdas, dtype=torch.float32, device=device).log()
             shape = 0.5 * (lam - lam.mean()).view(-1, 1)
             for param, sign in ((self.gain, 1.0), (self.inv_gain, -1.0)):
+                if not param.requires_grad:  # frozen (an encoder-only fine-tune): kept as is
+                    continue
                 log = (param.abs() + 1e-4).log()
                 base = (log - sign * shape).mean(0)
                 param.copy_(torch.exp(base + sign * shape) - 1e-4)
@@ -270,6 +272,8 @@ class C2FModel(nn.Module):
         t = torch.arange(levels, dtype=torch.float32, device=device).view(-1, 1)
         t = t - t.mean()
         for param in (self.gain, self.inv_gain):
+            if not param.requires_grad:
+                continue
             log = (param.abs() + 1e-4).log()
             slope = (t * (log - log.mean(0))).sum(0) / (t * t).sum()
             param.copy_(torch.exp(log.mean(0) + slope * t) - 1e-4)
