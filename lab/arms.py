@@ -57,6 +57,7 @@ class Arm:
     bottom_level: float = 0.0
     parent: str | None = None  # the arm whose saved state this one continues
     encoder_only: bool = False  # train g_a, h_a and the gains only: the decoder stays as it is
+    rounded_rates: bool = False  # rates of the rounded latents (C2FModel.rounded_rates)
 
 
 ENCODER = ("g_a.", "a_paths.", "h_a2.", "h_a1.")
@@ -73,6 +74,18 @@ def freeze_decoder(model: C2FModel) -> int:
         param.requires_grad_(keep)
         trainable += param.numel() if keep else 0
     return trainable
+
+
+SHIPPED = REPO / "weights" / "c2f-v3.npz"
+
+
+def _shipped(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """The shipped model (its integer layers turned back into float weights that export
+    to the same integers), a fresh optimiser."""
+    from c2f_format.networks.weights import trainable_model
+
+    model = trainable_model(SHIPPED)
+    return model, make_optimizer(model, lr), Progress(seed=0, step=0)
 
 
 def _line(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
@@ -143,6 +156,25 @@ ARMS: dict[str, Arm] = {
         _line,
         1e-4,
         encoder_only=True,
+    ),
+    "v3-encoder": Arm(
+        "c2f-v3, its encoder alone trained (decoder frozen), lr 1e-4, crops at the levels "
+        "quality 1..100 use (0.5..8 of its ten)",
+        _shipped,
+        1e-4,
+        encoder_only=True,
+        bottom_level=0.5,
+        top_level=8.0,
+    ),
+    "v3-encoder-rounded": Arm(
+        "c2f-v3, its encoder alone trained against the rounded latents' rates (decoder "
+        "frozen), lr 3e-5, crops at levels 0.5..8",
+        _shipped,
+        3e-5,
+        encoder_only=True,
+        rounded_rates=True,
+        bottom_level=0.5,
+        top_level=8.0,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -252,6 +284,7 @@ def run(args: argparse.Namespace) -> None:
         first = {**_score(model, crops), "cpu_minutes": 0.0, "steps": progress.step}
         result["curve"].append(first)
         print(f"{args.arm}: start {json.dumps(first['cost'])}", flush=True)
+    model.rounded_rates = arm.rounded_rates
     if arm.encoder_only:
         print(f"{args.arm}: {freeze_decoder(model)} parameters train", flush=True)
     # bfloat16 autocast only where the CPU multiplies it natively: emulated (AVX2 only)
@@ -469,7 +502,8 @@ def rd_curves(
     names: list[str], folder: Path, val: Path, out: Path, threads: int = 2
 ) -> dict[str, Any]:
     """Each state's rate-distortion curve on the held-out crops, levels 0, 1, ... (the
-    line: `line` means lab/training/checkpoint.pt), and its BD-rate against the first:
+    line: `line` means lab/training/checkpoint.pt; a name ending in .npz, a weights file
+    such as the shipped model), and its BD-rate against the first:
     J at a level compares two models at one slope only, and the arms sit at other rates
     than the line for one lambda (pca-decay's level 3.5 is 1.13 bpp, the line's 0.73)."""
     from c2f_format.tools.bench import bd_rate
@@ -478,8 +512,13 @@ def rd_curves(
     crops = validation_crops(val)
     result: dict[str, Any] = {"crops": len(crops), "curves": {}, "bd_rate": {}}
     for name in names:
-        path = LINE_STATE if name == "line" else folder / name / "state.pt"
-        model, _, progress = load_state(path, torch.device("cpu"), 1e-5)
+        if name.endswith(".npz"):  # a weights file, such as the shipped model
+            from c2f_format.networks.weights import trainable_model
+
+            model, progress = trainable_model(Path(name)), Progress(seed=0)
+        else:
+            path = LINE_STATE if name == "line" else folder / name / "state.pt"
+            model, _, progress = load_state(path, torch.device("cpu"), 1e-5)
         model.mixed_precision = False
         levels = len(model.config.lambdas)
         points = [evaluate(model, crops, float(k), torch.device("cpu")) for k in range(levels)]

@@ -206,6 +206,10 @@ class C2FModel(nn.Module):
         # training only: a weight per channel of y on its bits (None: all 1), so channels
         # being brought to life can learn before they pay for their rate (train/growth.py)
         self.rate_weight_y: Tensor | None = None
+        # training only: rates of the rounded latents (straight-through) instead of the
+        # noisy ones, the rate the codec pays; for fine-tuning an encoder against a fixed
+        # entropy model, where the noisy proxy misprices the small scales
+        self.rounded_rates = False
 
     # ---- pieces shared by training and coding -------------------------------------
 
@@ -399,7 +403,7 @@ class C2FModel(nn.Module):
         }
 
     def _coded(self, value: Tensor, rounded: Tensor) -> Tensor:
-        return value + _noise(value) if self.training else rounded
+        return value + _noise(value) if self.training and not self.rounded_rates else rounded
 
 
 def _noise(x: Tensor) -> Tensor:
