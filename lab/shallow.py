@@ -47,6 +47,7 @@ class ShallowC2F(C2FModel):
         if kind == "linear":
             self.basis = _up(m, 3, 18, 16)
             self.hyper_basis = _up(h2, 3, 18, 16)
+            assert self.basis.bias is not None
             nn.init.constant_(self.basis.bias, 0.5)  # mid-grey before anything is learned
         else:
             self.up1 = _up(m, HIDDEN, 12, 8)
@@ -54,6 +55,7 @@ class ShallowC2F(C2FModel):
             self.hyper_up = _up(h2, HIDDEN, 12, 8)
             self.igdn = GDN(HIDDEN, inverse=True)
             self.up2 = _up(HIDDEN, 3, 6, 2)
+            assert self.up2.bias is not None
             nn.init.constant_(self.up2.bias, 0.5)
 
     def synthesis(

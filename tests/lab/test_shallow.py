@@ -3,9 +3,12 @@ the docstring says, and gradients that reach every part of the network."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from shallow import ShallowC2F, synthesis_macs_per_pixel
+from torch import nn
 
 from c2f_format.networks.model import ModelConfig
 
@@ -19,7 +22,8 @@ def test_a_shallow_synthesis_reconstructs_the_crop_size_and_trains(kind: str) ->
     assert out["x_hat"].shape == x.shape
     loss = (out["x_hat"] - x).pow(2).mean() + out["bits_y"].mean() * 1e-6
     loss.backward()
-    assert model.g_a[0].weight.grad is not None and model.g_a[0].weight.grad.abs().sum() > 0
+    grad = cast(nn.Conv2d, model.g_a[0]).weight.grad
+    assert grad is not None and grad.abs().sum() > 0
     assert not hasattr(model, "g_s_tail")  # the deep synthesis is gone, not just unused
 
 

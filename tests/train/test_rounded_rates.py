@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
+from torch import nn
 
 from c2f_format.networks.model import C2FModel, ModelConfig
 
@@ -20,7 +23,8 @@ def test_rounded_rates_in_training_are_the_rates_the_codec_pays() -> None:
     assert torch.allclose(trained["bits_y"], coded["bits_y"])
     assert torch.allclose(trained["bits_z"], coded["bits_z"])
     trained["bits_y"].sum().backward()  # straight through the rounding to the encoder
-    assert model.g_a[0].weight.grad is not None and model.g_a[0].weight.grad.abs().sum() > 0
+    grad = cast(nn.Conv2d, model.g_a[0]).weight.grad
+    assert grad is not None and grad.abs().sum() > 0
     model.rounded_rates = False
     with torch.no_grad():
         noisy = model(x, level)
