@@ -187,21 +187,37 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         }
         torch.save(state, resume.with_suffix(".tmp"))
         resume.with_suffix(".tmp").replace(resume)
+        write_result(args, what, model, curve, [point])  # an arm stopped early still shows
+    if not curve:
+        raise SystemExit(f"{args.arm}: nothing to train in {args.cpu_minutes} CPU-minutes")
     levels = len(model.config.lambdas)
     by_level = [evaluate(model, crops, float(lv), device) for lv in range(levels)]
+    result = write_result(args, what, model, curve, by_level)
+    if isinstance(model, C2FModel):
+        save_state(out / "checkpoint.pt", model, opt, progress)
+    return result
+
+
+def write_result(
+    args: argparse.Namespace,
+    what: str,
+    model: Model,
+    curve: list[dict[str, float]],
+    levels: list[dict[str, float]],
+) -> dict[str, object]:
+    """`ARM/result.json`: the curve so far, and the score at every trained level once
+    the arm has finished (until then, its last point)."""
     result = {
         "arm": args.arm,
         "what": what,
-        "cpu_minutes": trained / 60,
+        "cpu_minutes": curve[-1]["cpu_minutes"],
         "threads": args.threads,
-        "steps": progress.step,
+        "steps": curve[-1]["steps"],
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "curve": curve,
-        "levels": by_level,
+        "levels": levels,
     }
-    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    if isinstance(model, C2FModel):
-        save_state(out / "checkpoint.pt", model, opt, progress)
+    (args.out / args.arm / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -353,8 +369,9 @@ def table(folder: Path) -> str:
             if len(r["levels"]) > 1 and not r.get("reference")
             else ""
         )
+        rate = f"{r['steps'] / (r['cpu_minutes'] * 60):.2f}" if r["cpu_minutes"] else ""
         lines.append(
-            f"| {r['what']} | {r['steps']} | {r['steps'] / (r['cpu_minutes'] * 60):.2f} | "
+            f"| {r['what']} | {r['steps']} | {rate} | "
             f"{end['bpp']:.3f} | {end['psnr']:.2f} | {end['cost']:.3f} | {costs} | {spread} |"
         )
     return "\n".join(lines)

@@ -92,3 +92,4 @@ def test_webp_is_scored_on_the_same_crops_as_a_reference(tmp_path: Path) -> None
     rates = [p["bpp"] for p in ref["levels"]]
     assert rates == sorted(rates)  # quality up, rate up
     assert ref["curve"][0]["cost"] == min(p["cost"] for p in ref["levels"])
+    assert "WebP at its best quality" in ablation.table(tmp_path)  # no rate per CPU-second
