@@ -261,24 +261,24 @@ def webp_reference(args: argparse.Namespace) -> dict[str, object]:
     """WebP (method 6) on the same crops at every quality 5, 10, ... 100, and its lowest
     J at LAMBDA: the bar on the arms' own scale (J at one slope, not a BD-rate), written
     as a reference result beside the arms'."""
-    import io
-
     import numpy as np
     from PIL import Image
 
+    from c2f_format.codec.metrics import psnr_from_mse
+    from c2f_format.tools.bench import CODECS
+
+    webp = CODECS["webp"][0]  # the benchmark's own WebP: Pillow, method 6
     crops = validation_crops(args.val, count=args.val_count)
     points = []
     for quality in range(5, 101, 5):
         bpp, mse = [], []
         for crop in crops:
             pixels = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            buf = io.BytesIO()
-            Image.fromarray(pixels).save(buf, "WEBP", quality=quality, method=6)
-            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            bpp.append(buf.tell() * 8 / (pixels.shape[0] * pixels.shape[1]))
-            mse.append(float(((decoded.astype(float) - pixels) ** 2).mean()) / 255**2)
+            data, decoded, _, _ = webp(Image.fromarray(pixels), quality)
+            bpp.append(len(data) * 8 / (pixels.shape[0] * pixels.shape[1]))
+            mse.append(float(((np.asarray(decoded, float) - pixels) ** 2).mean()) / 255**2)
         b, m = float(np.mean(bpp)), float(np.mean(mse))
-        psnr = float(np.mean([10 * math.log10(1 / max(e, 1e-10)) for e in mse]))
+        psnr = float(np.mean([psnr_from_mse(max(e, 1e-10), peak=1.0) for e in mse]))
         points.append({"quality": quality, "bpp": b, "psnr": psnr, "cost": b + LAMBDA * 255**2 * m})
     best = min(points, key=lambda p: p["cost"])
     result = {

@@ -151,12 +151,6 @@ ARMS: dict[str, Arm] = {
         batch=9,
         crop=128,
     ),
-    "line-encoder": Arm(
-        "the line's state, its encoder alone trained (decoder frozen), lr 1e-4",
-        _line,
-        1e-4,
-        encoder_only=True,
-    ),
     "v3-encoder": Arm(
         "c2f-v3, its encoder alone trained (decoder frozen), lr 1e-4, crops at the levels "
         "quality 1..100 use (0.5..8 of its ten)",
