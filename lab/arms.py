@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from ablation import step_printer  # lab/, beside this file
+from shallow import DEEP_SYNTHESIS, SHALLOW_SYNTHESIS, ShallowC2F
 
 from c2f_format.codec.precision import cpu_has_bf16
 from c2f_format.networks.model import C2FModel, ModelConfig
@@ -58,9 +59,23 @@ class Arm:
     parent: str | None = None  # the arm whose saved state this one continues
     encoder_only: bool = False  # train g_a, h_a and the gains only: the decoder stays as it is
     rounded_rates: bool = False  # rates of the rounded latents (C2FModel.rounded_rates)
+    build: Callable[[ModelConfig], C2FModel] = C2FModel  # the network its states hold
+    fresh: tuple[str, ...] = ()  # parameters put in place of trained ones (x path_lr_scale)
+    fresh_only: bool = False  # train those alone: the rest stays as it is
 
 
 ENCODER = ("g_a.", "a_paths.", "h_a2.", "h_a1.")
+
+
+def train_only(model: C2FModel, prefixes: tuple[str, ...]) -> int:
+    """Leave only the parameters whose names start with one of `prefixes` trainable;
+    returns how many numbers still train."""
+    trainable = 0
+    for name, param in model.named_parameters():
+        keep = name.startswith(prefixes)
+        param.requires_grad_(keep)
+        trainable += param.numel() if keep else 0
+    return trainable
 
 
 def freeze_decoder(model: C2FModel) -> int:
@@ -68,12 +83,7 @@ def freeze_decoder(model: C2FModel) -> int:
     the gains), so that every stream the decoder reads stays decodable by the weights it
     has: the amortisation gap (what the encoder's search finds, docs/effort.md) is the
     encoder's to close. Returns the number of parameters left to train."""
-    trainable = 0
-    for name, param in model.named_parameters():
-        keep = name.startswith(ENCODER) or name == "gain"
-        param.requires_grad_(keep)
-        trainable += param.numel() if keep else 0
-    return trainable
+    return train_only(model, (*ENCODER, "gain"))
 
 
 SHIPPED = REPO / "weights" / "c2f-v3.npz"
@@ -125,12 +135,34 @@ def _scratch_from_pca_3x3(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progre
     return _scratch_from_pca(lr, kernel=3)
 
 
+def _two_layer(config: ModelConfig) -> C2FModel:
+    return ShallowC2F(config, "two-layer")
+
+
+SHALLOW_LR_SCALE = 3.0  # the new synthesis at the from-scratch arms' 3e-4 when the rest is at 1e-4
+
+
+def _line_shallow(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """The line's analysis, hyper stack, gains and preview as they stand, with the
+    two-layer synthesis (lab/shallow.py) in place of its own, from scratch."""
+    ckpt = torch.load(LINE_STATE, map_location="cpu", weights_only=True)
+    torch.manual_seed(0)
+    model = _two_layer(ModelConfig(**ckpt["config"]))
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    assert all(k.startswith(SHALLOW_SYNTHESIS) for k in missing), missing
+    assert all(k.startswith(DEEP_SYNTHESIS) for k in unexpected), unexpected
+    return model, make_optimizer(model, lr, SHALLOW_LR_SCALE, SHALLOW_SYNTHESIS), Progress(seed=0)
+
+
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
     """Start where another arm's saved state stands (its optimiser included), the step
     count kept so the crops go on where that arm's stopped."""
 
     def start(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
-        return load_state(LAB / "arms" / name / "state.pt", torch.device("cpu"), lr)
+        parent = ARMS[name]
+        state = LAB / "arms" / name / "state.pt"
+        cpu = torch.device("cpu")
+        return load_state(state, cpu, lr, parent.build, parent.path_lr_scale, parent.fresh)
 
     return start
 
@@ -169,6 +201,26 @@ ARMS: dict[str, Arm] = {
         rounded_rates=True,
         bottom_level=0.5,
         top_level=8.0,
+    ),
+    "line-shallow-decoder": Arm(
+        "the line's state with the two-layer synthesis (lab/shallow.py) in place of its own, "
+        "that synthesis alone trained from scratch at 3e-4, the rest frozen",
+        _line_shallow,
+        1e-4,
+        path_lr_scale=SHALLOW_LR_SCALE,
+        build=_two_layer,
+        fresh=SHALLOW_SYNTHESIS,
+        fresh_only=True,
+    ),
+    "line-shallow": Arm(
+        "line-shallow-decoder continued with everything training: lr 1e-4, the new "
+        "synthesis at 3e-4",
+        _from_arm("line-shallow-decoder"),
+        1e-4,
+        path_lr_scale=SHALLOW_LR_SCALE,
+        build=_two_layer,
+        fresh=SHALLOW_SYNTHESIS,
+        parent="line-shallow-decoder",
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -261,11 +313,10 @@ def run(args: argparse.Namespace) -> None:
     state, result_file = out / "state.pt", out / "result.json"
     crops = validation_crops(args.val)
     if state.exists():
-        model, opt, progress = load_state(state, torch.device("cpu"), arm.lr)
-        if arm.path_lr_scale != 1.0:
-            fresh = make_optimizer(model, arm.lr, arm.path_lr_scale)
-            for group, scaled in zip(opt.param_groups, fresh.param_groups, strict=True):
-                group["lr_scale"] = scaled["lr_scale"]
+        cpu = torch.device("cpu")
+        model, opt, progress = load_state(
+            state, cpu, arm.lr, arm.build, arm.path_lr_scale, arm.fresh
+        )
         result: dict[str, Any] = json.loads(result_file.read_text())
         print(f"{args.arm}: resumed at step {progress.step}", flush=True)
     else:
@@ -281,6 +332,8 @@ def run(args: argparse.Namespace) -> None:
     model.rounded_rates = arm.rounded_rates
     if arm.encoder_only:
         print(f"{args.arm}: {freeze_decoder(model)} parameters train", flush=True)
+    if arm.fresh_only:
+        print(f"{args.arm}: {train_only(model, arm.fresh)} parameters train", flush=True)
     # bfloat16 autocast only where the CPU multiplies it natively: emulated (AVX2 only)
     # a step took 9.3 s against 1.0 in float32
     model.mixed_precision = cpu_has_bf16()

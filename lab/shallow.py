@@ -24,6 +24,9 @@ from c2f_format.networks.layers import GDN
 from c2f_format.networks.model import C2FModel, ModelConfig
 
 HIDDEN = 12  # the two-layer synthesis' channels at 1/2 scale (shallow-ntc's N)
+# parameter names of c2f's own synthesis, and of the two-layer one that replaces it
+DEEP_SYNTHESIS = ("g_s_head.", "fuse_h2.", "fuse_h1.", "fuse_mix.", "g_s_tail.")
+SHALLOW_SYNTHESIS = ("up1.", "res1.", "hyper_up.", "igdn.", "up2.")
 
 
 def _up(cin: int, cout: int, kernel: int, stride: int) -> nn.ConvTranspose2d:
@@ -41,8 +44,8 @@ class ShallowC2F(C2FModel):
         if kind not in ("linear", "two-layer"):
             raise ValueError(f"unknown shallow synthesis {kind!r}")
         self.kind = kind
-        for name in ("g_s_head", "fuse_h2", "fuse_h1", "fuse_mix", "g_s_tail"):
-            delattr(self, name)
+        for name in DEEP_SYNTHESIS:
+            delattr(self, name.rstrip("."))
         m, h2 = config.m, config.h2
         if kind == "linear":
             self.basis = _up(m, 3, 18, 16)

@@ -4,6 +4,7 @@ the compact file that carries both across resumed runs and GPU rounds."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,16 @@ STATE_FILE = "checkpoint.pt"
 GAIN_LR_SCALE = 10.0  # gains are few and multiplicative: they get a larger step
 
 
-def make_optimizer(model: nn.Module, lr: float, path_lr_scale: float = 1.0) -> torch.optim.Adam:
+def make_optimizer(
+    model: nn.Module, lr: float, path_lr_scale: float = 1.0, fresh: tuple[str, ...] = ()
+) -> torch.optim.Adam:
     """Adam in up to three groups, always in this order (the state file relies on it):
-    the weights, the gains (at GAIN_LR_SCALE x lr), the linear paths (`path_lr_scale`,
-    for paths added to a trained network at zero, which start with no Adam history)."""
+    the weights, the gains (at GAIN_LR_SCALE x lr), and the parts added to a trained
+    network that start with no Adam history (`path_lr_scale`): the linear paths, and the
+    parameters named by the prefixes in `fresh` (a module put in place of another)."""
     named = list(model.named_parameters())
     gains = [p for name, p in named if name in ("gain", "inv_gain")]
-    paths = [p for name, p in named if name.startswith(("a_paths.", "s_paths."))]
+    paths = [p for name, p in named if name.startswith(("a_paths.", "s_paths.", *fresh))]
     special = {id(p) for p in gains + paths}
     rest = [p for _, p in named if id(p) not in special]
     groups: list[dict[str, Any]] = [{"params": rest, "lr_scale": 1.0}]
@@ -113,14 +117,21 @@ def save_state(path: Path, model: C2FModel, opt: torch.optim.Adam, progress: Pro
 
 
 def load_state(
-    path: Path, device: torch.device, lr: float
+    path: Path,
+    device: torch.device,
+    lr: float,
+    build: Callable[[ModelConfig], C2FModel] = C2FModel,
+    path_lr_scale: float = 1.0,
+    fresh: tuple[str, ...] = (),
 ) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     """Rebuild model, optimiser and progress from `save_state`'s file (or from the full
-    checkpoints written before it, which carried the whole Adam state)."""
+    checkpoints written before it, which carried the whole Adam state). A state saved
+    from a subclass of C2FModel (a training arm's) needs its `build`, and the optimiser's
+    groups as they were saved (`make_optimizer`'s `path_lr_scale` and `fresh`)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = C2FModel(ModelConfig(**ckpt["config"])).to(device)
+    model = build(ModelConfig(**ckpt["config"])).to(device)
     model.load_state_dict(ckpt["model"])
-    opt = make_optimizer(model, lr)
+    opt = make_optimizer(model, lr, path_lr_scale, fresh)
     params = [p for group in opt.param_groups for p in group["params"]]
     if "adam" in ckpt and len(ckpt["adam"]) == len(params):
         for p, st in zip(params, ckpt["adam"], strict=True):
