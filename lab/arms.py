@@ -139,19 +139,32 @@ def _two_layer(config: ModelConfig) -> C2FModel:
     return ShallowC2F(config, "two-layer")
 
 
+WIDE = 32  # hidden channels of the wide two-layer synthesis (about 11 kMAC a pixel)
+
+
+def _two_layer_wide(config: ModelConfig) -> C2FModel:
+    return ShallowC2F(config, "two-layer", WIDE)
+
+
 SHALLOW_LR_SCALE = 3.0  # the new synthesis at the from-scratch arms' 3e-4 when the rest is at 1e-4
 
 
-def _line_shallow(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+def _line_shallow(
+    lr: float, build: Callable[[ModelConfig], C2FModel] = _two_layer
+) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     """The line's analysis, hyper stack, gains and preview as they stand, with the
     two-layer synthesis (lab/shallow.py) in place of its own, from scratch."""
     ckpt = torch.load(LINE_STATE, map_location="cpu", weights_only=True)
     torch.manual_seed(0)
-    model = _two_layer(ModelConfig(**ckpt["config"]))
+    model = build(ModelConfig(**ckpt["config"]))
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     assert all(k.startswith(SHALLOW_SYNTHESIS) for k in missing), missing
     assert all(k.startswith(DEEP_SYNTHESIS) for k in unexpected), unexpected
     return model, make_optimizer(model, lr, SHALLOW_LR_SCALE, SHALLOW_SYNTHESIS), Progress(seed=0)
+
+
+def _line_shallow_wide(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    return _line_shallow(lr, _two_layer_wide)
 
 
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
@@ -221,6 +234,15 @@ ARMS: dict[str, Arm] = {
         build=_two_layer,
         fresh=SHALLOW_SYNTHESIS,
         parent="line-shallow-decoder",
+    ),
+    "line-shallow-wide": Arm(
+        f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
+        "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
+        _line_shallow_wide,
+        1e-4,
+        path_lr_scale=SHALLOW_LR_SCALE,
+        build=_two_layer_wide,
+        fresh=SHALLOW_SYNTHESIS,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "

@@ -39,7 +39,7 @@ class ShallowC2F(C2FModel):
     """`kind` "linear": x = B(y / gain) + B_h(h2); "two-layer":
     x = U2(IGDN(U1(y / gain)) + R(y / gain) + F(h2))."""
 
-    def __init__(self, config: ModelConfig, kind: str) -> None:
+    def __init__(self, config: ModelConfig, kind: str, hidden: int = HIDDEN) -> None:
         super().__init__(config)
         if kind not in ("linear", "two-layer"):
             raise ValueError(f"unknown shallow synthesis {kind!r}")
@@ -53,11 +53,11 @@ class ShallowC2F(C2FModel):
             assert self.basis.bias is not None
             nn.init.constant_(self.basis.bias, 0.5)  # mid-grey before anything is learned
         else:
-            self.up1 = _up(m, HIDDEN, 12, 8)
-            self.res1 = _up(m, HIDDEN, 12, 8)
-            self.hyper_up = _up(h2, HIDDEN, 12, 8)
-            self.igdn = GDN(HIDDEN, inverse=True)
-            self.up2 = _up(HIDDEN, 3, 6, 2)
+            self.up1 = _up(m, hidden, 12, 8)
+            self.res1 = _up(m, hidden, 12, 8)
+            self.hyper_up = _up(h2, hidden, 12, 8)
+            self.igdn = GDN(hidden, inverse=True)
+            self.up2 = _up(hidden, 3, 6, 2)
             assert self.up2.bias is not None
             nn.init.constant_(self.up2.bias, 0.5)
 

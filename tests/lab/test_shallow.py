@@ -33,6 +33,9 @@ def test_the_shallow_decoders_cost_a_few_thousand_multiply_adds_a_pixel() -> Non
     # (18/16)^2 x (128 + 64) x 3 for the linear basis images of y and h2
     assert synthesis_macs_per_pixel(linear) == pytest.approx(1.265625 * 192 * 3)
     assert 1000 < synthesis_macs_per_pixel(two) < 5000
+    # hidden channels at 1/2 scale: y's and h2's maps grow with them, the last layer too
+    wide = ShallowC2F(ModelConfig(lambdas=[0.013]), "two-layer", hidden=24)
+    assert synthesis_macs_per_pixel(wide) == pytest.approx(2 * synthesis_macs_per_pixel(two))
 
 
 def test_an_unknown_kind_is_refused_by_name() -> None:
