@@ -163,6 +163,21 @@ def _line_shallow(
     return model, make_optimizer(model, lr, SHALLOW_LR_SCALE, SHALLOW_SYNTHESIS), Progress(seed=0)
 
 
+LINEAR_FIT_BATCHES = 100  # 400 crops of 192^2: 57,600 latent positions a phase
+
+
+def _line_shallow_ls(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """`_line_shallow` with the new synthesis' linear path solved for the line's analysis
+    by least squares and its non-linear path silent (lab/linear_fit.py)."""
+    from linear_fit import linear_start  # lab/, beside this file
+
+    model, _, progress = _line_shallow(lr)
+    assert isinstance(model, ShallowC2F)
+    sampler = CropSampler(load_images(REPO / "runs" / "pack"), 192, seed=1)  # not the arms' crops
+    print(f"linear start: {linear_start(model, sampler, LINEAR_FIT_BATCHES)}", flush=True)
+    return model, make_optimizer(model, lr, 1.0, SHALLOW_SYNTHESIS), progress
+
+
 def _line_shallow_wide(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
     return _line_shallow(lr, _two_layer_wide)
 
@@ -242,6 +257,14 @@ ARMS: dict[str, Arm] = {
         1e-4,
         path_lr_scale=SHALLOW_LR_SCALE,
         build=_two_layer_wide,
+        fresh=SHALLOW_SYNTHESIS,
+    ),
+    "line-shallow-ls": Arm(
+        "the line's state with the two-layer synthesis in place of its own, its linear path "
+        "solved by least squares and its non-linear path silent, everything training at 1e-4",
+        _line_shallow_ls,
+        1e-4,
+        build=_two_layer,
         fresh=SHALLOW_SYNTHESIS,
     ),
     "pca-scratch": Arm(
