@@ -250,6 +250,16 @@ ARMS: dict[str, Arm] = {
         fresh=SHALLOW_SYNTHESIS,
         parent="line-shallow-decoder",
     ),
+    "line-shallow-decay": Arm(
+        "line-shallow after its 60 CPU-minutes, lr 3e-5 (the new synthesis at 9e-5): where "
+        "it stands once the step's noise is taken out",
+        _from_arm("line-shallow"),
+        3e-5,
+        path_lr_scale=SHALLOW_LR_SCALE,
+        build=_two_layer,
+        fresh=SHALLOW_SYNTHESIS,
+        parent="line-shallow",
+    ),
     "line-shallow-wide": Arm(
         f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
         "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
@@ -432,6 +442,21 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def reference(state: Path, name: str, val: Path, out: Path, label: str = "") -> dict[str, Any]:
+    """A trained state scored once on the arms' crops, written as `out/name/result.json`:
+    what the arms are measured against (the line's state as it stands), drawn by `plot`
+    as a level line."""
+    model, _, progress = load_state(state, torch.device("cpu"), 0.0)
+    model.eval()
+    point = {**_score(model, validation_crops(val)), "cpu_minutes": 0.0, "steps": progress.step}
+    spent = f"step {progress.step}, {progress.cpu_seconds / 60:.0f} CPU-min"
+    what = f"reference: {label or state.name} ({spent})"
+    result = {"arm": name, "what": what, "reference": True, "curve": [point]}
+    (out / name).mkdir(parents=True, exist_ok=True)
+    (out / name / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def _slope(curve: list[dict[str, Any]], window: float = 30.0) -> list[float]:
     """Relative change of J per 10 CPU-minutes over the arm's last `window` minutes
     (least squares), at each scored level."""
@@ -482,7 +507,7 @@ def table(folder: Path, arms: list[str] | None = None) -> str:
             + " | "
             + " / ".join(f"{c:.3f}" for c in last["cost"])
             + " | "
-            + " / ".join(f"{100 * s:+.2f}" for s in slope)
+            + (" / ".join(f"{100 * s:+.2f}" for s in slope) if len(r["curve"]) > 1 else "-")
             + " | "
             + ", ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(last["bpp"], last["psnr"], strict=True))
             + " |"
@@ -500,8 +525,11 @@ def plot(folder: Path, out: Path, arms: list[str] | None = None, from_minutes: f
     for r in rows:
         offset = _start_minutes(r, folder)
         moved = [{**p, "cpu_minutes": p["cpu_minutes"] + offset} for p in r["curve"]]
-        r["curve"] = [p for p in moved if p["cpu_minutes"] >= from_minutes]
+        if not r.get("reference"):  # a reference is a level, at no time in particular
+            r["curve"] = [p for p in moved if p["cpu_minutes"] >= from_minutes]
     rows = [r for r in rows if r["curve"]]
+    refs = [r for r in rows if r.get("reference")]  # level lines, not curves
+    arms_rows = [r for r in rows if not r.get("reference")]
     colours = [
         (200, 30, 30),
         (30, 120, 200),
@@ -514,8 +542,8 @@ def plot(folder: Path, out: Path, arms: list[str] | None = None, from_minutes: f
     panel_w, h, m = 420, 360, 56
     im = Image.new("RGB", (panel_w * len(LEVELS), h + 20 * len(rows)), "white")
     d = ImageDraw.Draw(im)
-    t_min = min(p["cpu_minutes"] for r in rows for p in r["curve"])
-    t_max = max(p["cpu_minutes"] for r in rows for p in r["curve"])
+    t_min = min(p["cpu_minutes"] for r in arms_rows for p in r["curve"])
+    t_max = max(p["cpu_minutes"] for r in arms_rows for p in r["curve"])
     span = (t_max - t_min) or 1.0
     for i, level in enumerate(LEVELS):
         x0 = i * panel_w
@@ -542,8 +570,10 @@ def plot(folder: Path, out: Path, arms: list[str] | None = None, from_minutes: f
             d.text((x - 8, h - m + 6), f"{t:.3g}", fill="black")
         for r, colour in zip(rows, colours, strict=False):
             line = [xy(p["cpu_minutes"], p["cost"][i]) for p in r["curve"]]
+            if r in refs:
+                line = [xy(t_min, r["curve"][0]["cost"][i]), xy(t_max, r["curve"][0]["cost"][i])]
             if len(line) > 1:
-                d.line(line, fill=colour, width=2)
+                d.line(line, fill=colour, width=1 if r in refs else 2)
     for k, (r, colour) in enumerate(zip(rows, colours, strict=False)):
         y = h + 20 * k
         d.line([m, y + 7, m + 30, y + 7], fill=colour, width=3)
@@ -705,6 +735,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--val", type=Path, default=REPO.parent / "shared" / "data" / "val")
     c.add_argument("-o", "--out", type=Path, default=LAB / "arms" / "curves.json")
     c.add_argument("--threads", type=int, default=2)
+    f = sub.add_parser("reference", help="score a trained state once, as a level line")
+    f.add_argument("state", type=Path)
+    f.add_argument("--name", required=True)
+    f.add_argument("--val", type=Path, default=REPO.parent / "shared" / "data" / "val")
+    f.add_argument("--out", type=Path, default=LAB / "arms")
+    f.add_argument("--label", default="", help="what the state is (default: its file name)")
     p = sub.add_parser("plot", help="learning curves as a PNG")
     p.add_argument("folder", type=Path, nargs="?", default=LAB / "arms")
     p.add_argument("-o", "--out", type=Path, required=True)
@@ -717,6 +753,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(args.folder, args.arms))
     elif args.command == "adopt":
         adopt(args.arm, args.folder, args.note)
+    elif args.command == "reference":
+        reference(args.state, args.name, args.val, args.out, args.label)
     elif args.command == "curves":
         rd_curves(args.arms, args.folder, args.val, args.out, args.threads)
     else:
