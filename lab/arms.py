@@ -2,6 +2,7 @@
 
     python lab/arms.py run line-paths --minutes 90 --threads 1   # two at a time
     python lab/arms.py table lab/arms
+    python lab/arms.py reference lab/training/checkpoint.pt --name line-STEP  # a level line
     python lab/arms.py plot lab/arms -o lab/figures/arms.png
     python lab/arms.py curves line pca-decay        # RD curves, BD-rate against the line
 
