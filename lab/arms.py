@@ -183,6 +183,19 @@ def _line_shallow_wide(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]
     return _line_shallow(lr, _two_layer_wide)
 
 
+def _shallow_arm(
+    what: str,
+    start: Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]],
+    lr: float,
+    build: Callable[[ModelConfig], C2FModel] = _two_layer,
+    path_lr_scale: float = SHALLOW_LR_SCALE,
+    **kw: Any,
+) -> Arm:
+    """An arm whose network has the two-layer synthesis in place of the line's, that
+    synthesis in the optimiser's third group (the groups its states are saved with)."""
+    return Arm(what, start, lr, path_lr_scale, build=build, fresh=SHALLOW_SYNTHESIS, **kw)
+
+
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
     """Start where another arm's saved state stands (its optimiser included), the step
     count kept so the crops go on where that arm's stopped."""
@@ -231,52 +244,40 @@ ARMS: dict[str, Arm] = {
         bottom_level=0.5,
         top_level=8.0,
     ),
-    "line-shallow-decoder": Arm(
+    "line-shallow-decoder": _shallow_arm(
         "the line's state with the two-layer synthesis (lab/shallow.py) in place of its own, "
         "that synthesis alone trained from scratch at 3e-4, the rest frozen",
         _line_shallow,
         1e-4,
-        path_lr_scale=SHALLOW_LR_SCALE,
-        build=_two_layer,
-        fresh=SHALLOW_SYNTHESIS,
         fresh_only=True,
     ),
-    "line-shallow": Arm(
+    "line-shallow": _shallow_arm(
         "line-shallow-decoder continued with everything training: lr 1e-4, the new "
         "synthesis at 3e-4",
         _from_arm("line-shallow-decoder"),
         1e-4,
-        path_lr_scale=SHALLOW_LR_SCALE,
-        build=_two_layer,
-        fresh=SHALLOW_SYNTHESIS,
         parent="line-shallow-decoder",
     ),
-    "line-shallow-decay": Arm(
+    "line-shallow-decay": _shallow_arm(
         "line-shallow after its 60 CPU-minutes, lr 3e-5 (the new synthesis at 9e-5): where "
         "it stands once the step's noise is taken out",
         _from_arm("line-shallow"),
         3e-5,
-        path_lr_scale=SHALLOW_LR_SCALE,
-        build=_two_layer,
-        fresh=SHALLOW_SYNTHESIS,
         parent="line-shallow",
     ),
-    "line-shallow-wide": Arm(
+    "line-shallow-wide": _shallow_arm(
         f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
         "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
         _line_shallow_wide,
         1e-4,
-        path_lr_scale=SHALLOW_LR_SCALE,
         build=_two_layer_wide,
-        fresh=SHALLOW_SYNTHESIS,
     ),
-    "line-shallow-ls": Arm(
+    "line-shallow-ls": _shallow_arm(
         "the line's state with the two-layer synthesis in place of its own, its linear path "
         "solved by least squares and its non-linear path silent, everything training at 1e-4",
         _line_shallow_ls,
         1e-4,
-        build=_two_layer,
-        fresh=SHALLOW_SYNTHESIS,
+        path_lr_scale=1.0,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
