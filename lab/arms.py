@@ -30,9 +30,11 @@ from typing import Any
 import torch
 from ablation import step_printer  # lab/, beside this file
 from shallow import DEEP_SYNTHESIS, SHALLOW_SYNTHESIS, ShallowC2F
+from wavelet import WaveletC2F, wavelet_config
 
 from c2f_format.codec.precision import cpu_has_bf16
 from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.tools.bench import CODECS
 from c2f_format.train.data import CropSampler, load_images, validation_crops
 from c2f_format.train.growth import add_linear_paths
 from c2f_format.train.loop import Schedule, train_loop
@@ -196,6 +198,26 @@ def _shallow_arm(
     return Arm(what, start, lr, path_lr_scale, build=build, fresh=SHALLOW_SYNTHESIS, **kw)
 
 
+def _wavelet_build(config: ModelConfig) -> C2FModel:
+    return WaveletC2F(config)
+
+
+def _wavelet_abs_build(config: ModelConfig) -> C2FModel:
+    return WaveletC2F(config, magnitudes=True)
+
+
+def _wavelet(
+    lr: float, build: Callable[[ModelConfig], C2FModel] = _wavelet_build
+) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    """The fixed wavelet (lab/wavelet.py) under c2f's hyper stack from scratch, at the
+    line's eight lambdas."""
+    line = torch.load(LINE_STATE, map_location="cpu", weights_only=True)["config"]
+    torch.manual_seed(0)
+    model = build(wavelet_config(line["lambdas"]))
+    model.project_gains()
+    return model, make_optimizer(model, lr), Progress(seed=0)
+
+
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
     """Start where another arm's saved state stands (its optimiser included), the step
     count kept so the crops go on where that arm's stopped."""
@@ -265,6 +287,13 @@ ARMS: dict[str, Arm] = {
         3e-5,
         parent="line-shallow",
     ),
+    "line-shallow-decay-r13": _shallow_arm(
+        "line-shallow after its 80 CPU-minutes, lr 3e-5 (the new synthesis at 9e-5): "
+        "line-shallow-decay again, 20 minutes further on",
+        _from_arm("line-shallow"),
+        3e-5,
+        parent="line-shallow",
+    ),
     "line-shallow-wide": _shallow_arm(
         f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
         "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
@@ -278,6 +307,19 @@ ARMS: dict[str, Arm] = {
         _line_shallow_ls,
         1e-4,
         path_lr_scale=1.0,
+    ),
+    "wavelet": Arm(
+        "c2f's hyper stack, gains and preview from scratch on a fixed CDF 9/7 wavelet "
+        "(lab/wavelet.py: the analysis and synthesis learn nothing), lr 3e-4",
+        _wavelet,
+        3e-4,
+        build=_wavelet_build,
+    ),
+    "wavelet-abs": Arm(
+        "wavelet, its hyper analysis fed the magnitudes of the detail coefficients, lr 3e-4",
+        lambda lr: _wavelet(lr, _wavelet_abs_build),
+        3e-4,
+        build=_wavelet_abs_build,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -623,7 +665,13 @@ def adopt(arm: str, folder: Path, note: str) -> None:
 
 
 def rd_curves(
-    names: list[str], folder: Path, val: Path, out: Path, threads: int = 2
+    names: list[str],
+    folder: Path,
+    val: Path,
+    out: Path,
+    threads: int = 2,
+    count: int = 8,
+    size: int = 256,
 ) -> dict[str, Any]:
     """Each state's rate-distortion curve on the held-out crops, levels 0, 1, ... (the
     line: `line` means lab/training/checkpoint.pt; a name ending in .npz, a weights file
@@ -633,16 +681,22 @@ def rd_curves(
     from c2f_format.tools.bench import bd_rate
 
     torch.set_num_threads(threads)
-    crops = validation_crops(val)
-    result: dict[str, Any] = {"crops": len(crops), "curves": {}, "bd_rate": {}}
+    crops = validation_crops(val, count, size)
+    result: dict[str, Any] = {"crops": len(crops), "size": size, "curves": {}, "bd_rate": {}}
     for name in names:
+        if name in CODECS and name != "c2f":  # a peer, on the same crops at its grid
+            result["curves"][name] = {"step": 0, "points": _codec_points(name, crops)}
+            continue
         if name.endswith(".npz"):  # a weights file, such as the shipped model
             from c2f_format.networks.weights import trainable_model
 
             model, progress = trainable_model(Path(name)), Progress(seed=0)
         else:
             path = LINE_STATE if name == "line" else folder / name / "state.pt"
-            model, _, progress = load_state(path, torch.device("cpu"), 1e-5)
+            arm = ARMS.get(name, ARMS["line"])  # a state saved from a subclass needs its build
+            model, _, progress = load_state(
+                path, torch.device("cpu"), 1e-5, arm.build, arm.path_lr_scale, arm.fresh
+            )
         model.mixed_precision = False
         levels = len(model.config.lambdas)
         points = [evaluate(model, crops, float(k), torch.device("cpu")) for k in range(levels)]
@@ -661,6 +715,30 @@ def rd_curves(
     out.write_text(json.dumps(result, indent=1) + "\n")
     _plot_curves(result, out.with_suffix(".png"))
     return result
+
+
+def _codec_points(name: str, crops: list[torch.Tensor]) -> list[dict[str, float]]:
+    """`c2f bench`'s codec `name` on the crops, at its grid of qualities: mean bpp (the
+    whole file) and mean PSNR."""
+    import numpy as np
+    from PIL import Image
+
+    from c2f_format.codec.metrics import psnr_from_mse
+
+    codec, grid = CODECS[name]
+    points = []
+    for q in grid:
+        bpp, psnr = [], []
+        for crop in crops:
+            pixels = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            data, decoded, _, _ = codec(Image.fromarray(pixels), q)
+            bpp.append(len(data) * 8 / (pixels.shape[0] * pixels.shape[1]))
+            mse = float(((np.asarray(decoded, float) - pixels) ** 2).mean()) / 255**2
+            psnr.append(psnr_from_mse(max(mse, 1e-10), peak=1.0))
+        points.append({"quality": q, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
+    points.sort(key=lambda p: p["bpp"])
+    print(f"{name}: " + ", ".join(f"{q['bpp']:.3f}/{q['psnr']:.2f}" for q in points), flush=True)
+    return points
 
 
 def _plot_curves(result: dict[str, Any], out: Path) -> None:
@@ -737,6 +815,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--val", type=Path, default=REPO.parent / "shared" / "data" / "val")
     c.add_argument("-o", "--out", type=Path, default=LAB / "arms" / "curves.json")
     c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--count", type=int, default=8, help="the first COUNT images of --val")
+    c.add_argument("--size", type=int, default=256, help="centre crops of at most SIZE^2")
     f = sub.add_parser("reference", help="score a trained state once, as a level line")
     f.add_argument("state", type=Path)
     f.add_argument("--name", required=True)
@@ -758,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "reference":
         reference(args.state, args.name, args.val, args.out, args.label)
     elif args.command == "curves":
-        rd_curves(args.arms, args.folder, args.val, args.out, args.threads)
+        rd_curves(args.arms, args.folder, args.val, args.out, args.threads, args.count, args.size)
     else:
         plot(args.folder, args.out, args.arms, args.from_minutes)
     return 0
