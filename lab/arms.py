@@ -65,6 +65,7 @@ class Arm:
     build: Callable[[ModelConfig], C2FModel] = C2FModel  # the network its states hold
     fresh: tuple[str, ...] = ()  # parameters put in place of trained ones (x path_lr_scale)
     fresh_only: bool = False  # train those alone: the rest stays as it is
+    relative_gains: bool = False  # the gains stepped in log space (loop.relative_gain_step)
 
 
 ENCODER = ("g_a.", "a_paths.", "h_a2.", "h_a1.")
@@ -218,6 +219,20 @@ def _wavelet(
     return model, make_optimizer(model, lr), Progress(seed=0)
 
 
+P3_OUTPUTS = ("p3.scale.", "p3.mean.")
+
+
+def _wavelet_scale_start(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
+    from wavelet import scale_start  # lab/, beside this file
+
+    model, _, progress = _wavelet(lr, _wavelet_abs_build)
+    assert isinstance(model, WaveletC2F)
+    sampler = CropSampler(load_images(REPO / "runs" / "pack"), 192, seed=1)  # not the arms' crops
+    batches = [sampler.batch(4) for _ in range(50)]
+    print(f"scale start, spreads by band: {scale_start(model, batches, 3.5)}", flush=True)
+    return model, make_optimizer(model, lr, 10.0, P3_OUTPUTS), progress
+
+
 def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, Progress]]:
     """Start where another arm's saved state stands (its optimiser included), the step
     count kept so the crops go on where that arm's stopped."""
@@ -233,6 +248,13 @@ def _from_arm(name: str) -> Callable[[float], tuple[C2FModel, torch.optim.Adam, 
 
 ARMS: dict[str, Arm] = {
     "line": Arm("the line's state continued (control), lr 1e-5", _line, 1e-5),
+    "line-log-gains": Arm(
+        "the line's state at lr 1e-4 (ten times the line's) with the gains stepped in log "
+        "space (loop.relative_gain_step)",
+        _line,
+        1e-4,
+        relative_gains=True,
+    ),
     "line-paths": Arm(
         "the line's state with linear paths added at zero, lr 1e-5 (paths x10)",
         _line_with_paths,
@@ -294,6 +316,22 @@ ARMS: dict[str, Arm] = {
         3e-5,
         parent="line-shallow",
     ),
+    "line-shallow-log-gains": _shallow_arm(
+        "line-shallow after its 80 CPU-minutes, lr 1e-4 (the new synthesis at 3e-4) with "
+        "the gains stepped in log space: line-shallow's rate runaway, or not",
+        _from_arm("line-shallow"),
+        1e-4,
+        parent="line-shallow",
+        relative_gains=True,
+    ),
+    "line-shallow-log-gains-decay": _shallow_arm(
+        "line-shallow-log-gains after its 25 CPU-minutes, lr 3e-5 (the new synthesis at "
+        "9e-5), the gains in log space: where it stands with the step's noise out",
+        _from_arm("line-shallow-log-gains"),
+        3e-5,
+        parent="line-shallow-log-gains",
+        relative_gains=True,
+    ),
     "line-shallow-wide": _shallow_arm(
         f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
         "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
@@ -320,6 +358,15 @@ ARMS: dict[str, Arm] = {
         lambda lr: _wavelet(lr, _wavelet_abs_build),
         3e-4,
         build=_wavelet_abs_build,
+    ),
+    "wavelet-abs-init": Arm(
+        "wavelet-abs with P3's scale indices started at each channel's spread on training "
+        "crops (wavelet.scale_start) and P3's outputs at 10x the lr, lr 3e-4",
+        _wavelet_scale_start,
+        3e-4,
+        path_lr_scale=10.0,
+        build=_wavelet_abs_build,
+        fresh=P3_OUTPUTS,
     ),
     "pca-scratch": Arm(
         "the line's network with linear paths started at the training images' principal "
@@ -459,6 +506,7 @@ def run(args: argparse.Namespace) -> None:
         balance=arm.balance,
         top_level=arm.top_level,
         bottom_level=arm.bottom_level,
+        relative_gains=arm.relative_gains,
     )
     log = step_printer(args.arm)
     while trained < args.minutes * 60 - 1:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from c2f_format.networks.model import C2FModel, ModelConfig
+from c2f_format.format.constants import SCALE_LEVELS
+from c2f_format.networks.model import SCALE_MAX, SCALE_MIN, C2FModel, ModelConfig
 
 LEVELS = 4  # 1/16: y's grid in c2f
 CHANNELS = 3 * 4**LEVELS  # one coefficient per latent channel, 768
@@ -197,3 +198,32 @@ def wavelet_config(lambdas: list[float]) -> ModelConfig:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def scale_start(model: WaveletC2F, batches: list[Tensor], level: float) -> list[float]:
+    """P3's scale indices started at each channel's spread on training crops at `level`.
+
+    The indices live on the 64-step table of section 7.1: the level-1 detail channels
+    need index 0 (spread below 0.11) and the approximation about 40, from the 20 every
+    channel starts at. At Adam's step of about lr per step a bias crosses 20 units in
+    tens of thousands of steps, so the wavelet's entropy model stalled within five
+    minutes at twice the rate of a static histogram per channel. Starting each bias at
+    its channel's spread (and the weights small) makes those units the data's, and
+    training refines them per position. Returns the spreads by band group."""
+    gain, _ = model.gains(torch.tensor([level]))
+    total = torch.zeros(model.config.m)
+    count = 0
+    for x in batches:
+        y = wavelet_analysis(x) * gain.view(1, -1, 1, 1)
+        total += y.pow(2).mean(dim=(0, 2, 3))
+        count += 1
+    spread = (total / count).sqrt()
+    spread[-3:] = spread[-3:] / 8  # the approximation's mean is predicted: what is left
+    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+    index = (spread.clamp_min(SCALE_MIN) / SCALE_MIN).log() / step
+    scale = model.p3.scale
+    scale.bias.copy_(index.clamp(0, SCALE_LEVELS - 1))
+    scale.weight.mul_(0.1)
+    groups = [(0, 576), (576, 720), (720, 756), (756, 765), (765, 768)]
+    return [round(float(spread[a:b].mean()), 3) for a, b in groups]

@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="fixed",
         help="for a new model: gains follow sqrt(lambda) (fixed) or a learned line",
     )
+    ap.add_argument(
+        "--relative-gains",
+        action="store_true",
+        help="step the gains in log space (each by a factor), which keeps quiet channels "
+        "from switching on at lr 1e-4 and above (train/loop.relative_gain_step)",
+    )
     ap.add_argument("--ckpt-every", type=int, default=250, help="steps between checkpoints")
     ap.add_argument("--val-every", type=int, default=2000, help="steps between validations")
     ap.add_argument("--log-every", type=int, default=50, help="steps between log lines")
@@ -281,6 +287,7 @@ def _schedule(args: argparse.Namespace) -> Schedule:
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
         val_every=args.val_every,
+        relative_gains=args.relative_gains,
     )
 
 

@@ -48,6 +48,8 @@ class Schedule:
     balance: float = 0.0
     top_level: float | None = None
     bottom_level: float = 0.0
+    # Adam steps on the gains in log space (`relative_gain_step`) instead of additive ones
+    relative_gains: bool = False
 
 
 def fraction(schedule: Schedule, progress: Progress) -> float:
@@ -64,6 +66,33 @@ def _channels_last(model: Trainable) -> None:
         for param in model.parameters():
             if param.dim() == 4:
                 param.data = param.data.contiguous(memory_format=torch.channels_last)
+
+
+def _gain_parameters(model: Trainable) -> list[torch.nn.Parameter]:
+    if not isinstance(model, C2FModel):
+        return []
+    return [p for p in (model.gain, model.inv_gain) if p.requires_grad]
+
+
+def relative_gain_step(opt: torch.optim.Adam, gains: list[torch.nn.Parameter]) -> None:
+    """`opt.step()` with the gains stepped in log space: Adam sees each gain's gradient
+    with respect to its logarithm (grad * gain) and its additive step becomes a factor
+    (gain * exp(step)).
+
+    The gains span six orders of magnitude (1e-5 to 20 in the line), and Adam moves
+    every parameter by about lr a step whatever its size: at lr 1e-4 (x10 for the gains)
+    a gain of 0.002 changed by half in a step while one of 20 did not move, so quiet
+    channels switched on and off at random. That is the rate runaway seen at lr 1e-4
+    (issue 19): the shallow arm's level-0 gains rose up to 10^6-fold within 900 steps.
+    In log space every gain moves by the same fraction for the same push."""
+    before = [p.detach().clone() for p in gains]
+    for p in gains:
+        if p.grad is not None:
+            p.grad.mul_(p.detach())
+    opt.step()
+    with torch.no_grad():
+        for p, old in zip(gains, before, strict=True):
+            p.copy_(old * torch.exp((p - old).clamp(-1.0, 1.0)))
 
 
 def train_loop(
@@ -84,6 +113,7 @@ def train_loop(
     `checkpoint` is current)."""
     levels = len(model.config.lambdas)
     _channels_last(model)
+    gains = _gain_parameters(model) if schedule.relative_gains else []
     stop_step = progress.step + max_steps if max_steps else None
     window: list[dict[str, float]] = []
     last = schedule.clock()
@@ -109,7 +139,10 @@ def train_loop(
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        if gains:
+            relative_gain_step(opt, gains)
+        else:
+            opt.step()
         if isinstance(model, C2FModel):
             model.project_gains()
         progress.step += 1
