@@ -332,6 +332,14 @@ ARMS: dict[str, Arm] = {
         parent="line-shallow-log-gains",
         relative_gains=True,
     ),
+    "line-shallow-log-gains-decay-60": _shallow_arm(
+        "line-shallow-log-gains after its 60 CPU-minutes, lr 3e-5 (the new synthesis at "
+        "9e-5), the gains in log space: what 35 more minutes at 1e-4 bought",
+        _from_arm("line-shallow-log-gains"),
+        3e-5,
+        parent="line-shallow-log-gains",
+        relative_gains=True,
+    ),
     "line-shallow-wide": _shallow_arm(
         f"the line's state with a two-layer synthesis of {WIDE} hidden channels in place of "
         "its own, everything training from the start: lr 1e-4, the new synthesis at 3e-4",
@@ -722,8 +730,9 @@ def rd_curves(
     size: int = 256,
 ) -> dict[str, Any]:
     """Each state's rate-distortion curve on the held-out crops, levels 0, 1, ... (the
-    line: `line` means lab/training/checkpoint.pt; a name ending in .npz, a weights file
-    such as the shipped model), and its BD-rate against the first:
+    line: `line` means lab/training/checkpoint.pt; a name ending in .pt, such a state
+    file of the line's network; one ending in .npz, a weights file such as the shipped
+    model; a peer of `c2f bench` by its name), and its BD-rate against the first:
     J at a level compares two models at one slope only, and the arms sit at other rates
     than the line for one lambda (pca-decay's level 3.5 is 1.13 bpp, the line's 0.73)."""
     from c2f_format.tools.bench import bd_rate
@@ -740,7 +749,8 @@ def rd_curves(
 
             model, progress = trainable_model(Path(name)), Progress(seed=0)
         else:
-            path = LINE_STATE if name == "line" else folder / name / "state.pt"
+            path = Path(name) if name.endswith(".pt") else folder / name / "state.pt"
+            path = LINE_STATE if name == "line" else path
             arm = ARMS.get(name, ARMS["line"])  # a state saved from a subclass needs its build
             model, _, progress = load_state(
                 path, torch.device("cpu"), 1e-5, arm.build, arm.path_lr_scale, arm.fresh
