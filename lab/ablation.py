@@ -257,29 +257,45 @@ def score(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
-def webp_reference(args: argparse.Namespace) -> dict[str, object]:
-    """WebP (method 6) on the same crops at every quality 5, 10, ... 100, and its lowest
-    J at LAMBDA: the bar on the arms' own scale (J at one slope, not a BD-rate), written
-    as a reference result beside the arms'."""
+def codec_points(
+    name: str, crops: list[torch.Tensor], grid: list[int] | None = None
+) -> list[dict[str, float]]:
+    """`c2f bench`'s codec `name` on the crops at each grid value (its own grid unless
+    given): mean bpp (the whole file), mean PSNR and mean MSE (peak 1), by rising bpp."""
     import numpy as np
     from PIL import Image
 
     from c2f_format.codec.metrics import psnr_from_mse
     from c2f_format.tools.bench import CODECS
 
-    webp = CODECS["webp"][0]  # the benchmark's own WebP: Pillow, method 6
-    crops = validation_crops(args.val, count=args.val_count)
+    codec, own = CODECS[name]
     points = []
-    for quality in range(5, 101, 5):
+    for q in grid or own:
         bpp, mse = [], []
         for crop in crops:
             pixels = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            data, decoded, _, _ = webp(Image.fromarray(pixels), quality)
+            data, decoded, _, _ = codec(Image.fromarray(pixels), q)
             bpp.append(len(data) * 8 / (pixels.shape[0] * pixels.shape[1]))
             mse.append(float(((np.asarray(decoded, float) - pixels) ** 2).mean()) / 255**2)
-        b, m = float(np.mean(bpp)), float(np.mean(mse))
         psnr = float(np.mean([psnr_from_mse(max(e, 1e-10), peak=1.0) for e in mse]))
-        points.append({"quality": quality, "bpp": b, "psnr": psnr, "cost": b + LAMBDA * 255**2 * m})
+        points.append(
+            {"quality": q, "bpp": float(np.mean(bpp)), "psnr": psnr, "mse": float(np.mean(mse))}
+        )
+    return sorted(points, key=lambda p: p["bpp"])
+
+
+def webp_reference(args: argparse.Namespace) -> dict[str, object]:
+    """WebP (method 6) on the same crops at every quality 5, 10, ... 100, and its lowest
+    J at LAMBDA: the bar on the arms' own scale (J at one slope, not a BD-rate), written
+    as a reference result beside the arms'."""
+    crops = validation_crops(args.val, count=args.val_count)
+    points = [
+        {
+            **{k: p[k] for k in ("quality", "bpp", "psnr")},
+            "cost": p["bpp"] + LAMBDA * 255**2 * p["mse"],
+        }
+        for p in codec_points("webp", crops, list(range(5, 101, 5)))
+    ]
     best = min(points, key=lambda p: p["cost"])
     result = {
         "arm": "webp",

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ablation import step_printer  # lab/, beside this file
+from ablation import codec_points, step_printer  # lab/, beside this file
 from shallow import DEEP_SYNTHESIS, SHALLOW_SYNTHESIS, ShallowC2F
 from wavelet import WaveletC2F, wavelet_config
 
@@ -742,7 +742,9 @@ def rd_curves(
     result: dict[str, Any] = {"crops": len(crops), "size": size, "curves": {}, "bd_rate": {}}
     for name in names:
         if name in CODECS and name != "c2f":  # a peer, on the same crops at its grid
-            result["curves"][name] = {"step": 0, "points": _codec_points(name, crops)}
+            points = codec_points(name, crops)
+            print(f"{name}: " + ", ".join(f"{q['bpp']:.3f}/{q['psnr']:.2f}" for q in points))
+            result["curves"][name] = {"step": 0, "points": points}
             continue
         if name.endswith(".npz"):  # a weights file, such as the shipped model
             from c2f_format.networks.weights import trainable_model
@@ -773,30 +775,6 @@ def rd_curves(
     out.write_text(json.dumps(result, indent=1) + "\n")
     _plot_curves(result, out.with_suffix(".png"))
     return result
-
-
-def _codec_points(name: str, crops: list[torch.Tensor]) -> list[dict[str, float]]:
-    """`c2f bench`'s codec `name` on the crops, at its grid of qualities: mean bpp (the
-    whole file) and mean PSNR."""
-    import numpy as np
-    from PIL import Image
-
-    from c2f_format.codec.metrics import psnr_from_mse
-
-    codec, grid = CODECS[name]
-    points = []
-    for q in grid:
-        bpp, psnr = [], []
-        for crop in crops:
-            pixels = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            data, decoded, _, _ = codec(Image.fromarray(pixels), q)
-            bpp.append(len(data) * 8 / (pixels.shape[0] * pixels.shape[1]))
-            mse = float(((np.asarray(decoded, float) - pixels) ** 2).mean()) / 255**2
-            psnr.append(psnr_from_mse(max(mse, 1e-10), peak=1.0))
-        points.append({"quality": q, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
-    points.sort(key=lambda p: p["bpp"])
-    print(f"{name}: " + ", ".join(f"{q['bpp']:.3f}/{q['psnr']:.2f}" for q in points), flush=True)
-    return points
 
 
 def _plot_curves(result: dict[str, Any], out: Path) -> None:

@@ -83,7 +83,8 @@ def relative_gain_step(opt: torch.optim.Adam, gains: list[torch.nn.Parameter]) -
     every parameter by about lr a step whatever its size: at lr 1e-4 (x10 for the gains)
     a gain of 0.002 changed by half in a step while one of 20 did not move, so quiet
     channels switched on and off at random. That is the rate runaway seen at lr 1e-4
-    (issue 19): the shallow arm's level-0 gains rose up to 10^6-fold within 900 steps.
+    (issue 19): the shallow arm's gains moved by factors of up to 530 (and down to 0.01)
+    within 900 steps.
     In log space every gain moves by the same fraction for the same push."""
     before = [p.detach().clone() for p in gains]
     for p in gains:
