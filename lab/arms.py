@@ -30,11 +30,10 @@ from typing import Any
 import torch
 from ablation import codec_points, step_printer  # lab/, beside this file
 from shallow import DEEP_SYNTHESIS, SHALLOW_SYNTHESIS, ShallowC2F
-from wavelet import WaveletC2F, wavelet_config
+from wavelet import WaveletC2F, scale_start, wavelet_config
 
 from c2f_format.codec.precision import cpu_has_bf16
 from c2f_format.networks.model import C2FModel, ModelConfig
-from c2f_format.tools.bench import CODECS
 from c2f_format.train.data import CropSampler, load_images, validation_crops
 from c2f_format.train.growth import add_linear_paths
 from c2f_format.train.loop import Schedule, train_loop
@@ -223,8 +222,6 @@ P3_OUTPUTS = ("p3.scale.", "p3.mean.")
 
 
 def _wavelet_scale_start(lr: float) -> tuple[C2FModel, torch.optim.Adam, Progress]:
-    from wavelet import scale_start  # lab/, beside this file
-
     model, _, progress = _wavelet(lr, _wavelet_abs_build)
     assert isinstance(model, WaveletC2F)
     sampler = CropSampler(load_images(REPO / "runs" / "pack"), 192, seed=1)  # not the arms' crops
@@ -735,7 +732,7 @@ def rd_curves(
     model; a peer of `c2f bench` by its name), and its BD-rate against the first:
     J at a level compares two models at one slope only, and the arms sit at other rates
     than the line for one lambda (pca-decay's level 3.5 is 1.13 bpp, the line's 0.73)."""
-    from c2f_format.tools.bench import bd_rate
+    from c2f_format.tools.bench import CODECS, bd_rate
 
     torch.set_num_threads(threads)
     crops = validation_crops(val, count, size)
@@ -751,8 +748,12 @@ def rd_curves(
 
             model, progress = trainable_model(Path(name)), Progress(seed=0)
         else:
-            path = Path(name) if name.endswith(".pt") else folder / name / "state.pt"
-            path = LINE_STATE if name == "line" else path
+            if name == "line":
+                path = LINE_STATE
+            elif name.endswith(".pt"):
+                path = Path(name)
+            else:
+                path = folder / name / "state.pt"
             arm = ARMS.get(name, ARMS["line"])  # a state saved from a subclass needs its build
             model, _, progress = load_state(
                 path, torch.device("cpu"), 1e-5, arm.build, arm.path_lr_scale, arm.fresh

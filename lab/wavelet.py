@@ -22,10 +22,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from shallow import DEEP_SYNTHESIS  # lab/, beside this file
+from torch import Tensor
 
 from c2f_format.format.constants import SCALE_LEVELS
-from c2f_format.networks.model import SCALE_MAX, SCALE_MIN, C2FModel, ModelConfig
+from c2f_format.networks.model import SCALE_MIN, SCALE_STEP, C2FModel, ModelConfig
 
 LEVELS = 4  # 1/16: y's grid in c2f
 CHANNELS = 3 * 4**LEVELS  # one coefficient per latent channel, 768
@@ -46,7 +47,7 @@ COLOUR = torch.tensor(
         [1 / math.sqrt(6), -2 / math.sqrt(6), 1 / math.sqrt(6)],
     ]
 )
-DEEP_SYNTHESIS = ("g_a.", "g_s_head.", "fuse_h2.", "fuse_h1.", "fuse_mix.", "g_s_tail.")
+REPLACED = ("g_a.", *DEEP_SYNTHESIS)  # c2f's transforms, both ways
 
 
 def _next(s: Tensor) -> Tensor:
@@ -141,7 +142,7 @@ class WaveletC2F(C2FModel):
             raise ValueError(f"the wavelet latent has {CHANNELS} channels, not {config.m}")
         super().__init__(config)
         self.magnitudes = magnitudes
-        for name in DEEP_SYNTHESIS:
+        for name in REPLACED:
             delattr(self, name.rstrip("."))
         # high-rate theory for J = bpp + lambda 255^2 MSE on an orthonormal transform:
         # the step that balances them is sqrt(18 / (ln 2 lambda 255^2)) (three values a
@@ -166,7 +167,7 @@ class WaveletC2F(C2FModel):
         mean.bias.register_hook(lambda g: g * mask.view(-1))
 
     def analysis_transform(self, x: Tensor) -> Tensor:
-        return wavelet_analysis(x.float())
+        return wavelet_analysis(x)
 
     def analysis(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """With `magnitudes`, the hyper analysis sees |y| of the detail coefficients: what
@@ -196,21 +197,17 @@ def wavelet_config(lambdas: list[float]) -> ModelConfig:
     return ModelConfig(m=CHANNELS, lambdas=list(lambdas), gain_schedule="fixed")
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @torch.no_grad()
 def scale_start(model: WaveletC2F, batches: list[Tensor], level: float) -> list[float]:
     """P3's scale indices started at each channel's spread on training crops at `level`.
 
     The indices live on the 64-step table of section 7.1: the level-1 detail channels
     need index 0 (spread below 0.11) and the approximation about 40, from the 20 every
-    channel starts at. At Adam's step of about lr per step a bias crosses 20 units in
-    tens of thousands of steps, so the wavelet's entropy model stalled within five
-    minutes at twice the rate of a static histogram per channel. Starting each bias at
-    its channel's spread (and the weights small) makes those units the data's, and
-    training refines them per position. Returns the spreads by band group."""
+    channel starts at, and at Adam's step of about lr a step a bias crosses 20 units in
+    tens of thousands of steps. The question was whether that is why the entropy model
+    stalled at twice the rate of a static histogram per channel: it is not (round 13:
+    the arm started nearer, then did worse than `wavelet-abs`). Returns the spreads by
+    band group."""
     gain, _ = model.gains(torch.tensor([level]))
     total = torch.zeros(model.config.m)
     count = 0
@@ -220,8 +217,7 @@ def scale_start(model: WaveletC2F, batches: list[Tensor], level: float) -> list[
         count += 1
     spread = (total / count).sqrt()
     spread[-3:] = spread[-3:] / 8  # the approximation's mean is predicted: what is left
-    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
-    index = (spread.clamp_min(SCALE_MIN) / SCALE_MIN).log() / step
+    index = (spread.clamp_min(SCALE_MIN) / SCALE_MIN).log() / SCALE_STEP
     scale = model.p3.scale
     scale.bias.copy_(index.clamp(0, SCALE_LEVELS - 1))
     scale.weight.mul_(0.1)

@@ -44,19 +44,18 @@ from .layers import (
 
 SCALE_MIN = 0.11
 SCALE_MAX = 256.0
+SCALE_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)  # log-spacing of the table
 LIKELIHOOD_FLOOR = 1e-9
 
 
 def scale_table() -> Tensor:
     """The 64 standard deviations a scale index can select (log-spaced)."""
-    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
-    return SCALE_MIN * torch.exp(step * torch.arange(SCALE_LEVELS, dtype=torch.float64))
+    return SCALE_MIN * torch.exp(SCALE_STEP * torch.arange(SCALE_LEVELS, dtype=torch.float64))
 
 
 def index_to_scale(index: Tensor) -> Tensor:
     """Continuous relaxation of the scale table, used in training."""
-    step = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
-    return SCALE_MIN * torch.exp(step * index)
+    return SCALE_MIN * torch.exp(SCALE_STEP * index)
 
 
 def lambdas_at(lambdas: list[float], level: Tensor) -> Tensor:
