@@ -807,7 +807,8 @@ def _plot_curves(result: dict[str, Any], out: Path) -> None:
         )
 
     d.rectangle([m, m, w - 20, h - m], outline="black")
-    d.text((m, 20), f"held-out crops ({result['crops']}): PSNR (dB) against bpp", fill="black")
+    title = result.get("title", f"held-out crops ({result['crops']})")
+    d.text((m, 20), f"{title}: PSNR (dB) against bpp", fill="black")
     for k in range(5):
         b = math.exp(lo_r + (hi_r - lo_r) * k / 4)
         q = lo_q + (hi_q - lo_q) * k / 4

@@ -9,7 +9,9 @@ import math
 import pytest
 import torch
 from wavelet_ctx import (
+    CHROMA,
     LEVELS,
+    LUMA,
     PyramidContext,
     bin_mean,
     laplace_bits,
@@ -53,36 +55,58 @@ def test_bin_means_stay_in_their_bins_and_shrink_toward_zero() -> None:
     assert math.isclose(float(wide), 2.0, abs_tol=1e-3)
 
 
-def _perturbed(model: PyramidContext, x: torch.Tensor, level: int, where: tuple[int, int]):
+def _perturbed(
+    model: PyramidContext,
+    x: torch.Tensor,
+    level: int,
+    where: tuple[int, int],
+    channels: list[int] | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     ll, details = pyramid(x)
     step = torch.tensor([0.05])
     base = model.code(ll, details, step)[3]
     changed = [d.clone() for d in details]
-    changed[level - 1][0, :, where[0], where[1]] += 3.0
+    changed[level - 1][0, channels or list(range(9)), where[0], where[1]] += 3.0
     return base, model.code(ll, changed, step)[3]
 
 
-@torch.no_grad()
-def test_no_spread_depends_on_what_is_coded_at_or_after_it() -> None:
+def _lively(colour: bool) -> PyramidContext:
     torch.manual_seed(0)
-    model = PyramidContext()
-    for p in model.parameters():  # an untrained model is constant: make it look
-        p.add_(0.1 * torch.randn_like(p))
+    model = PyramidContext(colour=colour)
+    with torch.no_grad():
+        for p in model.parameters():  # an untrained model is constant: make it look
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def _passes(colour: bool) -> list[tuple[list[int], bool]]:
+    """A level's coding order: (channels, anchors or not) per pass."""
+    if colour:
+        return [(LUMA, True), (LUMA, False), (CHROMA, True), (CHROMA, False)]
+    return [(list(range(9)), True), (list(range(9)), False)]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("colour", [False, True])
+def test_no_spread_depends_on_what_is_coded_at_or_after_it(colour: bool) -> None:
+    model = _lively(colour)
     x = torch.rand(1, 3, 128, 128)
-    level = 3  # 16 x 16 at this size; (5, 6) is a non-anchor, (5, 5) an anchor
-    before, after = _perturbed(model, x, level, (5, 6))
-    i = level - 1
-    for coarser in range(i + 1, LEVELS):  # coded earlier: untouched
-        assert torch.equal(before[coarser], after[coarser])
+    level, i = 3, 2  # 16 x 16 at this size; (5, 5) is an anchor, (5, 6) not
     anchors = (torch.arange(16).view(-1, 1) + torch.arange(16).view(1, -1)) % 2 == 0
-    same = before[i] == after[i]
-    assert bool(same[0][:, anchors].all()), "a non-anchor moved an anchor's spread"
-    assert not bool(same.all()) or not torch.equal(before[i - 1], after[i - 1])
-    assert not torch.equal(before[i - 1], after[i - 1]), "the finer level should see it"
-    # an anchor reaches its own level's second pass
-    before, after = _perturbed(model, x, level, (5, 5))
-    assert torch.equal(before[i][0][:, anchors], after[i][0][:, anchors])
-    assert not torch.equal(before[i], after[i])
+    passes = _passes(colour)
+    for k, (channels, anchor) in enumerate(passes):
+        before, after = _perturbed(model, x, level, (5, 5) if anchor else (5, 6), channels)
+        for coarser in range(i + 1, LEVELS):  # coded earlier: untouched
+            assert torch.equal(before[coarser], after[coarser])
+        for chs, anc in passes[: k + 1]:  # this pass and those before it: untouched
+            where = anchors if anc else ~anchors
+            assert torch.equal(before[i][0][chs][:, where], after[i][0][chs][:, where]), (k, chs)
+        later = passes[k + 1 :]
+        if later:  # the next pass sees it
+            chs, anc = later[0]
+            where = anchors if anc else ~anchors
+            assert not torch.equal(before[i][0][chs][:, where], after[i][0][chs][:, where])
+        assert not torch.equal(before[i - 1], after[i - 1]), "the finer level should see it"
 
 
 def test_reconstruction_without_quantisation_loss_is_the_image() -> None:
