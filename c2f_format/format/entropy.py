@@ -127,22 +127,36 @@ def encode(symbols: np.ndarray, levels: np.ndarray, tables: EntropyTables) -> by
     """Code integer residuals `symbols`, each with the table at `levels` (same shape).
 
     Residuals are clipped to -32767..32767; see the fallback below for -32767."""
-    sym = np.clip(symbols.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT)
-    lvl = levels.reshape(-1).astype(np.int64)
-    plan = _plan(sym, lvl, tables, escape_edges=False)
-    if trailing_zeros([a for _, idx, pay in plan for a in (idx, pay)]) > MAX_TRAILING_ZEROS:
+    return encode_passes([(symbols, levels)], tables)
+
+
+def encode_passes(passes: list[tuple[np.ndarray, np.ndarray]], tables: EntropyTables) -> bytes:
+    """One coded unit holding several passes in order, each (residuals, table levels) and
+    each ordered within itself as `encode` orders a unit: a decoder reads pass after
+    pass (`UnitDecoder`), so a later pass's tables may depend on an earlier pass's
+    values, and the unit ends once, not once a pass."""
+    plain = [
+        (np.clip(sym.reshape(-1).astype(np.int64), -ESCAPE_LIMIT, ESCAPE_LIMIT), lvl.reshape(-1))
+        for sym, lvl in passes
+    ]
+    plans = [_plan(sym, lvl.astype(np.int64), tables, escape_edges=False) for sym, lvl in plain]
+    chunks = [a for plan in plans for _, idx, pay in plan for a in (idx, pay)]
+    if trailing_zeros(chunks) > MAX_TRAILING_ZEROS:
         # Only when the last residuals in decoding order all sit at the lower edge of
         # their tables (far in the tails: never seen from a real image): code every -R
         # as an escape, which decodes to the same value. Escape symbol 0 is the
         # residual -32767, which the codec never passes (it clamps to -32766); a caller
         # that does gets it raised to -32766 here, the one value that must change.
-        sym = np.maximum(sym, 1 - ESCAPE_LIMIT)
-        plan = _plan(sym, lvl, tables, escape_edges=True)
+        plans = [
+            _plan(np.maximum(sym, 1 - ESCAPE_LIMIT), lvl.astype(np.int64), tables, True)
+            for sym, lvl in plain
+        ]
     coder = constriction.stream.stack.AnsCoder()
-    for level, idx, payload in reversed(plan):
-        if payload.size:
-            coder.encode_reverse(payload, _ESCAPE_MODEL)
-        coder.encode_reverse(idx, tables.model(level))
+    for plan in reversed(plans):
+        for level, idx, payload in reversed(plan):
+            if payload.size:
+                coder.encode_reverse(payload, _ESCAPE_MODEL)
+            coder.encode_reverse(idx, tables.model(level))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -154,40 +168,60 @@ def decode(data: bytes, levels: np.ndarray, tables: EntropyTables) -> np.ndarray
     or its symbols end in more than MAX_TRAILING_ZEROS zeros (the coder ran dry: the
     unit is shorter than its region).
     """
-    if len(data) % 4:
-        raise CorruptStreamError("entropy-coded data is not a whole number of 32-bit words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    lvl = levels.reshape(-1).astype(np.int64)
-    out = np.zeros(lvl.size, dtype=np.int64)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        order = np.argsort(lvl, kind="stable")
-        bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
-        decoded: list[np.ndarray] = []
-        for level in range(tables.levels):
-            pos = order[bounds[level] : bounds[level + 1]]
-            if pos.size == 0:
-                continue
-            r = int(tables.radii[level])
-            idx = coder.decode(tables.model(level), pos.size).astype(np.int64)
-            decoded.append(idx)
-            values = idx - r
-            escaped = idx == 2 * r + 1
-            n_esc = int(escaped.sum())
-            if n_esc:
-                payload = coder.decode(_ESCAPE_MODEL, n_esc).astype(np.int64)
-                decoded.append(payload)
-                values[escaped] = payload - ESCAPE_LIMIT
-            out[pos] = values
-        if not coder.is_empty():
+    unit = UnitDecoder(data, tables)
+    out = unit.read(levels)
+    unit.finish()
+    return out
+
+
+class UnitDecoder:
+    """Reads a coded unit pass by pass (the inverse of `encode_passes`): `read` one
+    pass's residuals given its tables, then `finish`, which checks that the unit ends
+    where its symbols do. Errors are CorruptStreamError, as for `decode`."""
+
+    def __init__(self, data: bytes, tables: EntropyTables) -> None:
+        if len(data) % 4:
+            raise CorruptStreamError("entropy-coded data is not a whole number of 32-bit words")
+        self.tables = tables
+        self.decoded: list[np.ndarray] = []
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        try:
+            self.coder = constriction.stream.stack.AnsCoder(words)
+        except Exception as exc:
+            raise CorruptStreamError(f"entropy decoder rejected the data: {exc}") from None
+
+    def read(self, levels: np.ndarray) -> np.ndarray:
+        """The next pass: residuals with the shape of `levels`."""
+        tables = self.tables
+        lvl = levels.reshape(-1).astype(np.int64)
+        out = np.zeros(lvl.size, dtype=np.int64)
+        try:
+            order = np.argsort(lvl, kind="stable")
+            bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
+            for level in range(tables.levels):
+                pos = order[bounds[level] : bounds[level + 1]]
+                if pos.size == 0:
+                    continue
+                r = int(tables.radii[level])
+                idx = self.coder.decode(tables.model(level), pos.size).astype(np.int64)
+                self.decoded.append(idx)
+                values = idx - r
+                escaped = idx == 2 * r + 1
+                n_esc = int(escaped.sum())
+                if n_esc:
+                    payload = self.coder.decode(_ESCAPE_MODEL, n_esc).astype(np.int64)
+                    self.decoded.append(payload)
+                    values[escaped] = payload - ESCAPE_LIMIT
+                out[pos] = values
+        except Exception as exc:  # constriction's own checks; never let them escape raw
+            raise CorruptStreamError(f"entropy decoder rejected the data: {exc}") from None
+        return out.reshape(levels.shape)
+
+    def finish(self) -> None:
+        if not self.coder.is_empty():
             raise CorruptStreamError("entropy-coded data does not end where its symbols do")
-        run = trailing_zeros(decoded)
+        run = trailing_zeros(self.decoded)
         if run > MAX_TRAILING_ZEROS:
             raise CorruptStreamError(
                 f"entropy-coded data runs out {run} symbols before the end of its region"
             )
-    except CorruptStreamError:
-        raise
-    except Exception as exc:  # constriction's own checks; never let them escape raw
-        raise CorruptStreamError(f"entropy decoder rejected the data: {exc}") from None
-    return out.reshape(levels.shape)

@@ -1,0 +1,100 @@
+"""The wavelet model's context model: training form, exact form, and coding with them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from c2f_format.codec.pyramid_coding import decode_pyramid, encode_pyramid
+from c2f_format.format.entropy import EntropyTables
+from c2f_format.format.errors import CorruptStreamError
+from c2f_format.networks.context_model import TrainableContextModel
+from c2f_format.train.context_trainer import laplace_tables, step_code
+
+
+def _image(seed: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 128 + 70 * np.sin(x / 7.0 + y / 11.0) + 50 * ((x // 16 + y // 16) % 2)
+    img = base[None] + rng.normal(0, 6, (3, h, w)) + np.array([0, 15, -25])[:, None, None]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def trained() -> TrainableContextModel:
+    """A model after a few steps on synthetic images, so its networks are not zero."""
+    torch.manual_seed(0)
+    model = TrainableContextModel()
+    batch = np.stack([_image(i, 64, 64) for i in range(4)])
+    model.init_from_data(batch)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for i in range(6):
+        bits = model(batch, np.array([250, 300, 350, 400]) + i)
+        opt.zero_grad()
+        torch.log(bits).mean().backward()
+        opt.step()
+    return model
+
+
+@pytest.fixture(scope="module")
+def tables() -> EntropyTables:
+    return laplace_tables()
+
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 129), (1, 1)])
+def test_the_decoder_rebuilds_what_the_encoder_promised(
+    trained: TrainableContextModel, tables: EntropyTables, size: tuple[int, int]
+) -> None:
+    exact = trained.export()
+    img = _image(7, *size)
+    for u in (200, 330, 460):
+        units, promised = encode_pyramid(img, u, exact, tables)
+        assert len(units) == 7
+        out = decode_pyramid(units, *size, u, exact, tables)
+        assert out.shape == (3, *size) and np.array_equal(out, promised)
+
+
+def test_rate_and_quality_follow_the_step(
+    trained: TrainableContextModel, tables: EntropyTables
+) -> None:
+    exact = trained.export()
+    img = _image(3, 128, 128)
+    sizes, errors = [], []
+    for st in (0.02, 0.08, 0.3):
+        units, out = encode_pyramid(img, step_code(st), exact, tables)
+        sizes.append(sum(len(u) for u in units))
+        errors.append(float(((out.astype(float) - img) ** 2).mean()))
+    assert sizes[0] > sizes[1] > sizes[2] and errors[0] < errors[1] < errors[2]
+    assert 10 * math.log10(255**2 / errors[0]) > 38
+
+
+def test_the_training_bits_are_the_coded_bits(
+    trained: TrainableContextModel, tables: EntropyTables
+) -> None:
+    """The float form's code length (fake-quantised, so it uses the tables' spreads) is
+    what real coded units spend, within the tables' rounding and the units' ends."""
+    img = _image(5, 128, 192)
+    trained.set_fake_quant(True)
+    try:
+        with torch.no_grad():
+            ideal = float(trained(img[None], np.array([300]))[0])
+    finally:
+        trained.set_fake_quant(False)
+    units, _ = encode_pyramid(img, 300, trained.export(), tables)
+    coded = 8 * sum(len(u) for u in units)
+    assert abs(coded - ideal) / ideal < 0.03, (coded, ideal)
+
+
+def test_a_damaged_level_is_a_clear_error(
+    trained: TrainableContextModel, tables: EntropyTables
+) -> None:
+    exact = trained.export()
+    img = _image(9, 64, 64)
+    units, _ = encode_pyramid(img, 300, exact, tables)
+    for bad in (units[3][:-4], units[3][:-1], b"\x00\x00\x00\x00"):
+        damaged = [*units[:3], bad, *units[4:]]
+        with pytest.raises(CorruptStreamError):
+            decode_pyramid(damaged, 64, 64, 300, exact, tables)
