@@ -115,6 +115,14 @@ def encode(
     level = check_effort(effort)
     ancillary = metadata_segments(image, exif, icc_profile)
     rgb, mode, alpha = image_planes(image)
+    from ..networks.pyramid_weights import newest_pyramid
+
+    wavelet = newest_pyramid()
+    if wavelet is not None:  # the wavelet model: exact integers, no torch, any device
+        from .pyramid_stream import encode_stream
+
+        alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
+        return encode_stream(rgb, mode, q, wavelet, ancillary, alpha_payload)
     engines.require_torch("encoding")  # the analysis transform is torch's alone
     from .torch_engine import get_torch_engine
 

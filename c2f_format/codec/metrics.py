@@ -22,4 +22,23 @@ def psnr(a: ArrayLike, b: ArrayLike, peak: float = 255.0) -> float:
     return psnr_from_mse(mse, peak)
 
 
-__all__ = ["psnr", "psnr_from_mse"]
+__all__ = ["bd_rate", "psnr", "psnr_from_mse"]
+
+
+def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    """Bjøntegaard delta rate (%) of `test` against `ref`; points are (bpp, psnr).
+
+    Cubic fits of log-rate against PSNR, integrated over the PSNR range both cover.
+    Negative: `test` needs fewer bits for the same quality.
+    """
+    r = np.array(sorted(ref, key=lambda p: p[1]))
+    t = np.array(sorted(test, key=lambda p: p[1]))
+    lo, hi = max(r[:, 1].min(), t[:, 1].min()), min(r[:, 1].max(), t[:, 1].max())
+    if hi <= lo:
+        return float("nan")
+    pr = np.polyint(np.polyfit(r[:, 1], np.log(r[:, 0]), 3))
+    pt = np.polyint(np.polyfit(t[:, 1], np.log(t[:, 0]), 3))
+    diff = (np.polyval(pt, hi) - np.polyval(pt, lo) - np.polyval(pr, hi) + np.polyval(pr, lo)) / (
+        hi - lo
+    )
+    return float((np.exp(diff) - 1) * 100)

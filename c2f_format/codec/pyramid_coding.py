@@ -56,19 +56,60 @@ def decode_pyramid(
     units: list[bytes], height: int, width: int, u: int, model: ContextModel, tables: EntropyTables
 ) -> np.ndarray:
     """The inverse of `encode_pyramid`: uint8 RGB `[3, height, width]`."""
-    step = step_size(u)
-    h, w = -(-height // (1 << LEVELS)), -(-width // (1 << LEVELS))
-    first = UnitDecoder(units[0], tables)
-    q_ll = first.read(ll_index(model, u, (h, w))) + ll_offset(model, step)
-    first.finish()
-    low = q_ll * step
-    parent: LevelResult | None = None
+    dec = PyramidDecoder(model, tables, u, height, width)
+    dec.add_low(units[0])
     for level, data in zip(range(LEVELS, 0, -1), units[1:], strict=True):
-        unit = UnitDecoder(data, tables)
-        parent = code_level(model, level, low, parent, u, _reader(unit))
+        dec.add_level(level, data)
+    return dec.pixels().transpose(2, 0, 1)
+
+
+class PyramidDecoder:
+    """The levels of one image decoded as they arrive, coarsest first; `pixels` gives the
+    image at any scale from what has arrived (the finer levels missing read as zero: a
+    blurred image, the preview a wavelet gives for free)."""
+
+    def __init__(
+        self, model: ContextModel, tables: EntropyTables, u: int, height: int, width: int
+    ) -> None:
+        self.model, self.tables, self.u = model, tables, u
+        self.step = step_size(u)
+        self.height, self.width = height, width
+        self.lows: dict[int, np.ndarray] = {}  # the low-pass at each level decoded so far
+        self.level = LEVELS  # the finest level whose low-pass is known
+        self._parent: LevelResult | None = None
+
+    def add_low(self, data: bytes) -> None:
+        h, w = -(-self.height // (1 << LEVELS)), -(-self.width // (1 << LEVELS))
+        unit = UnitDecoder(data, self.tables)
+        q = unit.read(ll_index(self.model, self.u, (h, w))) + ll_offset(self.model, self.step)
         unit.finish()
-        low = synthesis(low, dequantise_level(model, parent, step))
-    return to_pixels(low)[:, :height, :width]
+        self.lows[LEVELS] = q * self.step
+
+    def add_level(self, level: int, data: bytes) -> None:
+        """Decode level `level` (the next one: LEVELS, LEVELS - 1, ..., 1)."""
+        if LEVELS not in self.lows or level != self.level:
+            raise ValueError(f"level {level} out of order")
+        low = self.lows[level]
+        unit = UnitDecoder(data, self.tables)
+        self._parent = code_level(self.model, level, low, self._parent, self.u, _reader(unit))
+        unit.finish()
+        self.lows[level - 1] = synthesis(low, dequantise_level(self.model, self._parent, self.step))
+        self.level = level - 1
+
+    def pixels(self, reduce: int = 1) -> np.ndarray:
+        """uint8 RGB `[ceil(H / reduce), ceil(W / reduce), 3]`, `reduce` a power of 2 up
+        to 2**LEVELS: the low-pass at that scale (levels finer than it are not needed;
+        levels not yet decoded above it read as zero)."""
+        if LEVELS not in self.lows:
+            raise ValueError("the low-pass has not been decoded")
+        shift = reduce.bit_length() - 1
+        c = self.lows[max(shift, self.level)]
+        for _ in range(self.level - shift):  # levels missing above the scale asked for
+            c = synthesis(c, np.zeros((3, 3, *c.shape[1:]), dtype=np.int64))
+        if shift:
+            c = (c + (1 << (shift - 1))) >> shift  # the low-pass at level k has gain 2**k
+        h, w = -(-self.height // reduce), -(-self.width // reduce)
+        return to_pixels(c)[:, :h, :w].transpose(1, 2, 0)
 
 
 def _writer(q9: np.ndarray, passes: list[tuple[np.ndarray, np.ndarray]]) -> Reader:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from ..format import alpha as alpha_coding
 from ..format.bitstream import (
+    PYRAMID_MAJOR,
     SEG_ALPHA,
     SEG_YBND,
     Header,
@@ -28,6 +29,7 @@ from ..format.errors import (
 from . import engines
 from .decoding import LatentDecoder, check_reduce
 from .images import METADATA_KEYS, ImageSink, image_info, to_image
+from .pyramid_stream import PyramidStreamDecoder
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +120,7 @@ class StreamDecoder:
         self._parser = StreamParser(
             max_pixels=self.max_pixels, skip_damaged_bands=self.allow_truncated
         )
-        self._latent: LatentDecoder | None = None  # from the header on
+        self._latent: LatentDecoder | PyramidStreamDecoder | None = None  # from the header on
         self._alpha: np.ndarray | None = None
         self._error: C2FError | None = None
         self._halted = False  # tolerated damage made the rest of the stream unreadable
@@ -205,8 +207,7 @@ class StreamDecoder:
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
             if self._latent is None and self.header is not None:
-                engine = engines.engine(self._backend, self._dev, self.header.model_id)
-                self._latent = LatentDecoder(engine, self.header)
+                self._latent = _latent_decoder(self._backend, self._dev, self.header)
             for offset in self._parser.damaged[seen:]:
                 self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")
             for seg in segments:
@@ -292,6 +293,9 @@ class StreamDecoder:
             return f"stream ends inside the header ({self.bytes_received} bytes)"
         inside = self._parser.incomplete()
         inside = f": {inside}" if inside else ""
+        if isinstance(self._latent, PyramidStreamDecoder):
+            got = self._latent.levels_received
+            return f"stream ends after {got} of 6 levels ({self.bytes_received} bytes){inside}"
         if not self.preview_ready:
             return (
                 "stream ends before the hyper segments are complete "
@@ -306,6 +310,18 @@ class StreamDecoder:
             return where
         ended = self._parser.finished or self._halted
         return "; ".join(self.damage) + ("" if ended else f"; {where}")
+
+
+def _latent_decoder(
+    backend: str, device: object, header: Header
+) -> LatentDecoder | PyramidStreamDecoder:
+    """The decoder of the stream's model: version 2 streams decode by the wavelet model's
+    exact integer arithmetic on every backend; version 1 streams on the engine."""
+    if header.version[0] == PYRAMID_MAJOR:
+        from ..networks.pyramid_weights import load_pyramid
+
+        return PyramidStreamDecoder(load_pyramid(header.model_id), header)
+    return LatentDecoder(engines.engine(backend, device, header.model_id), header)
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "StreamDecoder", "bytes_of", "check_max_pixels"]

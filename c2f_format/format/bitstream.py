@@ -25,6 +25,9 @@ from .errors import (
 
 MAGIC = b"\x89c2f\r\n\x1a\n"
 VERSION_MAJOR = 1
+PYRAMID_MAJOR = 2  # version 2: the wavelet model (LOWP and LEVL segments instead of y)
+MAJOR_VERSIONS = (VERSION_MAJOR, PYRAMID_MAJOR)
+PYRAMID_LEVELS = 6  # LEVL segments in a version 2 stream, coarsest (6) first
 ALPHA_MINOR = 1  # the revision (1.1) that added colour modes 2 and 4 and ALPH
 MAX_DIMENSION = 1 << 16  # width and height are at most 65536
 # colour mode field: the number of channels
@@ -48,9 +51,11 @@ SEG_END = b"IEND"
 SEG_EXIF = b"eXIf"
 SEG_ICC = b"iCCP"
 SEG_ALPHA = b"ALPH"
+SEG_LOWP = b"LOWP"  # version 2: the 1/64 low-pass, one coded unit
+SEG_LEVL = b"LEVL"  # version 2: a level byte, then the level's coded unit
 # the names of before they were named as the spec names the segments, kept working
 SEG_Z1, SEG_Z2, SEG_Y = SEG_HYP1, SEG_HYP2, SEG_YBND
-CRITICAL_TYPES = (SEG_ALPHA, SEG_HYP1, SEG_HYP2, SEG_YBND, SEG_END)
+CRITICAL_TYPES = (SEG_ALPHA, SEG_HYP1, SEG_HYP2, SEG_YBND, SEG_END, SEG_LOWP, SEG_LEVL)
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,23 @@ class Header:
         return body + struct.pack(">I", zlib.crc32(body))
 
 
-def version_for(mode: str) -> tuple[int, int]:
+def version_for(mode: str, pyramid: bool = False) -> tuple[int, int]:
     """The version a writer puts in the header: the oldest revision that has everything
-    the stream uses (GIF's rule), so a stream without alpha stays 1.0 byte for byte."""
+    the stream uses (GIF's rule), so a stream without alpha stays 1.0 byte for byte.
+    The wavelet model's streams are 2.0 (alpha included)."""
+    if pyramid:
+        return (PYRAMID_MAJOR, 0)
     return (VERSION_MAJOR, ALPHA_MINOR if mode in ALPHA_MODES else 0)
+
+
+def pack_level(level: int, coded: bytes) -> bytes:
+    return pack_segment(SEG_LEVL, bytes([level]) + coded)
+
+
+def parse_level(payload: bytes) -> tuple[int, bytes]:
+    if not payload:
+        raise CorruptStreamError("LEVL segment has no level byte")
+    return payload[0], payload[1:]
 
 
 def reduced_size(width: int, height: int, factor: int) -> tuple[int, int]:
@@ -130,9 +148,10 @@ def parse_header(data: bytes, max_pixels: int | None = None) -> Header:
     body = bytes(data[: _HEADER.size])
     _, major, minor, width, height, mode, quality, model_id = _HEADER.unpack(body)
     (crc,) = struct.unpack(">I", data[_HEADER.size : HEADER_SIZE])
-    if major != VERSION_MAJOR:
+    if major not in MAJOR_VERSIONS:
+        readable = " and ".join(f"{v}.x" for v in MAJOR_VERSIONS)
         raise UnsupportedVersionError(
-            f"c2f version {major}.{minor} is not supported (this decoder reads {VERSION_MAJOR}.x)"
+            f"c2f version {major}.{minor} is not supported (this decoder reads {readable})"
         )
     if crc != zlib.crc32(body):
         raise CorruptStreamError("header CRC mismatch")
@@ -221,6 +240,7 @@ class StreamParser:
         self._ancillary_count = 0
         self._ancillary_bytes = 0
         self._rows_seen = 0
+        self._levels_seen = 0  # version 2's LEVL segments
         self._gap = False  # a damaged band was skipped; the next band may start later
 
     def __repr__(self) -> str:
@@ -328,8 +348,16 @@ class StreamParser:
                 f"ALPH segment {where} in a stream of colour mode {self.header.mode}, "
                 "which has no alpha"
             )
-        fixed = (SEG_ALPHA, SEG_HYP1, SEG_HYP2) if self.header.has_alpha else (SEG_HYP1, SEG_HYP2)
-        expected = (fixed[self._critical],) if self._critical < len(fixed) else (SEG_YBND, SEG_END)
+        alpha: tuple[bytes, ...] = (SEG_ALPHA,) if self.header.has_alpha else ()
+        expected: tuple[bytes, ...]
+        if self.header.version[0] == PYRAMID_MAJOR:
+            order = (*alpha, SEG_LOWP, *(SEG_LEVL,) * PYRAMID_LEVELS, SEG_END)
+            expected = (order[min(self._critical, len(order) - 1)],)
+        else:
+            fixed = (*alpha, SEG_HYP1, SEG_HYP2)
+            expected = (
+                (fixed[self._critical],) if self._critical < len(fixed) else (SEG_YBND, SEG_END)
+            )
         if kind not in expected:
             raise CorruptStreamError(
                 f"{name} segment out of order {where} (expected {_type_name(expected[0])})"
@@ -350,7 +378,16 @@ class StreamParser:
             self._ancillary_bytes += len(seg.payload)
             return
         rows = self.header.latent_size[0]
-        if seg.kind == SEG_YBND:
+        if seg.kind == SEG_LEVL:
+            level, _ = parse_level(seg.payload)
+            expected_level = PYRAMID_LEVELS - self._levels_seen
+            if level != expected_level:
+                raise CorruptStreamError(
+                    f"LEVL segment at offset {seg.offset} is level {level}, "
+                    f"expected level {expected_level}"
+                )
+            self._levels_seen += 1
+        elif seg.kind == SEG_YBND:
             row, count, _ = parse_band(seg.payload)
             starts_right = row >= self._rows_seen if self._gap else row == self._rows_seen
             if not starts_right or count < 1 or row + count > rows:
@@ -360,11 +397,11 @@ class StreamParser:
                 )
             self._rows_seen = row + count
             self._gap = False
-        elif seg.kind == SEG_END:
+        elif seg.kind == SEG_END and self.header.version[0] == VERSION_MAJOR:
             if self._rows_seen != rows and not self._gap:
                 raise CorruptStreamError(f"IEND after {self._rows_seen} of {rows} latent rows")
-            if seg.payload:
-                raise CorruptStreamError("IEND segment must be empty")
+        if seg.kind == SEG_END and seg.payload:
+            raise CorruptStreamError("IEND segment must be empty")
         self._critical += 1
 
 

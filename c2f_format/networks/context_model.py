@@ -45,6 +45,7 @@ from .numpy_context_model import (
     LUMA,
     NETWORKS,
     ContextModel,
+    IntegerLayerArrays,
     low_feature,
 )
 from .numpy_layers import IntLayer
@@ -214,13 +215,14 @@ class TrainableContextModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def export(self) -> ContextModel:
-        """The exact integer form."""
-        layers = {}
+    def integer_layers(self) -> dict[str, IntegerLayerArrays]:
+        """ "<network>.<layer>" -> (weight, bias, multiplier, shift, out_min, out_max) of
+        the integer form, as the weights file stores them."""
+        out: dict[str, IntegerLayerArrays] = {}
         for name, net in self.nets.items():
             for layer in LAYERS:
                 p = getattr(net, layer).export()
-                layers[f"{name}.{layer}"] = IntLayer.from_arrays(
+                out[f"{name}.{layer}"] = (
                     p.weight.numpy(),
                     p.bias.numpy(),
                     p.multiplier.numpy(),
@@ -228,8 +230,13 @@ class TrainableContextModel(nn.Module):
                     p.out_min,
                     p.out_max,
                 )
+        return out
+
+    @torch.no_grad()
+    def export(self) -> ContextModel:
+        """The exact integer form."""
         return ContextModel(
-            layers=layers,
+            layers={n: IntLayer.from_arrays(*p) for n, p in self.integer_layers().items()},
             base=np.round(self.base.numpy() * LOG_UNIT).astype(np.int64),
             ll_mean=np.round(self.ll_mean.numpy()).astype(np.int64),
             ll_log_spread=np.round(self.ll_log_spread.numpy() * LOG_UNIT).astype(np.int64),

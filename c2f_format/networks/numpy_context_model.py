@@ -46,6 +46,8 @@ NETWORKS = {
     "carry": (CONTEXT + 9, CARRY),
 }
 LAYERS = ("a", "b", "c")
+# one integer layer as the weights file stores it: weight, bias, multiplier, shift, range
+IntegerLayerArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]
 
 
 def low_feature(low: np.ndarray, level: int) -> np.ndarray:
@@ -119,30 +121,84 @@ def code_level(
     ctx[..., 13 + CARRY :] = 0
     ctx[..., 13 + CARRY + level - 1] = ONE
     anchor = anchors(h, w)
-    mask = (anchor * ONE)[..., None].astype(np.int64)
+    mask = (anchor * ONE)[..., None]
     base = model.base[level - 1]
     q = np.zeros((h, w, 9), dtype=np.int64)
     index = np.zeros((h, w, 9), dtype=np.int64)
     amp = np.zeros((h, w, 9), dtype=np.int64)
 
-    def do_pass(out: np.ndarray, channels: list[int], where: np.ndarray) -> None:
-        idx = table_index(out[where] + base[channels], u)  # [n, len(channels)]
-        values = read(idx, where, channels)
-        sel = np.ix_(np.flatnonzero(where.reshape(-1)), np.asarray(channels))
+    def do_pass(net: str, extra: list[np.ndarray], channels: list[int], at: np.ndarray) -> None:
+        x = np.concatenate([ctx, *extra], axis=2) if extra else ctx
+        out = _evaluate(model, net, x, ANCHORS if at is anchor else REST)[at]
+        idx = table_index(out + base[channels], u)  # [n, len(channels)]
+        values = read(idx, at, channels)
+        sel = np.ix_(np.flatnonzero(at.reshape(-1)), np.asarray(channels))
         q.reshape(-1, 9)[sel] = values
         index.reshape(-1, 9)[sel] = idx
         amp.reshape(-1, 9)[sel] = amplitude(values, u)
 
-    do_pass(model.run("luma_anchor", ctx), LUMA, anchor)
-    y_seen = amp[..., LUMA] * anchor[..., None]
-    do_pass(model.run("luma_rest", np.concatenate([ctx, y_seen, mask], axis=2)), LUMA, ~anchor)
+    rest = ~anchor
+    do_pass("luma_anchor", [], LUMA, anchor)
     y = amp[..., LUMA]
-    do_pass(model.run("chroma_anchor", np.concatenate([ctx, y], axis=2)), CHROMA, anchor)
+    do_pass("luma_rest", [y * anchor[..., None], mask], LUMA, rest)
+    y = amp[..., LUMA]
+    do_pass("chroma_anchor", [y], CHROMA, anchor)
     c_seen = amp[..., CHROMA] * anchor[..., None]
-    rest = model.run("chroma_rest", np.concatenate([ctx, y, c_seen, mask], axis=2))
-    do_pass(rest, CHROMA, ~anchor)
-    carried = model.run("carry", np.concatenate([ctx, amp], axis=2))
+    do_pass("chroma_rest", [y, c_seen, mask], CHROMA, rest)
+    x = np.concatenate([ctx, amp], axis=2)
+    carried = _evaluate(model, "carry", x, ANCHORS + REST)
     return LevelResult(q, index, amp, carried.astype(np.int64))
+
+
+# a checkerboard's halves as row and column parities: anchors have r + c even
+ANCHORS, REST = [(0, 0), (1, 1)], [(0, 1), (1, 0)]
+BAND_VALUES = 1 << 21  # im2col values per band: memory stays bounded for any image
+
+
+def _evaluate(
+    model: ContextModel, net: str, x: np.ndarray, parities: list[tuple[int, int]]
+) -> np.ndarray:
+    """The network's integer output `[h, w, cout]` on `x` (`[h, w, cin]`), exact (spec
+    6.1), computed only at the positions of the given parities (row, column); the
+    others hold zeros. A parity class is a dense grid at half resolution, so its 3 x 3
+    im2col rows are plain slices of the zero-padded input's parity planes, and the
+    layer is one matrix product a band of rows at a time (float64, exact as
+    `int_conv`'s)."""
+    layers = [model.layers[f"{net}.{name}"] for name in LAYERS]
+    h, w, cin = x.shape
+    ph, pw = h + 2 + h % 2, w + 2 + w % 2  # padded by one, and to even sizes
+    padded = np.zeros((ph, pw, cin), dtype=np.float64)
+    padded[1 : h + 1, 1 : w + 1] = x
+    planes = {(a, b): padded[a::2, b::2] for a in (0, 1) for b in (0, 1)}
+    out = np.zeros((h, w, layers[-1].matrix.shape[1]), dtype=np.int64)
+    for py, px in parities:
+        ni, nj = (h - py + 1) // 2, (w - px + 1) // 2
+        if not (ni and nj):
+            continue
+        band = max(1, BAND_VALUES // (nj * 9 * cin))
+        for i0 in range(0, ni, band):
+            i1 = min(ni, i0 + band)
+            cols = np.empty((i1 - i0, nj, 9, cin), dtype=np.float64)
+            for dy in range(3):
+                for dx in range(3):
+                    a, b = (py + dy) % 2, (px + dx) % 2
+                    oi, oj = (py + dy) // 2, (px + dx) // 2
+                    cols[:, :, 3 * dy + dx] = planes[a, b][i0 + oi : i1 + oi, oj : oj + nj]
+            v = _requantise(cols.reshape(-1, 9 * cin) @ layers[0].matrix, layers[0])
+            for layer in layers[1:]:
+                v = _requantise(v.astype(np.float64) @ layer.matrix, layer)
+            out[py + 2 * i0 : py + 2 * i1 : 2, px::2][:, :nj] = v.reshape(i1 - i0, nj, -1)
+    return out
+
+
+def _requantise(acc: np.ndarray, layer: IntLayer) -> np.ndarray:
+    """Spec 6.1's requantisation of exact float64 sums."""
+    a = acc.astype(np.int64)
+    a += layer.bias
+    a *= layer.multiplier
+    a += layer.rounding
+    a >>= layer.shift
+    return np.clip(a, layer.out_min, layer.out_max, out=a)
 
 
 def ll_index(model: ContextModel, u: int, shape: tuple[int, int]) -> np.ndarray:

@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 from ..codec.api import StreamDecoder, decode, encode
 from ..codec.effort import DEFAULT_EFFORT, check_effort
-from ..codec.metrics import psnr
+from ..codec.metrics import bd_rate, psnr
 from ..codec.progress import progress
 from ..format.bitstream import hyper_end, iter_segments
 from .published_curves import KODAK
@@ -174,25 +174,6 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     v = torch.stack(values).clamp_min(1e-12)
     w = weights[: len(values)] / weights[: len(values)].sum()
     return float(torch.prod(v**w))
-
-
-def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
-    """Bjøntegaard delta rate (%) of `test` against `ref`; points are (bpp, psnr).
-
-    Cubic fits of log-rate against PSNR, integrated over the PSNR range both cover.
-    Negative: `test` needs fewer bits for the same quality.
-    """
-    r = np.array(sorted(ref, key=lambda p: p[1]))
-    t = np.array(sorted(test, key=lambda p: p[1]))
-    lo, hi = max(r[:, 1].min(), t[:, 1].min()), min(r[:, 1].max(), t[:, 1].max())
-    if hi <= lo:
-        return float("nan")
-    pr = np.polyint(np.polyfit(r[:, 1], np.log(r[:, 0]), 3))
-    pt = np.polyint(np.polyfit(t[:, 1], np.log(t[:, 0]), 3))
-    diff = (np.polyval(pt, hi) - np.polyval(pt, lo) - np.polyval(pr, hi) + np.polyval(pr, lo)) / (
-        hi - lo
-    )
-    return float((np.exp(diff) - 1) * 100)
 
 
 def curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:

@@ -23,14 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..codec.metrics import bd_rate
 from ..codec.pyramid_coding import encode_pyramid
 from ..format.entropy import TOTAL, EntropyTables
 from ..format.quantiser import table_spreads
 from ..networks.context_model import TrainableContextModel
+from ..networks.pyramid_weights import pyramid_arrays, save_pyramid
 from .data import CropSampler, load_images, validation_crops
 
 STEP_UNIT = 255 * 64  # coefficient units of a step of 1.0 in pixels in [0, 1]
 TRAIN_STEPS = (0.015, 0.6)  # the steps trained, pixels in [0, 1]
+QUALITY_STEPS = (0.6, 0.035)  # quality 1 and 100: about 0.13 and 2.3 bpp on Kodak
 SCORE_STEPS = [0.03, 0.045, 0.07, 0.1, 0.15, 0.22, 0.33, 0.5, 0.75]
 TAIL = 10.0  # a table covers +-10 spreads (the tail beyond: e**-10) and escapes the rest
 
@@ -65,6 +68,20 @@ def _laplace_cdf(t: np.ndarray, b: float) -> np.ndarray:
     return np.where(t >= 0, 1 - 0.5 * np.exp(-np.abs(t) / b), 0.5 * np.exp(-np.abs(t) / b))
 
 
+def export_weights(model: TrainableContextModel, path: Path, codes: tuple[int, int]) -> bytes:
+    """Write `model`'s weights file and list it, newest first, in `index.json` beside it
+    (the folder is then a weights set for $C2F_WEIGHTS_DIR); returns the model id."""
+    arrays = pyramid_arrays(model.integer_layers(), model.export(), laplace_tables(), codes)
+    model_id = save_pyramid(arrays, path)
+    index_path = path.parent / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"models": []}
+    models = [m for m in index["models"] if m["file"] != path.name]
+    index["models"] = [{"file": path.name, "model_id": model_id.hex()}, *models]
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    print(f"wrote {path} (model {model_id.hex()}), quality codes {codes}")
+    return model_id
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Crops in [0, 1] -> uint8 [B, 3, H, W], cut to multiples of 64."""
     h, w = x.shape[-2] // 64 * 64, x.shape[-1] // 64 * 64
@@ -90,8 +107,6 @@ def score(model: TrainableContextModel, crops: list[np.ndarray]) -> list[dict[st
 def bd_against(points: list[dict[str, float]], peers: Path | None) -> dict[str, float]:
     if peers is None or not peers.exists():
         return {}
-    from ..tools.bench import bd_rate
-
     mine = [(p["bpp"], p["psnr"]) for p in points]
     out = {}
     for name, curve in json.loads(peers.read_text())["curves"].items():
@@ -115,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bf16", action="store_true", help="the networks in bfloat16 autocast")
     p.add_argument("--fake-quant-from", type=float, default=math.inf, help="CPU-minutes")
     p.add_argument("--peers", default="", help="JSON of peers' curves on the same crops")
+    p.add_argument("--export", default="", help="write the run's weights file here and stop")
+    p.add_argument(
+        "--quality-steps",
+        type=float,
+        nargs=2,
+        default=QUALITY_STEPS,
+        help="the steps (pixels in [0, 1]) of quality 1 and 100",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Path(args.run)
@@ -134,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
         for g in opt.param_groups:
             g["lr"] = args.lr
+    if args.export:
+        codes = (step_code(args.quality_steps[0]), step_code(args.quality_steps[1]))
+        export_weights(model, Path(args.export), codes)
+        return 0
     sampler = CropSampler(load_images(Path(args.data)), args.crop, seed=steps + 1)
     crops = [to_uint8(c)[0] for c in validation_crops(Path(args.val), 8, 256)]
     peers = Path(args.peers) if args.peers else None
