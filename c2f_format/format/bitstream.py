@@ -410,11 +410,14 @@ def iter_segments(data: bytes, max_pixels: int | None = None) -> Iterator[Segmen
     yield from parser.feed(data)
 
 
+PREVIEW_LEVEL = 4  # version 2: the preview (1/8) is complete after this LEVL segment
+
+
 def hyper_end(segments: Iterable[Segment]) -> int:
-    """Where the hyper segments end: the offset just past HYP2, so that the stream's
-    bytes up to there are all the preview needs. Raises `TruncatedStreamError` when
-    `segments` has no HYP2."""
+    """Where the segments the preview needs end: the offset just past HYP2 (version 1)
+    or past the LEVL of level 4 (version 2), so that the stream's bytes up to there are
+    all the preview needs. Raises `TruncatedStreamError` when `segments` has neither."""
     for seg in segments:
-        if seg.kind == SEG_HYP2:
+        if seg.kind == SEG_HYP2 or (seg.kind == SEG_LEVL and seg.payload[:1] == b"\x04"):
             return seg.offset + seg.size
     raise TruncatedStreamError("the stream ends before its hyper segments are complete")
