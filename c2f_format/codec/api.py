@@ -104,7 +104,10 @@ def encode(
     `effort` 1..9 (default 3) is how hard the encoder searches, as in JPEG XL: from
     4 up it refines the latents of this image against the decoder (search.py), for
     smaller files at the same quality, taking longer the higher it goes (effort 9:
-    minutes for a 768x512 image on two cores). Every effort writes an ordinary stream
+    minutes for a 768x512 image on two cores). With a wavelet model (version 2 streams),
+    efforts 1 and 2 quantise with a dead zone and 3 and up choose every integer by rate
+    and distortion against the decoder's tables; nothing searches further yet. Every
+    effort writes an ordinary stream
     that every decoder reads.
 
     c2f is lossy: `lossless=True` raises InvalidArgumentError saying what to use instead.
@@ -122,7 +125,7 @@ def encode(
         from .pyramid_stream import encode_stream
 
         alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
-        return encode_stream(rgb, mode, q, wavelet, ancillary, alpha_payload)
+        return encode_stream(rgb, mode, q, wavelet, ancillary, alpha_payload, level)
     engines.require_torch("encoding")  # the analysis transform is torch's alone
     from .torch_engine import get_torch_engine
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..format.entropy import EntropyTables, UnitDecoder, encode, encode_passes
+from ..format.entropy import TOTAL, EntropyTables, UnitDecoder, encode, encode_passes
 from ..format.quantiser import quantise, step_size
 from ..format.wavelet import LEVELS, pad_to_pyramid, pyramid, synthesis, to_pixels
 from ..networks.numpy_context_model import (
@@ -32,9 +32,13 @@ def encode_pyramid(
     model: ContextModel,
     tables: EntropyTables,
     deadzone: int = DEADZONE,
+    rdo: float = 0.0,
 ) -> tuple[list[bytes], np.ndarray]:
     """uint8 RGB `[3, H, W]` at step code `u` -> (the coded units, coarsest first; the
-    image the decoder will output)."""
+    image the decoder will output). With `rdo` > 0, each detail coefficient's integer is
+    chosen, once its table is known, among rounding to nearest, one step toward zero and
+    zero, for the least squared error plus `rdo * D**2` times its bits (rate-distortion
+    optimised quantisation against the decoder's own tables); otherwise the dead zone."""
     _, height, width = pixels.shape
     step = step_size(u)
     ll, details = pyramid(pad_to_pyramid(pixels))
@@ -43,10 +47,15 @@ def encode_pyramid(
     low = q_ll * step
     parent: LevelResult | None = None
     for level in range(LEVELS, 0, -1):
-        d = quantise(details[level - 1], step, deadzone)  # [3, 3, h, w]
-        q9 = d.reshape(9, *d.shape[2:]).transpose(1, 2, 0)
+        c = details[level - 1]  # [3, 3, h, w]
+        c9 = c.reshape(9, *c.shape[2:]).transpose(1, 2, 0)
         passes: list[tuple[np.ndarray, np.ndarray]] = []
-        parent = code_level(model, level, low, parent, u, _writer(q9, passes))
+        if rdo > 0:
+            chooser = _RateDistortion(c9, step, rdo, model.offsets, tables)
+            writer = chooser.writer(passes)
+        else:
+            writer = _writer(quantise(c9, step, deadzone), passes)
+        parent = code_level(model, level, low, parent, u, writer)
         units.append(encode_passes(passes, tables))
         low = synthesis(low, dequantise_level(model, parent, step))
     return units, to_pixels(low)[:, :height, :width]
@@ -122,6 +131,68 @@ def _writer(q9: np.ndarray, passes: list[tuple[np.ndarray, np.ndarray]]) -> Read
         return values
 
     return read
+
+
+class _RateDistortion:
+    """Rate-distortion optimised quantisation of one level's coefficients `c9`
+    (`[h, w, 9]`): each element's integer, once its table is known, is the cheapest of
+    three candidates by squared error + lambda * bits, lambda = `k` * D**2 (with the
+    table's reconstruction offset, as the decoder rebuilds it)."""
+
+    def __init__(
+        self, c9: np.ndarray, step: int, k: float, offsets: np.ndarray, tables: EntropyTables
+    ) -> None:
+        self.c9, self.step, self.offsets = c9, step, offsets
+        self.lam = k * float(step) ** 2
+        self.bits, self.radii = _code_lengths(tables)
+
+    def writer(self, passes: list[tuple[np.ndarray, np.ndarray]]) -> Reader:
+        def read(index: np.ndarray, where: np.ndarray, channels: list[int]) -> np.ndarray:
+            c = self.c9[where][:, channels].astype(np.float64)
+            values = self.choose(c, index)
+            passes.append((values, index))
+            return values
+
+        return read
+
+    def choose(self, c: np.ndarray, index: np.ndarray) -> np.ndarray:
+        step = self.step
+        near = np.sign(c) * np.floor(np.abs(c) / step + 0.5)
+        toward = near - np.sign(near)
+        shrink = ((self.offsets[index] * step + 128) >> 8).astype(np.float64)
+        best, best_cost = near, None
+        for cand in (near, toward, np.zeros_like(near)):
+            v = cand * step - np.sign(cand) * shrink
+            r = self.radii[index]
+            sym = np.clip(cand, -r - 1, r + 1).astype(np.int64) + r  # escape past the edge
+            cost = (c - v) ** 2 + self.lam * self.bits[index, sym]
+            if best_cost is None:
+                best_cost = cost
+            else:
+                better = cost < best_cost
+                best = np.where(better, cand, best)
+                best_cost = np.where(better, cost, best_cost)
+        return best.astype(np.int64)
+
+
+_LENGTHS: dict[int, tuple[EntropyTables, np.ndarray, np.ndarray]] = {}
+
+
+def _code_lengths(tables: EntropyTables) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of each symbol of each table, `[64, Wt + 1]` (column 2R + 1: an escape, with
+    its 16-bit payload; index -1 likewise), and the radii."""
+    key = id(tables)
+    if key not in _LENGTHS or _LENGTHS[key][0] is not tables:
+        f = tables.freqs.astype(np.float64)
+        bits = np.full((f.shape[0], f.shape[1] + 1), np.inf)
+        radii = tables.radii.astype(np.int64)
+        for j, r in enumerate(radii):
+            row = -np.log2(f[j, : 2 * r + 2] / TOTAL)
+            row[2 * r + 1] += np.log2(65535)
+            bits[j, : 2 * r + 2] = row
+            bits[j, -1] = row[2 * r + 1]  # below -R: an escape too
+        _LENGTHS[key] = (tables, bits, radii)
+    return _LENGTHS[key][1:]
 
 
 def _reader(unit: UnitDecoder) -> Reader:

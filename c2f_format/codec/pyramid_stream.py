@@ -25,12 +25,17 @@ from ..format.bitstream import (
 from ..format.constants import PREVIEW_SCALE
 from ..format.wavelet import LEVELS
 from ..networks.pyramid_weights import PyramidModel
+from .effort import DEFAULT_EFFORT
 from .pyramid_coding import DEADZONE, PyramidDecoder, encode_pyramid
 
 if TYPE_CHECKING:
     from .tiling import TileCallback, TileSink
 
 PREVIEW_LEVEL = PREVIEW_SCALE.bit_length() - 1  # the preview is the low-pass at level 3
+RDO_EFFORT = 3  # efforts from here on choose each integer by rate and distortion ...
+# ... with lambda = 0.1 D**2 per bit: on the held-out crops (2026-12-07, the line at 25
+# CPU-min) -27.7% BD-rate against WebP, against -26.8% with the dead zone alone
+RDO_LAMBDA = 0.1
 
 
 def encode_stream(
@@ -40,18 +45,21 @@ def encode_stream(
     model: PyramidModel,
     ancillary: Sequence[tuple[bytes, bytes]] = (),
     alpha: bytes | None = None,
-    deadzone: int = DEADZONE,
+    effort: int = DEFAULT_EFFORT,
 ) -> bytes:
     """`rgb`: uint8 [H, W, 3]; `mode`: the header's colour mode; `ancillary`: (type,
-    payload) segments; `alpha`: the ALPH payload, required for LA and RGBA. Returns the
-    whole stream."""
+    payload) segments; `alpha`: the ALPH payload, required for LA and RGBA; `effort`:
+    below 3 the dead-zone quantiser, from 3 on each integer chosen against the
+    decoder's own tables (rate-distortion optimised quantisation). Returns the whole
+    stream."""
     height, width = rgb.shape[:2]
     header = Header(width, height, mode, quality, model.model_id, version_for(mode, True))
     if (alpha is not None) != header.has_alpha:
         raise ValueError(f"colour mode {mode} takes {'an' if header.has_alpha else 'no'} ALPH")
     u = model.step_code(quality)
     pixels = np.ascontiguousarray(rgb.transpose(2, 0, 1))
-    units, _ = encode_pyramid(pixels, u, model.context, model.tables, deadzone)
+    rdo = RDO_LAMBDA if effort >= RDO_EFFORT else 0.0
+    units, _ = encode_pyramid(pixels, u, model.context, model.tables, DEADZONE, rdo)
     out = [header.pack()] + [pack_segment(kind, payload) for kind, payload in ancillary]
     if alpha is not None:
         out.append(pack_segment(SEG_ALPHA, alpha))
