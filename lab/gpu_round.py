@@ -352,6 +352,15 @@ def main(argv: list[str] | None = None) -> int:
         args.data = [args.repo / PACK]
         if args.dry_run and not args.data[0].exists():
             args.data = [args.repo / "tests" / "data"]  # no pack here (CI): the sample image
+    if not args.dry_run and not args.state.exists():
+        print(
+            f"{args.state} not found. The c2f network's line ended with round 14 and its "
+            "state left the tree; restore it (lab/training.md, 'The main line') to give a "
+            "GPU round to that network. The wavelet line (lab/training-context) has no GPU "
+            "round yet.",
+            file=sys.stderr,
+        )
+        return 2
     if args.dry_run:
         args.steps = args.steps or 3
         args.log_every = 1

@@ -155,7 +155,7 @@ def test_damage_is_a_clear_error(wavelet_weights: Path, photo: Image.Image) -> N
 
 
 def test_pillow_reads_and_writes_version_2(wavelet_weights: Path, photo: Image.Image) -> None:
-    import plugins.pillow_c2f  # noqa: F401  (registers the format)
+    import c2f_format  # noqa: F401  (registers the format with Pillow)
 
     buf = io.BytesIO()
     photo.save(buf, format="C2F", quality=55)
