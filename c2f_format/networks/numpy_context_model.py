@@ -50,10 +50,14 @@ LAYERS = ("a", "b", "c")
 IntegerLayerArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]
 
 
+LOW_MAX = 1024  # the low-pass feature's clamp: a real image's stays within +-256
+
+
 def low_feature(low: np.ndarray, level: int) -> np.ndarray:
     """The low-pass at level `level` (coefficient units, gain 2**level) as the networks
-    read it: in half pixel levels, 1/64 on their grid."""
-    return low >> (FRACTION + level + 1)
+    read it: in half pixel levels, 1/64 on their grid; clamped, so that no stream, however
+    made, takes an input past the integer networks' bound (spec 6.3)."""
+    return np.clip(low >> (FRACTION + level + 1), -LOW_MAX, LOW_MAX)
 
 
 def anchors(h: int, w: int) -> np.ndarray:
