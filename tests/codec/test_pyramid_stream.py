@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from helpers import KODIM23
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from c2f_format.codec.api import decode, encode, info
@@ -144,8 +147,6 @@ def test_damage_is_a_clear_error(wavelet_weights: Path, photo: Image.Image) -> N
         decode(bytes(bad))
     swapped = bytearray(data)
     swapped[level3.offset + 8] = 2  # the level byte (CRC fixed up below)
-    import zlib
-
     payload = bytes(swapped[level3.offset + 8 : level3.offset + 8 + len(level3.payload)])
     crc = zlib.crc32(payload, zlib.crc32(b"LEVL")).to_bytes(4, "big")
     end = level3.offset + 8 + len(level3.payload)
@@ -169,3 +170,36 @@ def test_pillow_reads_and_writes_version_2(wavelet_weights: Path, photo: Image.I
 def test_version_1_streams_still_decode(wavelet_weights: Path) -> None:
     v1 = (REPO / "spec" / "vectors" / "pixel-1x1-q1.c2f").read_bytes()
     assert decode(v1).size == (1, 1)
+
+
+@pytest.fixture(scope="module")
+def small_v2(wavelet_weights: Path) -> tuple[bytes, tuple[int, int]]:
+    with Image.open(KODIM23) as im:
+        small = im.convert("RGB").crop((300, 200, 364, 248))
+    return encode(small, quality=40), small.size
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_garbled_levels_fail_cleanly(
+    small_v2: tuple[bytes, tuple[int, int]], data: st.DataObject
+) -> None:
+    """Any byte of any LOWP or LEVL payload changed (its CRC fixed up, so the decoder
+    must cope with the coded data itself) gives an image or a CorruptStreamError, never
+    another exception."""
+    original, size = small_v2
+    stream = bytearray(original)
+    segs = [s for s in StreamParser().feed(original) if s.kind in (b"LOWP", b"LEVL")]
+    seg = data.draw(st.sampled_from(segs))
+    at = data.draw(st.integers(1 if seg.kind == b"LEVL" else 0, len(seg.payload) - 1))
+    payload = bytearray(seg.payload)
+    payload[at] ^= data.draw(st.integers(1, 255))
+    start = seg.offset + 8
+    stream[start : start + len(payload)] = payload
+    crc = zlib.crc32(bytes(payload), zlib.crc32(seg.kind)).to_bytes(4, "big")
+    stream[start + len(payload) : start + len(payload) + 4] = crc
+    try:
+        out = decode(bytes(stream))
+    except CorruptStreamError:
+        return
+    assert out.size == size
