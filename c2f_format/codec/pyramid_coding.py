@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..format.entropy import TOTAL, EntropyTables, UnitDecoder, encode, encode_passes
-from ..format.quantiser import quantise, step_size
+from ..format.quantiser import dequantise, quantise, step_size
 from ..format.wavelet import LEVELS, pad_to_pyramid, pyramid, synthesis, to_pixels
 from ..networks.numpy_context_model import (
     ContextModel,
@@ -159,10 +159,9 @@ class _RateDistortion:
         step = self.step
         near = np.sign(c) * np.floor(np.abs(c) / step + 0.5)
         toward = near - np.sign(near)
-        shrink = ((self.offsets[index] * step + 128) >> 8).astype(np.float64)
         best, best_cost = near, None
         for cand in (near, toward, np.zeros_like(near)):
-            v = cand * step - np.sign(cand) * shrink
+            v = dequantise(cand.astype(np.int64), step, index, self.offsets)
             r = self.radii[index]
             sym = np.clip(cand, -r - 1, r + 1).astype(np.int64) + r  # escape past the edge
             cost = (c - v) ** 2 + self.lam * self.bits[index, sym]

@@ -148,6 +148,7 @@ class TrainableContextModel(nn.Module):
         mean = self.ll_mean.view(1, 3, 1, 1) / step_t
         total: Tensor = _laplace_bits_mean(torch.as_tensor(q_ll, dtype=torch.float32), mean, spread)
         low = q_ll * np.array(steps).reshape(-1, 1, 1, 1)
+        offsets = reconstruction_offsets()
         parent: Tensor | None = None
         carried: Tensor | None = None
         for level in range(LEVELS, 0, -1):
@@ -167,7 +168,6 @@ class TrainableContextModel(nn.Module):
             parent = amp
             # the decoder's reconstruction of this level, for the next level's context
             ints = torch.round(log_spread.detach() * LOG_UNIT).numpy().astype(np.int64)
-            offsets = reconstruction_offsets()
             rebuilt = []
             for k in range(b):
                 index = table_index(ints[k], int(u[k]))

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..format.quantiser import amplitude, dequantise, table_index
 from ..format.wavelet import FRACTION, LEVELS
-from .numpy_layers import IntLayer, int_conv
+from .numpy_layers import IntLayer
 
 CARRY = 16  # features a level hands to the next finer one
 HIDDEN = 32  # the networks' width
@@ -81,11 +81,6 @@ class ContextModel:
     ll_mean: np.ndarray  # int [3], coefficient units
     ll_log_spread: np.ndarray  # int [3], 32 * log2(spread in coefficient units) - 320
     offsets: np.ndarray  # int [64], reconstruction offset of each table, 1/256 step
-
-    def run(self, name: str, x: np.ndarray) -> np.ndarray:
-        for layer in LAYERS:
-            x = int_conv(x, self.layers[f"{name}.{layer}"])
-        return x
 
 
 # read(tables [n, channels], positions [h, w] bool, channels) -> the integers [n, channels]
@@ -163,7 +158,8 @@ def _evaluate(
     model: ContextModel, net: str, x: np.ndarray, parities: list[tuple[int, int]]
 ) -> np.ndarray:
     """The network's integer output `[h, w, cout]` on `x` (`[h, w, cin]`), exact (spec
-    6.1), computed only at the positions of the given parities (row, column); the
+    6.1: what `numpy_layers.int_conv` layer after layer gives), computed only at the
+    positions of the given parities (row, column); the
     others hold zeros. A parity class is a dense grid at half resolution, so its 3 x 3
     im2col rows are plain slices of the zero-padded input's parity planes, and the
     layer is one matrix product a band of rows at a time (float64, exact as

@@ -118,3 +118,23 @@ def test_rate_distortion_quantisation(
         # squared error in coefficient units (2**6 a level), as the encoder weighs it
         costs.append(sse * 64**2 + 0.1 * step**2 * bits)
     assert costs[1] < costs[0]
+
+
+def test_the_checkerboard_evaluation_is_int_conv(trained: TrainableContextModel) -> None:
+    """Each network evaluated on one half of the checkerboard gives there exactly what
+    spec 6.1's integer convolutions give on the whole grid."""
+    from c2f_format.networks.numpy_context_model import ANCHORS, NETWORKS, REST, _evaluate
+    from c2f_format.networks.numpy_layers import int_conv
+
+    exact = trained.export()
+    rng = np.random.default_rng(2)
+    for h, w in ((6, 9), (7, 5)):
+        for net, (cin, _) in NETWORKS.items():
+            x = rng.integers(-64, 300, size=(h, w, cin))
+            ref = x
+            for layer in ("a", "b", "c"):
+                ref = int_conv(ref, exact.layers[f"{net}.{layer}"])
+            anchor = (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
+            for parities, where in ((ANCHORS, anchor), (REST, ~anchor)):
+                out = _evaluate(exact, net, x, parities)
+                assert np.array_equal(out[where], ref[where].astype(np.int64))
