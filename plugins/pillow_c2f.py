@@ -56,7 +56,7 @@ DECODER = "c2f"
 DRAFT_SCALES = tuple(sorted(set(REDUCE_FACTORS) - {1}, reverse=True))  # 8, 4, 2
 
 
-TOLERANCE_HINT = "ImageFile.LOAD_TRUNCATED_IMAGES = True decodes it with the rows lost predicted"
+TOLERANCE_HINT = "ImageFile.LOAD_TRUNCATED_IMAGES = True decodes it from what arrived"
 
 
 def _read_up_to(fp: IO[bytes], n: int) -> bytes:
@@ -188,7 +188,9 @@ class C2FDecoder(ImageFile.PyDecoder):
     def _stream(self) -> api.StreamDecoder:
         if self._decoder is None:
             self._decoder = api.StreamDecoder(
-                max_pixels=_pixel_limit(), allow_truncated=bool(ImageFile.LOAD_TRUNCATED_IMAGES)
+                max_pixels=_pixel_limit(),
+                allow_truncated=bool(ImageFile.LOAD_TRUNCATED_IMAGES),
+                reduce=self._reduce,
             )
         return self._decoder
 
@@ -261,9 +263,8 @@ class C2FDecoder(ImageFile.PyDecoder):
             if self._preview_only:
                 self._show_preview()
             else:
-                warnings.warn(
-                    f"c2f: {self._stream.missing()}; missing rows predicted", stacklevel=2
-                )
+                what = f"{self._stream.missing()}; {self._stream.filled()}"
+                warnings.warn(f"c2f: {what}", stacklevel=2)
                 self._show(self._stream.image(partial=True, reduce=self._reduce))
             return -1, 0
         hinted = api.with_hint(

@@ -3,12 +3,16 @@ tests import, such as the data paths, are in helpers.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import KODIM23
+from helpers import KODIM23, REPO
 from PIL import Image
 
 import c2f_format
@@ -44,6 +48,50 @@ def pytest_report_header() -> str | None:
 
 
 @pytest.fixture(scope="session")
+def v1_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights set with c2f-v3 alone, so `encode` writes version 1 streams."""
+    folder = tmp_path_factory.mktemp("weights-v1")
+    index = json.loads((REPO / "weights" / "index.json").read_text())
+    entry = next(m for m in index["models"] if m["file"] == "c2f-v3.npz")
+    (folder / entry["file"]).symlink_to(REPO / "weights" / entry["file"])
+    (folder / "index.json").write_text(json.dumps({"models": [entry]}))
+    return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _version_1_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module marked `v1` as a whole has c2f-v3 alone for its module fixtures too."""
+    if request.node.get_closest_marker("v1"):
+        with _weights_dir(request.getfixturevalue("v1_weights")):
+            yield
+    else:
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _version_1_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked `v1` (version 1's segments, tiles, latents and c2f-v3 itself) run
+    with c2f-v3 as the newest installed model; the others with the shipped set. Their
+    streams are `small_stream_v1` and `kodim23_stream_v1`."""
+    if request.node.get_closest_marker("v1"):
+        monkeypatch.setenv("C2F_WEIGHTS_DIR", str(request.getfixturevalue("v1_weights")))
+
+
+@contextlib.contextmanager
+def _weights_dir(folder: Path) -> Iterator[None]:
+    """$C2F_WEIGHTS_DIR set to `folder` for a session fixture (monkeypatch is per test)."""
+    before = os.environ.get("C2F_WEIGHTS_DIR")
+    os.environ["C2F_WEIGHTS_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["C2F_WEIGHTS_DIR"]
+        else:
+            os.environ["C2F_WEIGHTS_DIR"] = before
+
+
+@pytest.fixture(scope="session")
 def kodim23() -> Image.Image:
     with Image.open(KODIM23) as im:
         return im.convert("RGB")
@@ -61,6 +109,12 @@ def small_stream(small_rgb: np.ndarray) -> bytes:
     return c2f_format.encode(small_rgb, quality=60)
 
 
+@pytest.fixture(scope="session")
+def small_stream_v1(small_rgb: np.ndarray, v1_weights: Path) -> bytes:
+    with _weights_dir(v1_weights):
+        return c2f_format.encode(small_rgb, quality=60)
+
+
 @pytest.fixture
 def small_file(tmp_path: Path, small_stream: bytes) -> Path:
     """`small_stream` as the file tmp_path/s.c2f, the input of the CLI's tests."""
@@ -72,3 +126,9 @@ def small_file(tmp_path: Path, small_stream: bytes) -> Path:
 @pytest.fixture(scope="session")
 def kodim23_stream(kodim23: Image.Image) -> bytes:
     return c2f_format.encode(kodim23, quality=75)
+
+
+@pytest.fixture(scope="session")
+def kodim23_stream_v1(kodim23: Image.Image, v1_weights: Path) -> bytes:
+    with _weights_dir(v1_weights):
+        return c2f_format.encode(kodim23, quality=75)

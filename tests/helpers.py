@@ -25,7 +25,8 @@ REPO = TESTS.parent
 DATA = TESTS / "data"
 KODIM23 = DATA / "kodim23.png"
 FUZZ = TESTS / "fuzz"
-VECTORS = REPO / "spec" / "vectors"
+VECTORS = REPO / "spec" / "vectors"  # version 1's, made with c2f-v3
+VECTORS_V2 = REPO / "spec" / "vectors-v2"  # the shipped model's
 KODAK = REPO.parent / "shared" / "data" / "kodak"  # ../shared beside the checkout, as in CI
 
 
@@ -42,10 +43,15 @@ replay = _load_replay()
 
 
 def run_python(
-    code: str, *args: str, timeout: float = 300, stdin: bytes = b""
+    code: str,
+    *args: str,
+    timeout: float = 300,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """`python -c code args` in an empty folder, so that it imports the installed
-    c2f_format (the code always runs installed) and not the checkout's folder."""
+    c2f_format (the code always runs installed) and not the checkout's folder; `env`
+    adds to this process's environment."""
     with tempfile.TemporaryDirectory() as cwd:
         return subprocess.run(
             [sys.executable, "-c", code, *args],
@@ -54,6 +60,7 @@ def run_python(
             cwd=cwd,
             timeout=timeout,
             check=False,
+            env=None if env is None else {**os.environ, **env},
         )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from ..format.bitstream import (
     SEG_EXIF,
     SEG_HYP1,
     SEG_HYP2,
+    SEG_LEVL,
+    SEG_LOWP,
     SEG_YBND,
     Header,
     StreamParser,
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 # what each error adds on how to go on, in the API's terms (the CLI and the Pillow
 # plugin say it in theirs)
 LIMIT_HINT = "max_pixels=None lifts the limit"
-TRUNCATED_HINT = "allow_truncated=True decodes it with the rows lost predicted"
+TRUNCATED_HINT = "allow_truncated=True decodes it from what arrived"
 
 
 def _check_quality(quality: object) -> int:
@@ -88,7 +91,9 @@ def encode(
 
     `quality` 1..100 trades size for fidelity as in JPEG. `device` ("cpu", "cuda", ...)
     defaults to $C2F_DEVICE, else CUDA when present, else CPU; the stream is the same
-    kind of stream either way and decodes on any device.
+    kind of stream either way and decodes on any device. (The shipped wavelet model
+    encodes with NumPy integer arithmetic on the CPU whatever the device; a device that
+    does not exist is still an error.)
 
     `exif` and `icc_profile` default to the image's `info["exif"]` and
     `info["icc_profile"]` (as Pillow's readers fill them); pass None to leave one out,
@@ -121,7 +126,9 @@ def encode(
     from ..networks.pyramid_weights import newest_pyramid
 
     wavelet = newest_pyramid()
-    if wavelet is not None:  # the wavelet model: exact integers, no torch, any device
+    if wavelet is not None:  # the wavelet model: exact integers, NumPy on the CPU
+        if device is not None:  # checked as for decoding, though nothing runs on it
+            engines.check_device("torch" if engines.torch_available() else "numpy", device)
         from .pyramid_stream import encode_stream
 
         alpha_payload = None if alpha is None else alpha_coding.encode_plane(alpha)
@@ -162,7 +169,11 @@ def decode(
     raw = bytes_of(data, "decode()")
     check_reduce(reduce, REDUCE_FACTORS)
     dec = StreamDecoder(
-        device=device, max_pixels=max_pixels, allow_truncated=allow_truncated, backend=backend
+        device=device,
+        max_pixels=max_pixels,
+        allow_truncated=allow_truncated,
+        backend=backend,
+        reduce=reduce,
     )
     try:
         dec.feed(raw)
@@ -175,7 +186,7 @@ def decode(
     if reduce == PREVIEW_SCALE:  # the hyper segments suffice, but the stream must be whole
         return dec.preview()
     if not dec.complete and allow_truncated and dec.preview_ready:
-        warnings.warn(f"c2f: {dec.missing()}; missing rows predicted", stacklevel=2)
+        warnings.warn(f"c2f: {dec.missing()}; {dec.filled()}", stacklevel=2)
         return dec.image(partial=True, reduce=reduce, on_tile=on_tile)
     return dec.image(reduce=reduce, on_tile=on_tile)
 
@@ -218,6 +229,9 @@ class StreamInfo:
         return "\n".join(lines)
 
 
+_LEVELS = re.compile(r"after [3-6] of 6 levels")  # a version 2 stream past its preview
+
+
 def with_hint(exc: C2FError, hint: str) -> C2FError:
     """`exc` with what to do about it: for a size over the caller's limit (not the
     format's), a stream cut inside its rows or a damaged row band (decodable in part);
@@ -225,9 +239,9 @@ def with_hint(exc: C2FError, hint: str) -> C2FError:
     text = str(exc)
     if isinstance(exc, ImageTooLargeError) and "exceeds the limit" in text:
         return ImageTooLargeError(f"{text}; {hint}")
-    if isinstance(exc, TruncatedStreamError) and "latent rows" in text:
+    if isinstance(exc, TruncatedStreamError) and ("latent rows" in text or _LEVELS.search(text)):
         return TruncatedStreamError(f"{text}; {hint}")
-    if type(exc) is CorruptStreamError and "YBND segment" in text:
+    if type(exc) is CorruptStreamError and ("YBND segment" in text or "LEVL segment" in text):
         return CorruptStreamError(f"{text}; {hint}")
     return exc
 
@@ -261,6 +275,13 @@ def info(data: bytes | bytearray | memoryview) -> StreamInfo:
             notes[s.offset] = f"latent rows {row}..{row + count - 1}"
         elif s.kind in (SEG_HYP1, SEG_HYP2):
             notes[s.offset] = "hyper layer " + ("z1 (1/64)" if s.kind == SEG_HYP1 else "z2 (1/32)")
+        elif s.kind == SEG_LOWP:
+            notes[s.offset] = "low-pass (1/64)"
+        elif s.kind == SEG_LEVL and s.payload:
+            level = s.payload[0]
+            scale = f"1/{1 << (level - 1)}" if level > 1 else "full size"
+            preview = ", the preview" if level == PREVIEW_SCALE.bit_length() else ""
+            notes[s.offset] = f"level {level}: the image at {scale}{preview}"
         elif s.kind == SEG_END:
             notes[s.offset] = "end"
         elif s.kind == SEG_ALPHA:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..format.entropy import TOTAL, EntropyTables, UnitDecoder, encode, encode_passes
 from ..format.quantiser import dequantise, quantise, step_size
-from ..format.wavelet import LEVELS, pad_to_pyramid, pyramid, synthesis, to_pixels
+from ..format.wavelet import LEVELS, pad_to_pyramid, pyramid, reduced, synthesis, to_pixels
 from ..networks.numpy_context_model import (
     ContextModel,
     LevelResult,
@@ -116,7 +116,7 @@ class PyramidDecoder:
         for _ in range(self.level - shift):  # levels missing above the scale asked for
             c = synthesis(c, np.zeros((3, 3, *c.shape[1:]), dtype=np.int64))
         if shift:
-            c = (c + (1 << (shift - 1))) >> shift  # the low-pass at level k has gain 2**k
+            c = reduced(c, shift)
         h, w = -(-self.height // reduce), -(-self.width // reduce)
         return to_pixels(c)[:, :h, :w].transpose(1, 2, 0)
 

@@ -19,7 +19,7 @@ from ..format.bitstream import (
     Segment,
     StreamParser,
 )
-from ..format.constants import PREVIEW_SCALE
+from ..format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from ..format.errors import (
     C2FError,
     CorruptStreamError,
@@ -99,10 +99,14 @@ class StreamDecoder:
         allow_truncated: bool = False,
         backend: str | None = None,
         *,
+        reduce: int = 1,
         tolerate_damage: bool | None = None,
     ) -> None:
-        """`tolerate_damage` is `allow_truncated`'s old name (as `decode` and the CLI call
-        it), kept working with a DeprecationWarning."""
+        """`reduce` (1, 2, 4 or 8) is the smallest scale `image` will be asked for: a
+        version 2 stream's levels finer than it are checked but not decoded (1/2 then
+        takes about a quarter of a full decode's time). `tolerate_damage` is
+        `allow_truncated`'s old name (as `decode` and the CLI call it), kept working with
+        a DeprecationWarning."""
         if tolerate_damage is not None:
             warnings.warn(
                 "StreamDecoder(tolerate_damage=) is now allow_truncated=",
@@ -114,6 +118,7 @@ class StreamDecoder:
         self.max_pixels = check_max_pixels(max_pixels)
         self.allow_truncated = allow_truncated
         self.backend = backend
+        self.reduce = check_reduce(reduce, REDUCE_FACTORS)
         # exif and icc_profile as stored (Exif without the prefix that `info` adds)
         self.metadata: dict[str, bytes] = {}
         self.damage: list[str] = []
@@ -207,7 +212,7 @@ class StreamDecoder:
                 failure = exc  # the segments completed before it still count
             segments = self._parser.segments[done:]
             if self._latent is None and self.header is not None:
-                self._latent = _latent_decoder(self._backend, self._dev, self.header)
+                self._latent = _latent_decoder(self._backend, self._dev, self.header, self.reduce)
             for offset in self._parser.damaged[seen:]:
                 self.damage.append(f"CRC mismatch in YBND segment at offset {offset}")
             for seg in segments:
@@ -287,6 +292,12 @@ class StreamDecoder:
         image.info.update(self.info)
         return image
 
+    def filled(self) -> str:
+        """What a partial decode puts where the stream is missing, in words."""
+        if isinstance(self._latent, PyramidStreamDecoder):
+            return "missing levels left out"
+        return "missing rows predicted"
+
     def missing(self) -> str:
         """What is still missing, in words (for messages about truncation)."""
         if self.header is None:
@@ -313,14 +324,14 @@ class StreamDecoder:
 
 
 def _latent_decoder(
-    backend: str, device: object, header: Header
+    backend: str, device: object, header: Header, reduce: int = 1
 ) -> LatentDecoder | PyramidStreamDecoder:
     """The decoder of the stream's model: version 2 streams decode by the wavelet model's
     exact integer arithmetic on every backend; version 1 streams on the engine."""
     if header.version[0] == PYRAMID_MAJOR:
         from ..networks.pyramid_weights import load_pyramid
 
-        return PyramidStreamDecoder(load_pyramid(header.model_id), header)
+        return PyramidStreamDecoder(load_pyramid(header.model_id), header, reduce)
     return LatentDecoder(engines.engine(backend, device, header.model_id), header)
 
 

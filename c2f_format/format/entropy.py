@@ -196,7 +196,9 @@ class UnitDecoder:
         lvl = levels.reshape(-1).astype(np.int64)
         out = np.zeros(lvl.size, dtype=np.int64)
         try:
-            order = np.argsort(lvl, kind="stable")
+            # a stable sort of small keys: NumPy's radix sort, linear in the pass's size
+            keys = lvl.astype(np.uint8) if tables.levels <= 256 else lvl
+            order = np.argsort(keys, kind="stable")
             bounds = np.searchsorted(lvl[order], np.arange(tables.levels + 1))
             for level in range(tables.levels):
                 pos = order[bounds[level] : bounds[level + 1]]

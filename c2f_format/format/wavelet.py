@@ -36,43 +36,60 @@ def _mul(x: np.ndarray, c: int, bits: int = LIFT_BITS) -> np.ndarray:
     return (x * c + (1 << (bits - 1))) >> bits
 
 
-def _next(s: np.ndarray) -> np.ndarray:
-    """s[n + 1] along the last axis, mirrored past the end (whole-sample symmetry)."""
-    return np.concatenate([s[..., 1:], s[..., -1:]], axis=-1)
+def _along(x: np.ndarray, axis: int, part: slice) -> np.ndarray:
+    """`x[..., part, ...]` with `part` on `axis` (a view)."""
+    index = [slice(None)] * x.ndim
+    index[axis] = part
+    return x[tuple(index)]
 
 
-def _prev(d: np.ndarray) -> np.ndarray:
-    """d[n - 1] along the last axis, mirrored before the start."""
-    return np.concatenate([d[..., :1], d[..., :-1]], axis=-1)
+def _next(s: np.ndarray, axis: int) -> np.ndarray:
+    """s[n + 1] along `axis`, mirrored past the end (whole-sample symmetry)."""
+    n = s.shape[axis]
+    return np.concatenate([_along(s, axis, slice(1, n)), _along(s, axis, slice(n - 1, n))], axis)
 
 
-def _analysis_1d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s, d = x[..., 0::2], x[..., 1::2]
-    d = d + _mul(s + _next(s), ALPHA)
-    s = s + _mul(_prev(d) + d, BETA)
-    d = d + _mul(s + _next(s), GAMMA)
-    s = s + _mul(_prev(d) + d, DELTA)
+def _prev(d: np.ndarray, axis: int) -> np.ndarray:
+    """d[n - 1] along `axis`, mirrored before the start."""
+    n = d.shape[axis]
+    return np.concatenate([_along(d, axis, slice(0, 1)), _along(d, axis, slice(0, n - 1))], axis)
+
+
+def _split(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The even and odd samples along `axis` (views)."""
+    return _along(x, axis, slice(0, None, 2)), _along(x, axis, slice(1, None, 2))
+
+
+def _analysis_1d(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    s, d = _split(x, axis)
+    d = d + _mul(s + _next(s, axis), ALPHA)
+    s = s + _mul(_prev(d, axis) + d, BETA)
+    d = d + _mul(s + _next(s, axis), GAMMA)
+    s = s + _mul(_prev(d, axis) + d, DELTA)
     return _mul(s, SCALE_LOW), _mul(d, SCALE_HIGH)
 
 
-def _synthesis_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _synthesis_1d(s: np.ndarray, d: np.ndarray, axis: int = -1) -> np.ndarray:
     s, d = _mul(s, SCALE_HIGH), _mul(d, SCALE_LOW)
-    s = s - _mul(_prev(d) + d, DELTA)
-    d = d - _mul(s + _next(s), GAMMA)
-    s = s - _mul(_prev(d) + d, BETA)
-    d = d - _mul(s + _next(s), ALPHA)
-    out = np.empty((*s.shape[:-1], 2 * s.shape[-1]), dtype=np.int64)
-    out[..., 0::2], out[..., 1::2] = s, d
+    s = s - _mul(_prev(d, axis) + d, DELTA)
+    d = d - _mul(s + _next(s, axis), GAMMA)
+    s = s - _mul(_prev(d, axis) + d, BETA)
+    d = d - _mul(s + _next(s, axis), ALPHA)
+    shape = list(s.shape)
+    shape[axis] *= 2
+    out = np.empty(shape, dtype=np.int64)
+    even, odd = _split(out, axis)
+    even[...], odd[...] = s, d
     return out
 
 
 def analysis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One level: `[..., H, W]` -> (LL `[..., H/2, W/2]`, details `[..., 3, C, H/2, W/2]`
     ordered HL, LH, HH), where HL is high horizontally and low vertically. Rows are
-    filtered first, then columns."""
+    filtered first, then columns (along the rows' axis, which keeps memory contiguous)."""
     lo, hi = _analysis_1d(x)
-    ll, lh = (np.swapaxes(t, -1, -2) for t in _analysis_1d(np.swapaxes(lo, -1, -2)))
-    hl, hh = (np.swapaxes(t, -1, -2) for t in _analysis_1d(np.swapaxes(hi, -1, -2)))
+    ll, lh = _analysis_1d(lo, -2)
+    hl, hh = _analysis_1d(hi, -2)
     return ll, np.stack([hl, lh, hh], axis=-4)
 
 
@@ -80,10 +97,21 @@ def synthesis(ll: np.ndarray, details: np.ndarray) -> np.ndarray:
     """The inverse of `analysis`, exact in integers (not bit-for-bit the input: the
     roundings of the two directions differ by a few units)."""
     hl, lh, hh = (details[..., i, :, :, :] for i in range(3))
-    t = np.swapaxes
-    lo = t(_synthesis_1d(t(ll, -1, -2), t(lh, -1, -2)), -1, -2)
-    hi = t(_synthesis_1d(t(hl, -1, -2), t(hh, -1, -2)), -1, -2)
+    lo = _synthesis_1d(ll, lh, -2)
+    hi = _synthesis_1d(hl, hh, -2)
     return _synthesis_1d(lo, hi)
+
+
+def reduced(low: np.ndarray, k: int) -> np.ndarray:
+    """The low-pass at level `k` (gain 2**k) as the image at 1/2**k, in coefficient
+    units: each sample moved from the top-left corner of its 2**k block, where the
+    filters centre it, to the block's middle ((2**k - 1) / 2 pixels each way, as a box
+    or a DCT reduction places it) by the two-tap filter ((s + 1) / 2s, (s - 1) / 2s), s =
+    2**k, along each axis (the last sample repeated), then rounded."""
+    s = 1 << k
+    c = (s + 1) * low + (s - 1) * _next(low, -2)
+    c = (s + 1) * c + (s - 1) * _next(c, -1)
+    return (c + (1 << (1 + 3 * k))) >> (2 + 3 * k)
 
 
 def to_coefficients(pixels: np.ndarray) -> np.ndarray:

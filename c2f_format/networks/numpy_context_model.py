@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..format.quantiser import amplitude, dequantise, table_index
+from ..format.quantiser import STEP_CODE_REF, amplitude, dequantise, table_index
 from ..format.wavelet import FRACTION, LEVELS
 from .numpy_layers import IntLayer
 
@@ -109,26 +109,30 @@ def code_level(
     within a position), the positions and the channels, and returns their integers:
     the encoder hands back its own, the decoder decodes them."""
     _, h, w = low.shape
-    ctx = np.empty((h, w, CONTEXT), dtype=np.int64)
-    ctx[..., :3] = low_feature(low, level).transpose(1, 2, 0)
-    if parent is None:
-        ctx[..., 3 : 12 + CARRY] = 0
-    else:
-        ctx[..., 3:12] = upsample2(parent.amplitude)
-        ctx[..., 12 : 12 + CARRY] = upsample2(parent.carried)
-    ctx[..., 12 + CARRY] = u - 320
-    ctx[..., 13 + CARRY :] = 0
-    ctx[..., 13 + CARRY + level - 1] = ONE
+    constants = np.zeros(1 + LEVELS, dtype=np.float64)
+    constants[0] = u - STEP_CODE_REF
+    constants[level] = ONE
+    coarse = None
+    if parent is not None:
+        coarse = np.concatenate([parent.amplitude, parent.carried], axis=2)
+    low_f = low_feature(low, level).transpose(1, 2, 0)
+    shared = LevelInput(model, low_f, coarse, constants)
+    carry = ["carry"] if level > 1 else []  # the finest level hands nothing down
+    shared.prepare(["luma_anchor", "chroma_anchor", *carry], ANCHORS)
+    shared.prepare(["luma_rest", "chroma_rest", *carry], REST)
+
+    def features(extras: list[np.ndarray], mask: bool = False) -> Features:
+        more = np.concatenate(extras, axis=2) if extras else None
+        return Features(low_f, coarse, constants, more, mask)
+
     anchor = anchors(h, w)
-    mask = (anchor * ONE)[..., None]
     base = model.base[level - 1]
     q = np.zeros((h, w, 9), dtype=np.int64)
     index = np.zeros((h, w, 9), dtype=np.int64)
     amp = np.zeros((h, w, 9), dtype=np.int64)
 
-    def do_pass(net: str, extra: list[np.ndarray], channels: list[int], at: np.ndarray) -> None:
-        x = np.concatenate([ctx, *extra], axis=2) if extra else ctx
-        out = _evaluate(model, net, x, ANCHORS if at is anchor else REST)[at]
+    def do_pass(net: str, f: Features, channels: list[int], at: np.ndarray) -> None:
+        out = _evaluate(model, net, f, ANCHORS if at is anchor else REST, shared)[at]
         idx = table_index(out + base[channels], u)  # [n, len(channels)]
         values = read(idx, at, channels)
         sel = np.ix_(np.flatnonzero(at.reshape(-1)), np.asarray(channels))
@@ -137,68 +141,296 @@ def code_level(
         amp.reshape(-1, 9)[sel] = amplitude(values, u)
 
     rest = ~anchor
-    do_pass("luma_anchor", [], LUMA, anchor)
+    do_pass("luma_anchor", features([]), LUMA, anchor)
     y = amp[..., LUMA]
-    do_pass("luma_rest", [y * anchor[..., None], mask], LUMA, rest)
+    do_pass("luma_rest", features([y * anchor[..., None]], mask=True), LUMA, rest)
     y = amp[..., LUMA]
-    do_pass("chroma_anchor", [y], CHROMA, anchor)
+    do_pass("chroma_anchor", features([y]), CHROMA, anchor)
     c_seen = amp[..., CHROMA] * anchor[..., None]
-    do_pass("chroma_rest", [y, c_seen, mask], CHROMA, rest)
-    x = np.concatenate([ctx, amp], axis=2)
-    carried = _evaluate(model, "carry", x, ANCHORS + REST)
-    return LevelResult(q, index, amp, carried.astype(np.int64))
+    do_pass("chroma_rest", features([y, c_seen], mask=True), CHROMA, rest)
+    if carry:
+        carried = _evaluate(model, "carry", features([amp]), ANCHORS + REST, shared)
+    else:
+        carried = np.zeros((h, w, CARRY), dtype=np.int64)
+    return LevelResult(q, index, amp, carried)
+
+
+@dataclass(frozen=True)
+class Features:
+    """A network's input, split by how it varies over the level. In the networks' channel
+    order it is: `low`, `coarse` repeated 2 x 2, `constants` everywhere, `extras`, and,
+    with `mask`, a last channel ONE at the anchors (spec v2 section 6)."""
+
+    low: np.ndarray  # [h, w, 3] the low-pass feature
+    coarse: np.ndarray | None  # [h/2, w/2, 9 + CARRY] the parent's; None: zeros
+    constants: np.ndarray  # [1 + LEVELS] the log step and the level's one-hot
+    extras: np.ndarray | None  # [h, w, e] amplitudes decoded in earlier passes
+    mask: bool = False
 
 
 # a checkerboard's halves as row and column parities: anchors have r + c even
 ANCHORS, REST = [(0, 0), (1, 1)], [(0, 1), (1, 0)]
 BAND_VALUES = 1 << 21  # im2col values per band: memory stays bounded for any image
+# which of a 3 x 3 kernel's rows meet which of the 2 rows of the parent below an output
+# row of parity 0 (parent rows i - 1, i) or 1 (i, i + 1): nearest-neighbour repetition
+PARENT_ROWS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=np.float64)
+FLOAT_EXACT = 1 << 52  # below this, float64 holds every integer and its halves exactly
+HIDDEN_MAX = 1024  # every network input's magnitude bound (spec v2 section 9)
+SPLIT_ROWS = 64  # products with fewer rows stay in float64 (ExactProduct)
+KEEP_VALUES = 1 << 24  # first-layer products a level keeps across its passes (128 MiB)
+# which networks read the anchor mask (their last input channel)
+_MASKED = {"luma_anchor": False, "luma_rest": True, "chroma_anchor": False, "chroma_rest": True}
+_MASKED["carry"] = False
 
 
 def _evaluate(
-    model: ContextModel, net: str, x: np.ndarray, parities: list[tuple[int, int]]
+    model: ContextModel,
+    net: str,
+    f: Features,
+    parities: list[tuple[int, int]],
+    shared: LevelInput | None = None,
 ) -> np.ndarray:
-    """The network's integer output `[h, w, cout]` on `x` (`[h, w, cin]`), exact (spec
-    6.1: what `numpy_layers.int_conv` layer after layer gives), computed only at the
-    positions of the given parities (row, column); the
-    others hold zeros. A parity class is a dense grid at half resolution, so its 3 x 3
-    im2col rows are plain slices of the zero-padded input's parity planes, and the
-    layer is one matrix product a band of rows at a time (float64, exact as
-    `int_conv`'s)."""
+    """The network's integer output `[h, w, cout]` on the input `f` describes, exact (what
+    `numpy_layers.int_conv` gives layer after layer on the whole input), computed only at
+    the positions of the given parities (row, column); the others hold zeros. `shared`
+    is `f`'s `LevelInput` when the caller keeps one for the level.
+
+    The work is the integer convolution's, rearranged. A parity class is a dense grid at
+    half resolution, so its 3 x 3 im2col rows are plain slices of the zero-padded input's
+    parity planes. The parent's channels are constant on 2 x 2 blocks, so at a given
+    parity the 3 x 3 kernel meets only 2 x 2 of them: those taps' weights are summed and
+    the parent is read at its own resolution (9 * 25 columns become 4 * 25). The constant
+    channels, and the anchor mask (constant at each tap within a parity class), become
+    weights on a channel of ones that the zero padding cuts at the borders as it cuts
+    them. Each layer is one float64 matrix product a band of rows at a time; every
+    partial sum is an integer far below 2**53 (spec v2 section 9), so the order of the
+    BLAS's sums does not matter."""
     layers = [model.layers[f"{net}.{name}"] for name in LAYERS]
-    h, w, cin = x.shape
-    ph, pw = h + 2 + h % 2, w + 2 + w % 2  # padded by one, and to even sizes
-    padded = np.zeros((ph, pw, cin), dtype=np.float64)
-    padded[1 : h + 1, 1 : w + 1] = x
-    planes = {(a, b): padded[a::2, b::2] for a in (0, 1) for b in (0, 1)}
+    if shared is None:
+        shared = LevelInput(model, f.low, f.coarse, f.constants)
+    h, w = shared.size
+    extras = None if f.extras is None else _padded_planes(f.extras)
+    scales = [_scale(layer) for layer in layers]
+    hidden = {k: _hidden_product(layer) for k, layer in enumerate(layers) if k}
     out = np.zeros((h, w, layers[-1].matrix.shape[1]), dtype=np.int64)
     for py, px in parities:
         ni, nj = (h - py + 1) // 2, (w - px + 1) // 2
         if not (ni and nj):
             continue
-        band = max(1, BAND_VALUES // (nj * 9 * cin))
+        own, on_extras = shared.first_layer(net, f.mask, py, px)
+        own_product = ExactProduct(own, shared.input_max, scales[0])
+        extra_product = ExactProduct(on_extras, HIDDEN_MAX, scales[0])
+        kept = shared.kept.get((net, py, px))
+        band = max(1, BAND_VALUES // (nj * (own.shape[0] + on_extras.shape[0])))
         for i0 in range(0, ni, band):
             i1 = min(ni, i0 + band)
-            cols = np.empty((i1 - i0, nj, 9, cin), dtype=np.float64)
-            for dy in range(3):
-                for dx in range(3):
-                    a, b = (py + dy) % 2, (px + dx) % 2
-                    oi, oj = (py + dy) // 2, (px + dx) // 2
-                    cols[:, :, 3 * dy + dx] = planes[a, b][i0 + oi : i1 + oi, oj : oj + nj]
-            v = _requantise(cols.reshape(-1, 9 * cin) @ layers[0].matrix, layers[0])
-            for layer in layers[1:]:
-                v = _requantise(v.astype(np.float64) @ layer.matrix, layer)
+            if kept is None:
+                v = own_product(shared.columns(py, px, i0, i1, nj))
+            else:
+                v = kept[i0 * nj : i1 * nj]  # the level's kept products: read, not changed
+            if extras is not None:
+                v = v + extra_product(_columns(extras, None, py, px, i0, i1, nj))
+            for k, layer in enumerate(layers):
+                if k:
+                    v = hidden[k](v)
+                v = _requantise(v, layer, scales[k])
             out[py + 2 * i0 : py + 2 * i1 : 2, px::2][:, :nj] = v.reshape(i1 - i0, nj, -1)
     return out
 
 
-def _requantise(acc: np.ndarray, layer: IntLayer) -> np.ndarray:
-    """Spec 6.1's requantisation of exact float64 sums."""
+class LevelInput:
+    """What every network of a level reads alike: the low-pass, a channel of ones (which
+    carries the constants and the anchor mask, and which the zero padding cuts at the
+    borders as it cuts them) and the parent, padded once. For a level within KEEP_VALUES,
+    `prepare` also makes each parity's first-layer products of these channels with every
+    network that runs there, in one matrix product, and keeps them for the passes."""
+
+    def __init__(
+        self,
+        model: ContextModel,
+        low: np.ndarray,
+        coarse: np.ndarray | None,
+        constants: np.ndarray,
+    ) -> None:
+        h, w, _ = low.shape
+        self.model, self.size, self.constants = model, (h, w), constants
+        ones = np.ones((h, w, 1), dtype=np.float32)
+        self.planes = _padded_planes(np.concatenate([low, ones], axis=2))
+        self.coarse = None
+        # the columns' magnitudes (low, ones at each 3 x 3 tap, then the parent's)
+        input_max = np.tile([HIDDEN_MAX] * 3 + [1], 9)
+        if coarse is not None:
+            if (2 * coarse.shape[0], 2 * coarse.shape[1]) != (h, w):
+                raise ValueError(f"a {h}x{w} level's parent must be {h // 2}x{w // 2}")
+            self.coarse = np.pad(coarse.astype(np.float32), ((1, 1), (1, 1), (0, 0)))
+            input_max = np.concatenate([input_max, np.full(4 * coarse.shape[2], HIDDEN_MAX)])
+        self.input_max = input_max.astype(np.float64)
+        self.kept: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def prepare(self, nets: list[str], parities: list[tuple[int, int]]) -> None:
+        """Keep the shared first-layer products of `nets` (those that take no anchor mask
+        and those that do alike) at `parities`, if the level is small enough."""
+        h, w = self.size
+        scales = [_scale(self.model.layers[f"{net}.a"]) for net in nets]
+        known = [m for m in scales if m is not None]
+        if h * w * HIDDEN * len(nets) > 2 * KEEP_VALUES or len(known) < len(nets):
+            return  # a large level, or one requantised in int64: each pass makes its own
+        scale = np.concatenate(known)
+        for py, px in parities:
+            ni, nj = (h - py + 1) // 2, (w - px + 1) // 2
+            if not (ni and nj):
+                continue
+            blocks = [self.first_layer(net, _MASKED[net], py, px)[0] for net in nets]
+            product = ExactProduct(np.concatenate(blocks, axis=1), self.input_max, scale)
+            products = product(self.columns(py, px, 0, ni, nj))
+            for k, net in enumerate(nets):
+                self.kept[net, py, px] = products[:, k * HIDDEN : (k + 1) * HIDDEN]
+
+    def columns(self, py: int, px: int, i0: int, i1: int, nj: int) -> np.ndarray:
+        return _columns(self.planes, self.coarse, py, px, i0, i1, nj)
+
+    def first_layer(self, net: str, mask: bool, py: int, px: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first layer's weights as the columns meet them at parity (py, px): on
+        these shared channels (the 3 x 3 taps of low and ones, then the parent's 2 x 2),
+        and on the pass's extra channels (their 3 x 3 taps)."""
+        layer = self.model.layers[f"{net}.a"]
+        weights = layer.matrix.reshape(3, 3, -1, layer.matrix.shape[1])
+        c_coarse, c_const = 3, 12 + CARRY
+        c_extra = c_const + len(self.constants)
+        n_extra = weights.shape[2] - c_extra - int(mask)
+        ones = np.einsum("yxco,c->yxo", weights[:, :, c_const:c_extra], self.constants)
+        if mask:
+            anchor_tap = (np.add.outer(np.arange(3) + py, np.arange(3) + px) % 2) == 0
+            ones += ONE * anchor_tap[..., None] * weights[:, :, c_extra + n_extra]
+        own = np.concatenate([weights[:, :, :3], ones[:, :, None]], axis=2)
+        own = own.reshape(-1, weights.shape[3])
+        if self.coarse is not None:
+            merged = np.einsum(
+                "ay,bx,yxco->abco",
+                PARENT_ROWS[py],
+                PARENT_ROWS[px],
+                weights[:, :, c_coarse:c_const],
+            )
+            own = np.concatenate([own, merged.reshape(-1, weights.shape[3])])
+        on_extras = weights[:, :, c_extra : c_extra + n_extra].reshape(-1, weights.shape[3])
+        return own, on_extras
+
+
+def _padded_planes(x: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """`x` ([h, w, c]) zero-padded by one (and to even sizes), as the four parity planes
+    of the padded array."""
+    h, w, c = x.shape
+    padded = np.zeros((h + 2 + h % 2, w + 2 + w % 2, c), dtype=np.float32)
+    padded[1 : h + 1, 1 : w + 1] = x
+    return {(a, b): padded[a::2, b::2] for a in (0, 1) for b in (0, 1)}
+
+
+def _columns(
+    fine: dict[tuple[int, int], np.ndarray],
+    coarse: np.ndarray | None,
+    py: int,
+    px: int,
+    i0: int,
+    i1: int,
+    nj: int,
+) -> np.ndarray:
+    """Rows i0..i1 of parity (py, px)'s im2col matrix, `[(i1 - i0) * nj, columns]`: the
+    3 x 3 taps of the padded level-resolution planes, then the 2 x 2 parent taps (the
+    parent zero-padded by one: output row 2i + py reads parent rows i - 1 + py, i + py)."""
+    cf = fine[0, 0].shape[2]
+    cc = 0 if coarse is None else coarse.shape[2]
+    cols = np.empty((i1 - i0, nj, 9 * cf + 4 * cc), dtype=np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            a, b = (py + dy) % 2, (px + dx) % 2
+            oi, oj = (py + dy) // 2, (px + dx) // 2
+            t = (3 * dy + dx) * cf
+            cols[:, :, t : t + cf] = fine[a, b][i0 + oi : i1 + oi, oj : oj + nj]
+    if coarse is not None:
+        for a in range(2):
+            for b in range(2):
+                t = 9 * cf + (2 * a + b) * cc
+                cols[:, :, t : t + cc] = coarse[i0 + py + a : i1 + py + a, px + b : px + b + nj]
+    return cols.reshape(-1, cols.shape[2])
+
+
+class ExactProduct:
+    """`x @ w` for integer `x` (each column's magnitude at most `x_max`) and integer `w`,
+    exact, as float64 (times `scale` where given).
+
+    A wide product runs in float32 when it can: `w = 64 * hi + lo` (|lo| <= 32), and
+    `64 * (x @ hi) + x @ lo` is exact when every partial sum of both stays below 2**24
+    (so float32 holds it in whatever order the BLAS sums; checked here from the bounds).
+    float32 runs at about 2.7 times float64's rate on these CPUs and its columns are
+    half the bytes; a narrow product (under SPLIT_ROWS rows) is cheaper in float64,
+    where `scale` (`_scale`: exact there) rides in the weights. Otherwise float64, exact
+    below 2**53 (spec v2 section 9)."""
+
+    def __init__(
+        self, w: np.ndarray, x_max: np.ndarray | float, scale: np.ndarray | None = None
+    ) -> None:
+        self.n, self.scale = w.shape[1], scale
+        self.split: np.ndarray | None = None
+        self.w = w if scale is None else w * scale
+        if w.shape[0] < SPLIT_ROWS:
+            return
+        hi = np.round(w / 64)
+        lo = w - 64 * hi
+        limit = np.broadcast_to(np.asarray(x_max, dtype=np.float64), (w.shape[0],))
+        if max(float((limit @ np.abs(part)).max()) for part in (hi, lo)) < 1 << 24:
+            self.split = np.concatenate([hi, lo], axis=1).astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.split is None:
+            return x.astype(np.float64, copy=False) @ self.w
+        both = x.astype(np.float32, copy=False) @ self.split
+        out = both[:, : self.n].astype(np.float64)  # float64 before the sum: up to 2**30
+        out *= 64.0
+        out += both[:, self.n :]
+        if self.scale is not None:
+            out *= self.scale
+        return out
+
+
+_HIDDEN: dict[int, tuple[IntLayer, ExactProduct]] = {}
+
+
+def _hidden_product(layer: IntLayer) -> ExactProduct:
+    """The layer's product on hidden inputs, made once a layer."""
+    key = id(layer)
+    if key not in _HIDDEN or _HIDDEN[key][0] is not layer:
+        if len(_HIDDEN) > 256:  # models come and go (training exports): keep it small
+            _HIDDEN.clear()
+        _HIDDEN[key] = (layer, ExactProduct(layer.matrix, HIDDEN_MAX, _scale(layer)))
+    return _HIDDEN[key][1]
+
+
+def _scale(layer: IntLayer) -> np.ndarray | None:
+    """The layer's M / 2**S, where its requantisation is exact in float64: true when
+    `(sum |w x| + |b|) * M` stays below 2**52 for inputs of magnitude at most 2**10 (spec
+    v2 section 9), as it does for the shipped models (about 2**43). Every partial sum
+    of the scaled product is then a multiple of 2**-S below 2**(52 - S), and so are the
+    bias and the rounding half added to it: all exact. None: requantise in int64."""
+    acc = float(np.abs(layer.matrix).sum(axis=0).max()) * HIDDEN_MAX
+    top = (acc + float(np.abs(layer.bias).max())) * float(layer.multiplier.max())
+    return layer.multiplier * np.ldexp(1.0, -layer.shift) if top < FLOAT_EXACT else None
+
+
+def _requantise(acc: np.ndarray, layer: IntLayer, scale: np.ndarray | None) -> np.ndarray:
+    """Spec 6.1's requantisation, `floor((acc + b) * M / 2**S + 1/2)` clamped, of exact
+    sums that are already scaled by `_scale(layer)` (None: unscaled integers, done in
+    int64). Returns float64, the next product's input; `acc` is left as it was."""
+    if scale is not None:
+        v = acc + (layer.bias * scale + 0.5)
+        np.floor(v, out=v)
+        np.maximum(v, layer.out_min, out=v)
+        return np.minimum(v, layer.out_max, out=v)
     a = acc.astype(np.int64)
     a += layer.bias
     a *= layer.multiplier
     a += layer.rounding
     a >>= layer.shift
-    return np.clip(a, layer.out_min, layer.out_max, out=a)
+    return np.clip(a, layer.out_min, layer.out_max, out=a).astype(np.float64)
 
 
 def ll_index(model: ContextModel, u: int, shape: tuple[int, int]) -> np.ndarray:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 CLI_HINTS = {
     FORCE_HINT: "--force replaces it",
     LIMIT_HINT: "--max-pixels none lifts the limit",
-    TRUNCATED_HINT: "--allow-truncated decodes it with the rows lost predicted",
+    TRUNCATED_HINT: "--allow-truncated decodes it from what arrived",
 }
 
 _DEVICE = re.compile(r"(cpu|cuda(:[0-9]+)?)\Z")

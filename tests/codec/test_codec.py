@@ -28,8 +28,9 @@ def test_kodim23_quality_75_reaches_30_db(kodim23: Image.Image, kodim23_stream: 
     assert psnr(np.asarray(kodim23), np.asarray(out)) >= 30.0
 
 
-def test_info_reports_header_and_segments(kodim23_stream: bytes) -> None:
-    result = c2f_format.info(kodim23_stream)
+@pytest.mark.v1
+def test_info_reports_header_and_segments(kodim23_stream_v1: bytes) -> None:
+    result = c2f_format.info(kodim23_stream_v1)
     assert (result.header.width, result.header.height) == (768, 512)
     assert result.header.quality == 75 and result.complete
     kinds = [kind for kind, _, _ in result.segments]
@@ -108,13 +109,14 @@ def test_quality_is_monotone(kodim23: Image.Image) -> None:
     assert scores == sorted(scores)
 
 
-def test_streaming_preview_before_y(small_stream: bytes, small_rgb: np.ndarray) -> None:
+@pytest.mark.v1
+def test_streaming_preview_before_y(small_stream_v1: bytes, small_rgb: np.ndarray) -> None:
     dec = c2f_format.StreamDecoder()
-    info = c2f_format.info(small_stream)
+    info = c2f_format.info(small_stream_v1)
     first_band = next(off for kind, off, _ in info.segments if kind == "YBND")
     previews_at = None
-    for i in range(0, len(small_stream), 64):
-        dec.feed(small_stream[i : i + 64])
+    for i in range(0, len(small_stream_v1), 64):
+        dec.feed(small_stream_v1[i : i + 64])
         if dec.preview_ready and previews_at is None:
             previews_at = dec.bytes_received
             preview = dec.preview()
@@ -122,32 +124,33 @@ def test_streaming_preview_before_y(small_stream: bytes, small_rgb: np.ndarray) 
     assert previews_at is not None and previews_at <= first_band + 64
     assert dec.complete
     final = dec.image()
-    assert np.array_equal(np.asarray(final), np.asarray(c2f_format.decode(small_stream)))
+    assert np.array_equal(np.asarray(final), np.asarray(c2f_format.decode(small_stream_v1)))
 
 
-def test_truncated_stream(kodim23_stream: bytes, kodim23: Image.Image) -> None:
-    info = c2f_format.info(kodim23_stream)
+@pytest.mark.v1
+def test_truncated_stream(kodim23_stream_v1: bytes, kodim23: Image.Image) -> None:
+    info = c2f_format.info(kodim23_stream_v1)
     cut = info.segments[4][1] + 10  # inside the third YBND
     with pytest.raises(TruncatedStreamError, match="after 8 of 32 latent rows"):
-        c2f_format.decode(kodim23_stream[:cut])
+        c2f_format.decode(kodim23_stream_v1[:cut])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        partial = c2f_format.decode(kodim23_stream[:cut], allow_truncated=True)
+        partial = c2f_format.decode(kodim23_stream_v1[:cut], allow_truncated=True)
     assert any("missing rows predicted" in str(w.message) for w in caught)
     # received rows (8 latent rows = 128 pixel rows) decode as in the full image, up to
     # the synthesis' reach across the band edge
-    full = np.asarray(c2f_format.decode(kodim23_stream))
+    full = np.asarray(c2f_format.decode(kodim23_stream_v1))
     assert psnr(full[:96], np.asarray(partial)[:96]) > 40
     with pytest.raises(TruncatedStreamError, match="hyper segments"):
-        c2f_format.decode(kodim23_stream[:60], allow_truncated=True)
-    assert not c2f_format.info(kodim23_stream[:cut]).complete
+        c2f_format.decode(kodim23_stream_v1[:60], allow_truncated=True)
+    assert not c2f_format.info(kodim23_stream_v1[:cut]).complete
 
 
 def test_unknown_model(small_stream: bytes) -> None:
     from c2f_format.format.bitstream import HEADER_SIZE, parse_header
 
     h = parse_header(small_stream)
-    forged = type(h)(h.width, h.height, h.mode, h.quality, b"\xee" * 16).pack()
+    forged = type(h)(h.width, h.height, h.mode, h.quality, b"\xee" * 16, h.version).pack()
     with pytest.raises(UnknownModelError, match="eeeeeeee"):
         c2f_format.decode(forged + small_stream[HEADER_SIZE:])
 
@@ -233,14 +236,15 @@ def test_damaged_streams_raise_only_c2f_errors(small_stream: bytes, data: st.Dat
     assert tolerant or not caught
 
 
-def test_decoder_stays_failed_after_an_error(small_stream: bytes) -> None:
+@pytest.mark.v1
+def test_decoder_stays_failed_after_an_error(small_stream_v1: bytes) -> None:
     """A coded unit with a valid CRC but a bad end state poisons the decoder for good."""
     from c2f_format.format import bitstream as bs
 
-    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_YBND)
+    seg = next(s for s in bs.iter_segments(small_stream_v1) if s.kind == bs.SEG_YBND)
     row, rows, coded = bs.parse_band(seg.payload)
     forged = bs.pack_band(row, rows, coded + b"\x07\x00\x00\x00" * 5000)  # words left over
-    data = small_stream[: seg.offset] + forged + small_stream[seg.offset + seg.size :]
+    data = small_stream_v1[: seg.offset] + forged + small_stream_v1[seg.offset + seg.size :]
     dec = c2f_format.StreamDecoder()
     with pytest.raises(c2f_format.CorruptStreamError, match="does not end"):
         dec.feed(data)

@@ -13,6 +13,8 @@ from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 from c2f_format.format import bitstream as bs
 from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError, UnknownModelError
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.mark.parametrize("reduce", [1, 2, 8])
 def test_codec_decode_mirrors_encode(small_rgb: np.ndarray, reduce: int) -> None:
@@ -24,38 +26,38 @@ def test_codec_decode_mirrors_encode(small_rgb: np.ndarray, reduce: int) -> None
     assert np.array_equal(decode_stream(codec, data, reduce), expected)
 
 
-def test_numpy_engine_decode_matches_the_api(small_stream: bytes) -> None:
-    expected = np.asarray(c2f_format.decode(small_stream, backend="numpy"))
-    assert np.array_equal(decode_stream(get_numpy_engine(), small_stream), expected)
+def test_numpy_engine_decode_matches_the_api(small_stream_v1: bytes) -> None:
+    expected = np.asarray(c2f_format.decode(small_stream_v1, backend="numpy"))
+    assert np.array_equal(decode_stream(get_numpy_engine(), small_stream_v1), expected)
 
 
-def test_latent_decoder_gives_the_stream_decoders_integers(small_stream: bytes) -> None:
+def test_latent_decoder_gives_the_stream_decoders_integers(small_stream_v1: bytes) -> None:
     codec = get_torch_engine(pick_device("cpu"))
     parser = bs.StreamParser()
-    segments = parser.feed(small_stream)
+    segments = parser.feed(small_stream_v1)
     assert parser.header is not None
     latent = LatentDecoder(codec, parser.header)
     for seg in segments:
         latent.add(seg)
     assert latent.preview_ready and latent.rows == parser.header.latent_size[0]
     dec = c2f_format.StreamDecoder(device="cpu", backend="torch")
-    dec.feed(small_stream)
+    dec.feed(small_stream_v1)
     assert latent_digest(latent.latents()) == latent_digest(dec.latents())
     assert "LatentDecoder" in repr(latent)
 
 
-def test_decode_stream_refuses_what_it_cannot_decode(small_stream: bytes) -> None:
+def test_decode_stream_refuses_what_it_cannot_decode(small_stream_v1: bytes) -> None:
     codec = get_torch_engine(pick_device("cpu"))
     with pytest.raises(TruncatedStreamError, match="before IEND"):
-        decode_stream(codec, small_stream[:-20])
+        decode_stream(codec, small_stream_v1[:-20])
     with pytest.raises(InvalidArgumentError, match="reduce"):
-        decode_stream(codec, small_stream, 3)
-    header = bs.parse_header(small_stream)
+        decode_stream(codec, small_stream_v1, 3)
+    header = bs.parse_header(small_stream_v1)
     other_model = bytes(b ^ 0xFF for b in header.model_id)
     swapped = bs.Header(
         header.width, header.height, header.mode, header.quality, other_model, header.version
     )
-    data = swapped.pack() + small_stream[bs.HEADER_SIZE :]
+    data = swapped.pack() + small_stream_v1[bs.HEADER_SIZE :]
     with pytest.raises(UnknownModelError, match="not this engine's"):
         decode_stream(codec, data)
 
@@ -66,24 +68,24 @@ def _no_payload(text: str, data: bytes) -> None:
     assert data[-40:-20].hex() not in text
 
 
-def test_reprs_are_short_and_hold_no_bytes(small_stream: bytes) -> None:
+def test_reprs_are_short_and_hold_no_bytes(small_stream_v1: bytes) -> None:
     dec = c2f_format.StreamDecoder(backend="numpy")
     assert repr(dec) == "<StreamDecoder: no header yet, 0 bytes>"
-    dec.feed(small_stream[:-30])
-    _no_payload(repr(dec), small_stream)
+    dec.feed(small_stream_v1[:-30])
+    _no_payload(repr(dec), small_stream_v1)
     assert repr(dec).startswith("<StreamDecoder 80x96 RGB: ")
-    dec.feed(small_stream[-30:])
-    assert repr(dec).endswith(f"latent rows, {len(small_stream)} bytes, complete>")
+    dec.feed(small_stream_v1[-30:])
+    assert repr(dec).endswith(f"latent rows, {len(small_stream_v1)} bytes, complete>")
     parser = bs.StreamParser()
     assert repr(parser) == "<StreamParser no header yet: 0 segments, 0 bytes>"
-    parser.feed(small_stream)
-    _no_payload(repr(parser), small_stream)
-    assert repr(parser).endswith(f"{len(small_stream)} bytes, finished>")
+    parser.feed(small_stream_v1)
+    _no_payload(repr(parser), small_stream_v1)
+    assert repr(parser).endswith(f"{len(small_stream_v1)} bytes, finished>")
 
 
-def test_damaged_decoder_says_so(small_stream: bytes) -> None:
-    seg = next(s for s in bs.iter_segments(small_stream) if s.kind == bs.SEG_YBND)
-    data = bytearray(small_stream)
+def test_damaged_decoder_says_so(small_stream_v1: bytes) -> None:
+    seg = next(s for s in bs.iter_segments(small_stream_v1) if s.kind == bs.SEG_YBND)
+    data = bytearray(small_stream_v1)
     data[seg.offset + seg.size - 1] ^= 1  # its CRC
     dec = c2f_format.StreamDecoder(allow_truncated=True, backend="numpy")
     dec.feed(bytes(data))

@@ -36,6 +36,8 @@ from c2f_format.networks.numpy_layers import (
 )
 from c2f_format.tools.conformance import check_vector
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text())["vectors"]
 IDS = [e["stream"] for e in ENTRIES]
 RGB_VECTOR = VECTORS / "kodim23-crop-q50.c2f"

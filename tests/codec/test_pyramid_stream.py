@@ -110,6 +110,24 @@ def test_reduced_scales_and_the_preview(wavelet_weights: Path, photo: Image.Imag
         ref = full.resize(small.size, Image.Resampling.BOX)
         # the wavelet's low-pass, not a box: they differ more the coarser the scale
         assert _psnr(small, ref) > {2: 30, 4: 26, 8: 22}[r], r
+        # and only a reduced-scale decoder's work: the same pixels as a whole decode's
+        whole = StreamDecoder()
+        whole.feed(data)
+        again = whole.preview() if r == 8 else whole.image(reduce=r)
+        assert np.array_equal(np.asarray(small), np.asarray(again))
+
+
+def test_a_reduced_image_is_centred_like_a_box_reduction(wavelet_weights: Path) -> None:
+    """A smooth image's reduced decodes land where Pillow's box reduction puts each
+    block (at its middle), not half a block off where the filters centre the low-pass."""
+    y, x = np.mgrid[0:128, 0:192]
+    ramp = (40 + 0.6 * x + 0.4 * y + 20 * np.sin(x / 23.0) * np.cos(y / 17.0)).round()
+    img = Image.fromarray(np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8))
+    data = encode(img, quality=100)
+    for r in (2, 4, 8):
+        box = np.asarray(img.reduce(r), dtype=np.float64)[:-1, :-1]  # the last: repeated
+        got = np.asarray(decode(data, reduce=r), dtype=np.float64)[:-1, :-1]
+        assert np.abs(got - box).mean() < 0.75, r
 
 
 def test_streaming_shows_the_preview_after_the_coarse_levels(

@@ -20,6 +20,8 @@ from c2f_format.codec.torch_engine import get_torch_engine, pick_device
 from c2f_format.format import bitstream as bs
 from c2f_format.format import entropy
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 VECTOR = VECTORS / "kodim23-crop-q50.c2f"
 ALPHA_VECTOR = VECTORS / "kodim23-rgba-exif-icc-q60.c2f"
 

@@ -12,8 +12,10 @@ from c2f_format.format import entropy
 from c2f_format.format.errors import CorruptStreamError
 from c2f_format.networks.model import scale_table
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture
 def tables() -> entropy.EntropyTables:
     return get_torch_engine(pick_device("cpu")).tables
 

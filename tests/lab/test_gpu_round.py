@@ -15,6 +15,8 @@ from helpers import REPO
 from c2f_format.train.loop import LOG_FILE
 from c2f_format.train.state import STATE_FILE, load_state
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.mark.slow
 def test_dry_run_then_accept(tmp_path: Path) -> None:

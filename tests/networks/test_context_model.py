@@ -120,21 +120,104 @@ def test_rate_distortion_quantisation(
     assert costs[1] < costs[0]
 
 
-def test_the_checkerboard_evaluation_is_int_conv(trained: TrainableContextModel) -> None:
-    """Each network evaluated on one half of the checkerboard gives there exactly what
-    spec 6.1's integer convolutions give on the whole grid."""
-    from c2f_format.networks.numpy_context_model import ANCHORS, NETWORKS, REST, _evaluate
+@pytest.mark.parametrize("in_float", [True, False])
+def test_the_checkerboard_evaluation_is_int_conv(
+    trained: TrainableContextModel, in_float: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each network evaluated on one half of the checkerboard, from its input split by
+    how it varies (the parent's channels at the parent's resolution, the constants and
+    the anchor mask folded into weights), gives there exactly what spec 6.1's integer
+    convolutions give on the whole assembled input, borders included; with the
+    requantisation in float64 (the shipped models) and in int64 (layers whose products
+    could pass 2**52)."""
+    from c2f_format.networks import numpy_context_model
+
+    if not in_float:
+        monkeypatch.setattr(numpy_context_model, "_scale", lambda layer: None)
+    from c2f_format.networks.numpy_context_model import (
+        ANCHORS,
+        CARRY,
+        LEVELS,
+        NETWORKS,
+        ONE,
+        REST,
+        Features,
+        LevelInput,
+        _evaluate,
+        anchors,
+        upsample2,
+    )
     from c2f_format.networks.numpy_layers import int_conv
 
     exact = trained.export()
     rng = np.random.default_rng(2)
-    for h, w in ((6, 9), (7, 5)):
+    extras = {"luma_anchor": 0, "luma_rest": 3, "chroma_anchor": 3, "chroma_rest": 9, "carry": 9}
+    for h, w, with_parent in ((6, 10, True), (2, 4, True), (7, 5, False), (1, 1, False)):
+        anchor = anchors(h, w)
         for net, (cin, _) in NETWORKS.items():
-            x = rng.integers(-64, 300, size=(h, w, cin))
-            ref = x
+            mask = cin > 3 + 9 + CARRY + 1 + LEVELS + extras[net]
+            constants = np.zeros(1 + LEVELS)
+            constants[0], constants[rng.integers(1, LEVELS + 1)] = rng.integers(-128, 191), ONE
+            f = Features(
+                low=rng.integers(-1024, 1025, size=(h, w, 3)),
+                coarse=rng.integers(-300, 1025, size=(h // 2, w // 2, 9 + CARRY))
+                if with_parent
+                else None,
+                constants=constants,
+                extras=rng.integers(-300, 1025, size=(h, w, extras[net])) if extras[net] else None,
+                mask=mask,
+            )
+            parts = [f.low]
+            parts.append(upsample2(f.coarse) if f.coarse is not None else np.zeros((h, w, 25)))
+            parts.append(np.broadcast_to(constants, (h, w, len(constants))))
+            if f.extras is not None:
+                parts.append(f.extras)
+            if mask:
+                parts.append((anchor * ONE)[..., None])
+            ref = np.concatenate(parts, axis=2).astype(np.int64)
+            assert ref.shape[2] == cin
             for layer in ("a", "b", "c"):
                 ref = int_conv(ref, exact.layers[f"{net}.{layer}"])
-            anchor = (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
             for parities, where in ((ANCHORS, anchor), (REST, ~anchor)):
-                out = _evaluate(exact, net, x, parities)
+                out = _evaluate(exact, net, f, parities)
                 assert np.array_equal(out[where], ref[where].astype(np.int64))
+                assert not out[~where].any()
+                # with the level's shared products made once and kept, as code_level does
+                shared = LevelInput(exact, f.low, f.coarse, f.constants)
+                shared.prepare([net], parities)
+                assert in_float or not shared.kept
+                kept = _evaluate(exact, net, f, parities, shared)
+                assert np.array_equal(kept, out)
+
+
+def test_float_requantisation_only_where_exact(trained: TrainableContextModel) -> None:
+    """The float64 requantisation (the scale in the weights) is taken for the trained
+    layers and refused for a layer whose bias and multiplier (within spec 6.3's
+    limits) could take a product past 2**52."""
+    from dataclasses import replace
+
+    from c2f_format.networks.numpy_context_model import _scale
+
+    exact = trained.export()
+    assert all(_scale(layer) is not None for layer in exact.layers.values())
+    layer = exact.layers["carry.a"]
+    big = replace(layer, bias=layer.bias + (1 << 40), multiplier=layer.multiplier * 0 + 65535)
+    assert _scale(big) is None
+
+
+def test_exact_products_in_float32_only_within_its_bounds() -> None:
+    """Wide products split into float32 halves give the exact integer sums; where the
+    bounds say float32 could round (large inputs), they stay in float64, still exact."""
+    from c2f_format.networks.numpy_context_model import ExactProduct
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-2047, 2048, size=(200, 32)).astype(np.float64)
+    x = rng.integers(-1024, 1025, size=(500, 200))
+    want = x @ w.astype(np.int64)
+    product = ExactProduct(w, 1024.0)
+    assert product.split is not None
+    assert np.array_equal(product(x.astype(np.float32)), want.astype(np.float64))
+    wide = ExactProduct(w, float(1 << 20))  # inputs up to 2**20: float32 could round
+    assert wide.split is None
+    x = rng.integers(-(1 << 20), 1 << 20, size=(500, 200))
+    assert np.array_equal(wide(x.astype(np.float64)), (x @ w.astype(np.int64)).astype(np.float64))

@@ -15,6 +15,8 @@ from c2f_format.networks.layers import (
     exact_conv,
 )
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def codec() -> TorchEngine:

@@ -15,6 +15,8 @@ from c2f_format.format.weights_file import weights_dir, weights_index
 from c2f_format.networks.weights import publish_weights, trainable_model
 from c2f_format.train.growth import add_linear_paths
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.fixture
 def paths_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,10 +35,10 @@ def paths_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_linear_paths_decode_alike_on_both_engines(
-    paths_model: None, small_rgb: np.ndarray, small_stream: bytes
+    paths_model: None, small_rgb: np.ndarray, small_stream_v1: bytes
 ) -> None:
     data = c2f_format.encode(small_rgb, quality=50)
-    assert c2f_format.info(data).header.model_id != c2f_format.info(small_stream).header.model_id
+    assert c2f_format.info(data).header.model_id != c2f_format.info(small_stream_v1).header.model_id
     for reduce in (1, 2, 4):
         with precision.using("float32"):  # NumPy's precision: bfloat16 adds its own steps
             by_torch = np.asarray(c2f_format.decode(data, backend="torch", reduce=reduce), np.int16)

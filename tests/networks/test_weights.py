@@ -48,8 +48,9 @@ def test_a_pickled_object_is_refused_not_run(
     assert "code ran" not in capsys.readouterr().out
 
 
+@pytest.mark.v1
 def test_tampered_weights_do_not_match_the_model_id(
-    installed_copy: Path, small_stream: bytes
+    installed_copy: Path, small_stream_v1: bytes
 ) -> None:
     path = _npz_file(installed_copy)
     with np.load(path, allow_pickle=False) as archive:
@@ -59,7 +60,7 @@ def test_tampered_weights_do_not_match_the_model_id(
     arrays[name][0] += 1  # one integer changed: every stream would decode differently
     np.savez(path, **arrays)
     with pytest.raises(c2f_format.WeightsError, match="hashes to"):
-        c2f_format.decode(small_stream)
+        c2f_format.decode(small_stream_v1)
 
 
 def test_a_malformed_index_is_a_weights_error(installed_copy: Path) -> None:

@@ -145,6 +145,7 @@ def _segments(data: bytes) -> list[bs.Segment]:
     return list(bs.iter_segments(data))
 
 
+@pytest.mark.v1
 def test_rgba_round_trip_exact_alpha_and_the_same_colour(
     cutout: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -218,6 +219,7 @@ def test_palette_and_colour_key_transparency_become_alpha(small_rgb: np.ndarray)
         assert np.array_equal(np.asarray(out)[:, :, -1], expected)
 
 
+@pytest.mark.v1
 def test_preview_carries_reduced_alpha(cutout: tuple[np.ndarray, np.ndarray]) -> None:
     rgb, alpha = cutout
     data = c2f_format.encode(np.dstack((rgb, alpha)), quality=60)

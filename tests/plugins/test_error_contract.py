@@ -29,7 +29,10 @@ from c2f_format.tools.cli import main
 
 
 def _streams(good: bytes) -> dict[str, bytes]:
-    band = next(s for s in bs.iter_segments(good) if s.kind == bs.SEG_YBND)
+    """The failure classes, made from a good stream (its first y band, or finest level
+    but one in a version 2 stream, damaged or cut)."""
+    kinds = {bs.SEG_YBND, bs.SEG_LEVL}
+    band = [s for s in bs.iter_segments(good) if s.kind in kinds][-2]
     damaged = bytearray(good)
     damaged[band.offset + 12] ^= 0xFF
     h = bs.parse_header(good[: bs.HEADER_SIZE])

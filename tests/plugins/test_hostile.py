@@ -21,13 +21,15 @@ import c2f_format
 from c2f_format.format import alpha as alpha_coding
 from c2f_format.format import bitstream as bs
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 PILLOW_ERRORS = (Image.UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
 
 
 @pytest.fixture(scope="module")
-def corpus(small_stream: bytes, small_rgb: np.ndarray) -> list[tuple[str, bytes]]:
+def corpus(small_stream_v1: bytes, small_rgb: np.ndarray) -> list[tuple[str, bytes]]:
     other = c2f_format.encode(small_rgb[:, ::-1].copy(), quality=30)
-    return damaged_streams(small_stream, other, 400, seed=2026)
+    return damaged_streams(small_stream_v1, other, 400, seed=2026)
 
 
 def _outcomes(
@@ -73,11 +75,11 @@ def test_damaged_streams_through_pillow(corpus: list[tuple[str, bytes]]) -> None
     assert outcomes.get("OSError", 0) > 300
 
 
-def test_concurrent_decodes_agree(small_stream: bytes, kodim23_stream: bytes) -> None:
+def test_concurrent_decodes_agree(small_stream_v1: bytes, kodim23_stream_v1: bytes) -> None:
     """One shared model, several threads, no state leaking between calls."""
     expected = {
-        "small": c2f_format.decode(small_stream).tobytes(),
-        "kodim23": c2f_format.decode(kodim23_stream).tobytes(),
+        "small": c2f_format.decode(small_stream_v1).tobytes(),
+        "kodim23": c2f_format.decode(kodim23_stream_v1).tobytes(),
     }
     results: list[tuple[str, bytes]] = []
     errors: list[BaseException] = []
@@ -91,7 +93,7 @@ def test_concurrent_decodes_agree(small_stream: bytes, kodim23_stream: bytes) ->
 
     threads = [
         threading.Thread(target=work, args=(name, data))
-        for name, data in [("small", small_stream), ("kodim23", kodim23_stream)] * 2
+        for name, data in [("small", small_stream_v1), ("kodim23", kodim23_stream_v1)] * 2
     ]
     for t in threads:
         t.start()
@@ -120,12 +122,12 @@ def _with_header(data: bytes, width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize("size", [(8192, 4096), (65536, 1), (320, 96)])
 def test_a_header_claiming_more_pixels_fails_fast(
-    small_stream: bytes, size: tuple[int, int]
+    small_stream_v1: bytes, size: tuple[int, int]
 ) -> None:
     """The segments cannot cover the bigger latents: the band layout or the entropy
     decoder (spec 7.5 step 8: a dry coder) says so at once, strict or not, instead of
     decoding the rest as zeros."""
-    forged = _with_header(small_stream, *size)
+    forged = _with_header(small_stream_v1, *size)
     for allow in (False, True):
         start = time.perf_counter()
         with pytest.raises(c2f_format.CorruptStreamError):
@@ -147,11 +149,11 @@ def test_an_empty_stream_of_any_size_is_refused() -> None:
     assert time.perf_counter() - start < 2.0
 
 
-def test_a_damaged_length_field_names_its_segment(kodim23_stream: bytes) -> None:
+def test_a_damaged_length_field_names_its_segment(kodim23_stream_v1: bytes) -> None:
     """A length flipped larger looks like a cut stream; the message says which segment
     and that its length may be damaged."""
-    seg = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][3]
-    buf = bytearray(kodim23_stream)
+    seg = [s for s in _segments(kodim23_stream_v1) if s.kind == bs.SEG_YBND][3]
+    buf = bytearray(kodim23_stream_v1)
     buf[seg.offset + 5] ^= 0x80  # high bit of the length's second byte
     where = f"YBND segment at offset {seg.offset}"
     with pytest.raises(c2f_format.TruncatedStreamError, match=where):
@@ -160,10 +162,10 @@ def test_a_damaged_length_field_names_its_segment(kodim23_stream: bytes) -> None
         Image.open(io.BytesIO(bytes(buf))).load()
 
 
-def test_metadata_is_bounded_from_the_segment_head(small_stream: bytes) -> None:
+def test_metadata_is_bounded_from_the_segment_head(small_stream_v1: bytes) -> None:
     """An ancillary segment that would take the metadata past 16 MiB is refused from its
     8-byte head, before any of its payload is read or held."""
-    head = small_stream[: bs.HEADER_SIZE]
+    head = small_stream_v1[: bs.HEADER_SIZE]
     big = b"zzZz" + (bs.MAX_METADATA_BYTES + 1).to_bytes(4, "big")
     with pytest.raises(c2f_format.CorruptStreamError, match="16 MiB"):
         c2f_format.StreamDecoder().feed(head + big)
@@ -174,7 +176,7 @@ def test_metadata_is_bounded_from_the_segment_head(small_stream: bytes) -> None:
         c2f_format.encode(np.zeros((8, 8, 3), np.uint8), icc_profile=bytes(17 << 20))
 
 
-def test_pillow_reads_no_metadata_payload_past_the_cap(small_stream: bytes) -> None:
+def test_pillow_reads_no_metadata_payload_past_the_cap(small_stream_v1: bytes) -> None:
     """Image.open stops at a metadata segment's head when it would pass 16 MiB, before
     reading any of its (here 40 MiB) payload."""
 
@@ -186,17 +188,17 @@ def test_pillow_reads_no_metadata_payload_past_the_cap(small_stream: bytes) -> N
             Counting.read_bytes += len(out)
             return out
 
-    head = small_stream[: bs.HEADER_SIZE]
+    head = small_stream_v1[: bs.HEADER_SIZE]
     big = bs.pack_segment(b"zzZz", bytes(40 << 20))
-    fp = Counting(head + big + small_stream[bs.HEADER_SIZE :])
+    fp = Counting(head + big + small_stream_v1[bs.HEADER_SIZE :])
     with pytest.raises(OSError, match="16 MiB"):
         Image.open(fp)
     assert Counting.read_bytes < 4096
 
 
-def test_a_damaged_hyper_length_names_its_segment(small_stream: bytes) -> None:
-    seg = next(s for s in _segments(small_stream) if s.kind == bs.SEG_HYP1)
-    buf = bytearray(small_stream)
+def test_a_damaged_hyper_length_names_its_segment(small_stream_v1: bytes) -> None:
+    seg = next(s for s in _segments(small_stream_v1) if s.kind == bs.SEG_HYP1)
+    buf = bytearray(small_stream_v1)
     buf[seg.offset + 5] ^= 0x10  # the length grows by 1 MiB
     with pytest.raises(
         c2f_format.TruncatedStreamError, match=f"HYP1 segment at offset {seg.offset}"
@@ -206,17 +208,17 @@ def test_a_damaged_hyper_length_names_its_segment(small_stream: bytes) -> None:
 
 @pytest.mark.parametrize("device", ["meta", "mps", "xpu", "hpu", "cuda:7", "nonsense"])
 def test_unsupported_devices_are_argument_errors(
-    small_stream: bytes, device: str, monkeypatch: pytest.MonkeyPatch
+    small_stream_v1: bytes, device: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(c2f_format.InvalidArgumentError, match="device"):
-        c2f_format.decode(small_stream, device=device)
+        c2f_format.decode(small_stream_v1, device=device)
     monkeypatch.setenv("C2F_DEVICE", device)
     with pytest.raises(c2f_format.InvalidArgumentError, match="device"):
-        c2f_format.decode(small_stream)
+        c2f_format.decode(small_stream_v1)
 
 
-def test_a_released_buffer_is_an_argument_error(small_stream: bytes) -> None:
-    view = memoryview(small_stream)
+def test_a_released_buffer_is_an_argument_error(small_stream_v1: bytes) -> None:
+    view = memoryview(small_stream_v1)
     view.release()
     for fn in (c2f_format.decode, c2f_format.info, c2f_format.StreamDecoder().feed):
         with pytest.raises(c2f_format.InvalidArgumentError, match="buffer"):
@@ -227,17 +229,17 @@ def _segments(data: bytes) -> list[bs.Segment]:
     return list(bs.iter_segments(data))
 
 
-def test_truncation_sweep(small_stream: bytes) -> None:
+def test_truncation_sweep(small_stream_v1: bytes) -> None:
     """Cut at every segment boundary, one byte either side, and at random offsets."""
-    segs = _segments(small_stream)
+    segs = _segments(small_stream_v1)
     hyp2_end = bs.hyper_end(segs)
     boundaries = {0, bs.HEADER_SIZE} | {s.offset for s in segs} | {s.offset + s.size for s in segs}
     cuts = {c + d for c in boundaries for d in (-1, 0, 1)}
-    cuts |= {int(c) for c in np.random.default_rng(7).integers(0, len(small_stream), 40)}
-    cuts = {c for c in cuts if 0 <= c < len(small_stream)}
-    full = np.asarray(c2f_format.decode(small_stream))
+    cuts |= {int(c) for c in np.random.default_rng(7).integers(0, len(small_stream_v1), 40)}
+    cuts = {c for c in cuts if 0 <= c < len(small_stream_v1)}
+    full = np.asarray(c2f_format.decode(small_stream_v1))
     for cut in sorted(cuts):
-        data = small_stream[:cut]
+        data = small_stream_v1[:cut]
         with pytest.raises((c2f_format.TruncatedStreamError, c2f_format.NotC2FError)):
             c2f_format.decode(data)
         if cut >= hyp2_end:
@@ -253,13 +255,13 @@ def test_truncation_sweep(small_stream: bytes) -> None:
 
 
 def test_truncation_sweep_under_load_truncated_images(
-    small_stream: bytes, monkeypatch: pytest.MonkeyPatch
+    small_stream_v1: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
-    segs = _segments(small_stream)
+    segs = _segments(small_stream_v1)
     for cut in sorted({s.offset + s.size // 2 for s in segs} | {s.offset for s in segs}):
         with pytest.warns(UserWarning, match="c2f: stream ends"):
-            with Image.open(io.BytesIO(small_stream[:cut])) as im:
+            with Image.open(io.BytesIO(small_stream_v1[:cut])) as im:
                 im.load()
                 assert im.size == (80, 96)
 
@@ -347,7 +349,7 @@ def test_an_alpha_length_is_checked_from_the_segment_head(rgba_stream: bytes) ->
             c2f_format.decode(cut, allow_truncated=allow)
 
 
-def test_alpha_in_the_wrong_place_is_refused(rgba_stream: bytes, small_stream: bytes) -> None:
+def test_alpha_in_the_wrong_place_is_refused(rgba_stream: bytes, small_stream_v1: bytes) -> None:
     segs = {s.kind: s for s in _segments(rgba_stream)}
     alpha = segs[bs.SEG_ALPHA]
     alpha_bytes = rgba_stream[alpha.offset : alpha.offset + alpha.size]
@@ -357,7 +359,7 @@ def test_alpha_in_the_wrong_place_is_refused(rgba_stream: bytes, small_stream: b
     end = alpha.offset + alpha.size
     after = rgba_stream[:end] + late + rgba_stream[end:]
     h = bs.HEADER_SIZE
-    in_rgb = small_stream[:h] + alpha_bytes + small_stream[h:]
+    in_rgb = small_stream_v1[:h] + alpha_bytes + small_stream_v1[h:]
     for data, words in [
         (missing, r"HYP1 segment out of order .*\(expected ALPH\)"),
         (twice, r"ALPH segment out of order .*\(expected HYP1\)"),
@@ -407,15 +409,15 @@ def test_damaged_alpha_streams_through_the_api_and_pillow(
 
 
 def test_a_damaged_band_is_predicted_under_tolerance(
-    kodim23_stream: bytes, monkeypatch: pytest.MonkeyPatch
+    kodim23_stream_v1: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A flipped bit in one YBND costs that band's rows (and their neighbourhood in the
     synthesis), not the image; without tolerance it is an error naming the segment."""
-    bands = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND]
+    bands = [s for s in _segments(kodim23_stream_v1) if s.kind == bs.SEG_YBND]
     band = bands[4]
     row, count, _ = bs.parse_band(band.payload)
-    damaged = _flip_in(kodim23_stream, band, at=20)
-    clean = np.asarray(c2f_format.decode(kodim23_stream), dtype=np.int16)
+    damaged = _flip_in(kodim23_stream_v1, band, at=20)
+    clean = np.asarray(c2f_format.decode(kodim23_stream_v1), dtype=np.int16)
     with pytest.warns(UserWarning, match=f"CRC mismatch in YBND segment at offset {band.offset}"):
         got = np.asarray(c2f_format.decode(damaged, allow_truncated=True), dtype=np.int16)
     reach = 4 * 16  # the synthesis reaches less than 4 latent rows
@@ -432,41 +434,41 @@ def test_a_damaged_band_is_predicted_under_tolerance(
             assert np.array_equal(np.asarray(im, dtype=np.int16), got)
 
 
-def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream: bytes) -> None:
-    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][3]
-    buf = bytearray(kodim23_stream)
+def test_unreadable_rest_is_predicted_under_tolerance(kodim23_stream_v1: bytes) -> None:
+    band = [s for s in _segments(kodim23_stream_v1) if s.kind == bs.SEG_YBND][3]
+    buf = bytearray(kodim23_stream_v1)
     buf[band.offset : band.offset + 4] = b"\x00\xff\x00\xff"  # a garbled segment head
     with pytest.raises(c2f_format.CorruptStreamError, match="invalid segment type"):
         c2f_format.decode(bytes(buf))
     with pytest.warns(UserWarning, match="read no further"):
         c2f_format.decode(bytes(buf), allow_truncated=True)
     # damage to the hyper segments cannot be tolerated: nothing would be left to show
-    hyp1 = _segments(kodim23_stream)[0]
+    hyp1 = _segments(kodim23_stream_v1)[0]
     with pytest.raises(c2f_format.CorruptStreamError, match="HYP1"):
-        c2f_format.decode(_flip_in(kodim23_stream, hyp1), allow_truncated=True)
+        c2f_format.decode(_flip_in(kodim23_stream_v1, hyp1), allow_truncated=True)
 
 
-def test_a_band_with_good_crc_but_bad_coding(kodim23_stream: bytes) -> None:
+def test_a_band_with_good_crc_but_bad_coding(kodim23_stream_v1: bytes) -> None:
     """Coded data that the entropy decoder rejects, behind a valid CRC (a buggy or
     hostile encoder): an error naming the segment, or under tolerance a predicted band."""
-    band = [s for s in _segments(kodim23_stream) if s.kind == bs.SEG_YBND][2]
+    band = [s for s in _segments(kodim23_stream_v1) if s.kind == bs.SEG_YBND][2]
     row, count, coded = bs.parse_band(band.payload)
     payload = bs._BAND.pack(row, count) + coded[:-4] + b"\x00\x00\x00\x00"  # last word 0
     fixed = bs.pack_segment(bs.SEG_YBND, payload)
-    data = kodim23_stream[: band.offset] + fixed + kodim23_stream[band.offset + band.size :]
+    data = kodim23_stream_v1[: band.offset] + fixed + kodim23_stream_v1[band.offset + band.size :]
     with pytest.raises(c2f_format.CorruptStreamError):
         c2f_format.decode(data)
     with pytest.warns(UserWarning, match=f"YBND segment at offset {band.offset}"):
         assert c2f_format.decode(data, allow_truncated=True).size == (768, 512)
 
 
-def test_damaged_segments_are_bounded(small_stream: bytes) -> None:
+def test_damaged_segments_are_bounded(small_stream_v1: bytes) -> None:
     """A flood of damaged bands cannot grow the tolerant decoder's bookkeeping: more of
     them than the image has latent rows ends the reading."""
-    segs = _segments(small_stream)
+    segs = _segments(small_stream_v1)
     hyp2_end = bs.hyper_end(segs)
     junk = bs.pack_segment(bs.SEG_YBND, b"\x00\x00\x00\x01")[:-1] + b"\xff"  # bad CRC
-    data = small_stream[:hyp2_end] + junk * 10_000
+    data = small_stream_v1[:hyp2_end] + junk * 10_000
     dec = c2f_format.StreamDecoder(allow_truncated=True)
     dec.feed(data)
     assert dec.halted and len(dec.damage) <= bs.Header(80, 96, "RGB", 1, b"").latent_size[0] + 1

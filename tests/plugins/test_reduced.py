@@ -11,6 +11,8 @@ import c2f_format
 from c2f_format.codec.metrics import psnr
 from c2f_format.format.errors import InvalidArgumentError, TruncatedStreamError
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def odd_rgba(kodim23: Image.Image) -> bytes:
@@ -44,29 +46,29 @@ def test_reduced_decode_is_the_full_decode_reduced(
     assert psnr(b[opaque][:, :3], a[opaque][:, :3]) >= (25.0 if reduce == 8 else 38.0)
 
 
-def test_both_backends_reduce_alike(kodim23_stream: bytes) -> None:
+def test_both_backends_reduce_alike(kodim23_stream_v1: bytes) -> None:
     for reduce in (2, 4):
-        a = np.asarray(c2f_format.decode(kodim23_stream, reduce=reduce, backend="torch"))
-        b = np.asarray(c2f_format.decode(kodim23_stream, reduce=reduce, backend="numpy"))
+        a = np.asarray(c2f_format.decode(kodim23_stream_v1, reduce=reduce, backend="torch"))
+        b = np.asarray(c2f_format.decode(kodim23_stream_v1, reduce=reduce, backend="numpy"))
         assert np.abs(a.astype(int) - b).max() <= 2
 
 
-def test_the_stream_decoder_reduces_partial_images(kodim23_stream: bytes) -> None:
+def test_the_stream_decoder_reduces_partial_images(kodim23_stream_v1: bytes) -> None:
     dec = c2f_format.StreamDecoder()
-    dec.feed(kodim23_stream[: len(kodim23_stream) * 2 // 3])
+    dec.feed(kodim23_stream_v1[: len(kodim23_stream_v1) * 2 // 3])
     assert dec.image(partial=True, reduce=4).size == (192, 128)
     with pytest.raises(TruncatedStreamError):
         dec.image(reduce=2)
 
 
 @pytest.mark.parametrize("reduce", [0, 3, 16, -2, 2.0, "2"])
-def test_other_factors_are_refused_by_name(small_stream: bytes, reduce: object) -> None:
+def test_other_factors_are_refused_by_name(small_stream_v1: bytes, reduce: object) -> None:
     with pytest.raises(InvalidArgumentError, match="reduce"):
-        c2f_format.decode(small_stream, reduce=reduce)  # type: ignore[arg-type]
+        c2f_format.decode(small_stream_v1, reduce=reduce)  # type: ignore[arg-type]
 
 
-def test_a_truncated_stream_is_refused_at_every_scale(kodim23_stream: bytes) -> None:
-    cut = kodim23_stream[: len(kodim23_stream) // 2]
+def test_a_truncated_stream_is_refused_at_every_scale(kodim23_stream_v1: bytes) -> None:
+    cut = kodim23_stream_v1[: len(kodim23_stream_v1) // 2]
     for reduce in (2, 4, 8):
         with pytest.raises(TruncatedStreamError):
             c2f_format.decode(cut, reduce=reduce)
@@ -93,19 +95,19 @@ def test_the_outer_edges_are_right_where_the_image_fills_the_grid(
             assert edge.mean() < 2.0
 
 
-def test_numpy_integers_are_taken_and_bools_are_not(small_stream: bytes) -> None:
-    assert c2f_format.decode(small_stream, reduce=np.int64(2)).size == (40, 48)
+def test_numpy_integers_are_taken_and_bools_are_not(small_stream_v1: bytes) -> None:
+    assert c2f_format.decode(small_stream_v1, reduce=np.int64(2)).size == (40, 48)
     with pytest.raises(InvalidArgumentError, match="reduce"):
-        c2f_format.decode(small_stream, reduce=True)
+        c2f_format.decode(small_stream_v1, reduce=True)
 
 
 @pytest.mark.parametrize("factor", [0, -4, 2.0, (2, 0)])
 def test_pillow_reduce_refuses_bad_factors_before_decoding(
-    kodim23_stream: bytes, factor: object
+    kodim23_stream_v1: bytes, factor: object
 ) -> None:
     import io
 
-    with Image.open(io.BytesIO(kodim23_stream)) as im, pytest.raises((ValueError, TypeError)):
+    with Image.open(io.BytesIO(kodim23_stream_v1)) as im, pytest.raises((ValueError, TypeError)):
         im.reduce(factor)
 
 

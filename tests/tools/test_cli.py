@@ -15,6 +15,7 @@ from PIL import Image
 from c2f_format.tools.cli import main
 
 
+@pytest.mark.v1
 def test_encode_decode_info(
     tmp_path: Path, small_rgb: np.ndarray, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -300,16 +300,17 @@ def test_encode_drops_exif_it_cannot_store(
     assert dec.metadata == {"icc_profile": b"icc"}
 
 
+@pytest.mark.v1
 def test_allow_truncated(
-    tmp_path: Path, small_stream: bytes, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_stream_v1: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A stream cut inside y: an error by default; with --allow-truncated the image,
     with a warning naming the file and what was lost."""
-    last_band = [s for s in bitstream.iter_segments(small_stream) if s.kind == bitstream.SEG_YBND][
-        -1
-    ]
+    last_band = [
+        s for s in bitstream.iter_segments(small_stream_v1) if s.kind == bitstream.SEG_YBND
+    ][-1]
     cut = tmp_path / "cut.c2f"
-    cut.write_bytes(small_stream[: last_band.offset + 20])
+    cut.write_bytes(small_stream_v1[: last_band.offset + 20])
     assert main(["decode", str(cut)]) == 1
     assert capsys.readouterr().err.startswith(f"c2f: error: {cut}: stream ends after 4 of 8")
     assert main(["decode", str(cut), "--allow-truncated"]) == 0
@@ -318,7 +319,7 @@ def test_allow_truncated(
     assert err.endswith("missing rows predicted\n") and err.count("\n") == 1
     with Image.open(tmp_path / "cut.png") as im:
         assert im.size == (80, 96)
-    cut.write_bytes(small_stream[:60])  # inside the hyper segments: nothing to show
+    cut.write_bytes(small_stream_v1[:60])  # inside the hyper segments: nothing to show
     assert main(["decode", str(cut), "--allow-truncated", "--force"]) == 1
 
 
@@ -327,6 +328,7 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+@pytest.mark.v1
 @pytest.mark.parametrize("command", ["encode", "decode"])
 def test_one_large_file_shows_progress_on_a_terminal(
     tmp_path: Path, kodim23: Image.Image, monkeypatch: pytest.MonkeyPatch, command: str
@@ -355,6 +357,7 @@ def test_no_bar_where_nobody_watches(small_file: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.v1
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_the_codec_reports_its_tiles(kodim23: Image.Image, backend: str) -> None:
     """`on_tile` hears (0, n) before the first of the n tiles and (k, n) after each,

@@ -16,6 +16,8 @@ from c2f_format.codec import torch_engine
 from c2f_format.format.weights_file import weights_dir, weights_index
 from c2f_format.train.cli import main as train
 
+pytestmark = pytest.mark.v1  # version 1 streams and c2f-v3 (conftest.py)
+
 
 @pytest.mark.slow
 def test_pack_train_resume_export(
