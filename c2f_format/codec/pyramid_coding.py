@@ -32,7 +32,7 @@ def encode_pyramid(
     model: ContextModel,
     tables: EntropyTables,
     deadzone: int = DEADZONE,
-    rdo: float = 0.0,
+    rdo: float | tuple[float, ...] = 0.0,
 ) -> tuple[list[bytes], np.ndarray]:
     """uint8 RGB `[3, H, W]` at step code `u` -> (the coded units, coarsest first; the
     image the decoder will output). With `rdo` > 0, each detail coefficient's integer is
@@ -50,8 +50,9 @@ def encode_pyramid(
         c = details[level - 1]  # [3, 3, h, w]
         c9 = c.reshape(9, *c.shape[2:]).transpose(1, 2, 0)
         passes: list[tuple[np.ndarray, np.ndarray]] = []
-        if rdo > 0:
-            chooser = _RateDistortion(c9, step, rdo, model.offsets, tables)
+        k = rdo[level - 1] if isinstance(rdo, tuple) else rdo
+        if k > 0:
+            chooser = _RateDistortion(c9, step, k, model.offsets, tables)
             writer = chooser.writer(passes)
         else:
             writer = _writer(quantise(c9, step, deadzone), passes)

@@ -132,13 +132,12 @@ def code_level(
     amp = np.zeros((h, w, 9), dtype=np.int64)
 
     def do_pass(net: str, f: Features, channels: list[int], at: np.ndarray) -> None:
-        out = _evaluate(model, net, f, ANCHORS if at is anchor else REST, shared)[at]
+        parities = ANCHORS if at is anchor else REST
+        out = _gather(_evaluate(model, net, f, parities, shared), parities, at)
         idx = table_index(out + base[channels], u)  # [n, len(channels)]
         values = read(idx, at, channels)
-        sel = np.ix_(np.flatnonzero(at.reshape(-1)), np.asarray(channels))
-        q.reshape(-1, 9)[sel] = values
-        index.reshape(-1, 9)[sel] = idx
-        amp.reshape(-1, 9)[sel] = amplitude(values, u)
+        for target, part in ((q, values), (index, idx), (amp, amplitude(values, u))):
+            _scatter(target, part, parities, at, channels)
 
     rest = ~anchor
     do_pass("luma_anchor", features([]), LUMA, anchor)
@@ -153,6 +152,38 @@ def code_level(
     else:
         carried = np.zeros((h, w, CARRY), dtype=np.int64)
     return LevelResult(q, index, amp, carried)
+
+
+def _gather(x: np.ndarray, parities: list[tuple[int, int]], at: np.ndarray) -> np.ndarray:
+    """`x[at]`: the elements of one checkerboard half in raster order. On an even grid
+    its rows alternate between the two parity classes, so it is two strided slices
+    interleaved (no mask)."""
+    h, w = at.shape
+    if h % 2 or w % 2:
+        return x[at]
+    (_, even), (_, odd) = parities  # the column parity of even rows, of odd rows
+    both = np.stack([x[0::2, even::2], x[1::2, odd::2]], axis=1)
+    return both.reshape(-1, *x.shape[2:])
+
+
+def _scatter(
+    x: np.ndarray,
+    values: np.ndarray,
+    parities: list[tuple[int, int]],
+    at: np.ndarray,
+    channels: list[int],
+) -> None:
+    """`x[at][:, channels] = values`, written into `x` (the inverse of `_gather`)."""
+    h, w = at.shape
+    if h % 2 or w % 2:
+        x.reshape(-1, x.shape[2])[np.ix_(np.flatnonzero(at.reshape(-1)), np.asarray(channels))] = (
+            values
+        )
+        return
+    (_, even), (_, odd) = parities
+    v = values.reshape(h // 2, 2, w // 2, len(channels))
+    x[0::2, even::2, channels] = v[:, 0]
+    x[1::2, odd::2, channels] = v[:, 1]
 
 
 @dataclass(frozen=True)
