@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -150,8 +151,11 @@ def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> 
         kodim = kodim.crop((300, 200, 396, 280))
 
     def latents(data: bytes, dev: torch.device) -> str:
+        """What must agree across devices: version 1's integers, version 2's pixels."""
         dec = c2f_format.StreamDecoder(device=dev)
         dec.feed(data)
+        if dec.header is not None and dec.header.version[0] >= 2:
+            return hashlib.sha256(np.asarray(dec.image()).tobytes()).hexdigest()
         return latent_digest(dec.latents())
 
     cpu = torch.device("cpu")

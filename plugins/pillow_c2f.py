@@ -42,6 +42,7 @@ from c2f_format.format import bitstream
 from c2f_format.format.constants import PREVIEW_SCALE, REDUCE_FACTORS
 from c2f_format.format.errors import (
     C2FError,
+    CorruptStreamError,
     ImageTooLargeError,
     NotC2FError,
     TorchRequiredError,
@@ -206,6 +207,9 @@ class C2FDecoder(ImageFile.PyDecoder):
             hinted = api.with_hint(exc, "Image.MAX_IMAGE_PIXELS = None lifts it")
             raise Image.DecompressionBombError(f"c2f: {hinted}") from None
         except C2FError as exc:
+            stream = self._decoder
+            if stream is not None and type(exc) is CorruptStreamError and stream.preview_ready:
+                raise OSError(f"c2f: {exc}; {TOLERANCE_HINT}") from None  # past the preview
             raise OSError(f"c2f: {api.with_hint(exc, TOLERANCE_HINT)}") from None
 
     def _push(self, data: bytes) -> tuple[int, int]:
@@ -244,7 +248,8 @@ class C2FDecoder(ImageFile.PyDecoder):
     def _show_final(self) -> None:
         """The whole image; damage tolerated under LOAD_TRUNCATED_IMAGES is predicted."""
         if self._stream.damage:
-            warnings.warn(f"c2f: {self._stream.missing()}; damaged rows predicted", stacklevel=3)
+            what = f"{self._stream.missing()}; {self._stream.filled(damaged=True)}"
+            warnings.warn(f"c2f: {what}", stacklevel=3)
             self._show(self._stream.image(partial=True, reduce=self._reduce))
         else:
             self._show(self._stream.image(reduce=self._reduce))

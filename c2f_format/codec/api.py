@@ -156,14 +156,16 @@ def decode(
     `info` has the stream's `exif` and `icc_profile` (see `image_info`).
 
     `reduce` 2, 4 or 8 decodes at that fraction of each side (rounded up), as JPEG's
-    draft scales: 2 and 4 for about 40% of a full decode's time (the synthesis stops
-    at 1/4 scale; on Kodak 46-51 dB from the full decode reduced), 8 the preview from
-    the hyper segments alone (a few percent of it).
+    draft scales. Version 2 streams decode only the levels the scale needs (1/2 in
+    about a third of a full decode's time, 1/4 a tenth, 8 the preview a twentieth);
+    version 1 streams stop the synthesis at 1/4 scale for 2 and 4 (about 40%) and
+    render 8 from the hyper segments alone.
 
-    With `allow_truncated=True`, a stream cut or damaged inside y decodes with the
-    missing or damaged rows predicted (a `UserWarning` says so; see
-    `StreamDecoder(allow_truncated=True)`); a stream cut or damaged before y cannot be
-    decoded. Bytes after IEND are ignored. Bad input raises a `C2FError` subclass.
+    With `allow_truncated=True`, a stream cut or damaged past its preview decodes from
+    what arrived (a `UserWarning` says so; see `StreamDecoder(allow_truncated=True)`):
+    version 2 without the levels lost, version 1 with the rows lost predicted; a
+    stream cut or damaged before its preview cannot be decoded. Bytes after IEND are
+    ignored. Bad input raises a `C2FError` subclass.
     `backend` ("torch", "numpy", "auto") is as for `StreamDecoder`; `on_tile` follows
     the synthesis tiles as in `encode` (the preview has none).
     """
@@ -181,6 +183,8 @@ def decode(
     except ImageTooLargeError as exc:
         raise with_hint(exc, LIMIT_HINT) from None
     except CorruptStreamError as exc:
+        if not allow_truncated and type(exc) is CorruptStreamError and _past_preview(raw, dec):
+            raise CorruptStreamError(f"{exc}; {TRUNCATED_HINT}") from None
         raise with_hint(exc, TRUNCATED_HINT) from None
     if not dec.complete and not allow_truncated and not dec.damage:
         raise with_hint(TruncatedStreamError(dec.missing()), TRUNCATED_HINT)
@@ -230,6 +234,20 @@ class StreamInfo:
         return "\n".join(lines)
 
 
+def _past_preview(raw: bytes, failed: StreamDecoder) -> bool:
+    """Whether a version 2 stream that `failed` on is damaged only past its preview, so
+    that `allow_truncated=True` decodes it: a tolerant decode of the levels down to the
+    preview (a twentieth of the work) tells."""
+    if failed.header is None or failed.header.version[0] < 2:
+        return False  # version 1: `with_hint` reads the message
+    probe = StreamDecoder(max_pixels=failed.max_pixels, allow_truncated=True, reduce=PREVIEW_SCALE)
+    try:
+        probe.feed(raw)
+    except C2FError:
+        return False
+    return probe.preview_ready
+
+
 _LEVELS = re.compile(r"after [3-6] of 6 levels")  # a version 2 stream past its preview
 
 
@@ -242,7 +260,7 @@ def with_hint(exc: C2FError, hint: str) -> C2FError:
         return ImageTooLargeError(f"{text}; {hint}")
     if isinstance(exc, TruncatedStreamError) and ("latent rows" in text or _LEVELS.search(text)):
         return TruncatedStreamError(f"{text}; {hint}")
-    if type(exc) is CorruptStreamError and ("YBND segment" in text or "LEVL segment" in text):
+    if type(exc) is CorruptStreamError and "YBND segment" in text:
         return CorruptStreamError(f"{text}; {hint}")
     return exc
 

@@ -24,6 +24,9 @@ from ..networks.numpy_context_model import (
 )
 
 DEADZONE = 38  # the reference encoder's dead zone, 1/256 step
+# code lengths on a grid of 2**-16 bit: libm's log2 may differ in its last bits from one
+# build to another; rounded, the encoder's choices (and its streams) do not
+BIT_GRID = float(1 << 16)
 
 
 def encode_pyramid(
@@ -189,8 +192,8 @@ def _code_lengths(tables: EntropyTables) -> tuple[np.ndarray, np.ndarray]:
         for j, r in enumerate(radii):
             row = -np.log2(f[j, : 2 * r + 2] / TOTAL)
             row[2 * r + 1] += np.log2(65535)
-            bits[j, : 2 * r + 2] = row
-            bits[j, -1] = row[2 * r + 1]  # below -R: an escape too
+            bits[j, : 2 * r + 2] = np.round(row * BIT_GRID) / BIT_GRID
+            bits[j, -1] = bits[j, 2 * r + 1]  # below -R: an escape too
         _LENGTHS[key] = (tables, bits, radii)
     return _LENGTHS[key][1:]
 

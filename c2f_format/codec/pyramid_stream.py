@@ -78,7 +78,8 @@ class PyramidStreamDecoder:
     def __init__(self, model: PyramidModel, header: Header, reduce: int = 1) -> None:
         """`reduce`: the largest scale divisor the image will be asked at; the levels
         finer than it are checked (CRC, order) but not decoded, so 1/2 costs about a
-        quarter of a full decode and 1/4 a sixteenth."""
+        third of a full decode and 1/4 a tenth (the coarse levels' share of the work
+        is larger than their share of the pixels)."""
         self.header = header
         self.skip_to = reduce.bit_length() - 1  # levels 1..skip_to are not decoded
         self._skipped = 0

@@ -104,7 +104,7 @@ class StreamDecoder:
     ) -> None:
         """`reduce` (1, 2, 4 or 8) is the smallest scale `image` will be asked for: a
         version 2 stream's levels finer than it are checked but not decoded (1/2 then
-        takes about a quarter of a full decode's time). `tolerate_damage` is
+        takes about a third of a full decode's time, 1/4 a tenth). `tolerate_damage` is
         `allow_truncated`'s old name (as `decode` and the CLI call it), kept working with
         a DeprecationWarning."""
         if tolerate_damage is not None:
@@ -268,9 +268,11 @@ class StreamDecoder:
         self, partial: bool = False, reduce: int = 1, *, on_tile: TileCallback | None = None
     ) -> Image.Image:
         """The decoded image; see the class docstring for `partial`. `reduce` 2 or 4
-        gives it at that fraction of each side (rounded up) for about 40% of the work:
-        the synthesis stops at 1/4 scale (docs/speed/reduced.md). `on_tile` follows the
-        synthesis tiles as in `encode`."""
+        gives it at that fraction of each side (rounded up): for version 1 the synthesis
+        stops at 1/4 scale (about 40% of the work, docs/speed/reduced.md); for version 2
+        it is the low-pass at that scale (the work is in decoding the levels, which
+        `StreamDecoder(reduce=)` limits). `on_tile` follows the synthesis tiles as in
+        `encode`."""
         reduce = check_reduce(reduce, (1, 2, 4))
         self._raise_if_failed()
         header = self.header
@@ -292,11 +294,12 @@ class StreamDecoder:
         image.info.update(self.info)
         return image
 
-    def filled(self) -> str:
-        """What a partial decode puts where the stream is missing, in words."""
+    def filled(self, damaged: bool = False) -> str:
+        """What a partial decode puts where the stream is missing (or `damaged`), in
+        words."""
         if isinstance(self._latent, PyramidStreamDecoder):
-            return "missing levels left out"
-        return "missing rows predicted"
+            return f"{'damaged' if damaged else 'missing'} levels left out"
+        return f"{'damaged' if damaged else 'missing'} rows predicted"
 
     def missing(self) -> str:
         """What is still missing, in words (for messages about truncation)."""
@@ -306,7 +309,12 @@ class StreamDecoder:
         inside = f": {inside}" if inside else ""
         if isinstance(self._latent, PyramidStreamDecoder):
             got = self._latent.levels_received
-            return f"stream ends after {got} of 6 levels ({self.bytes_received} bytes){inside}"
+            where = f"stream ends after {got} of 6 levels ({self.bytes_received} bytes){inside}"
+            if not self.damage:
+                return where
+            ended = self._parser.finished or self._halted
+            decoded = f"{got} of 6 levels decoded"
+            return "; ".join([*self.damage, decoded if ended else where])
         if not self.preview_ready:
             return (
                 "stream ends before the hyper segments are complete "

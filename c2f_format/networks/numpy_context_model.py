@@ -208,7 +208,7 @@ PARENT_ROWS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=n
 FLOAT_EXACT = 1 << 52  # below this, float64 holds every integer and its halves exactly
 HIDDEN_MAX = 1024  # every network input's magnitude bound (spec v2 section 9)
 SPLIT_ROWS = 64  # products with fewer rows stay in float64 (ExactProduct)
-KEEP_VALUES = 1 << 24  # first-layer products a level keeps across its passes (128 MiB)
+KEEP_VALUES = 1 << 24  # first-layer products kept per parity group (128 MiB; 256 a level)
 # which networks read the anchor mask (their last input channel)
 _MASKED = {"luma_anchor": False, "luma_rest": True, "chroma_anchor": False, "chroma_rest": True}
 _MASKED["carry"] = False
@@ -233,9 +233,9 @@ def _evaluate(
     the parent is read at its own resolution (9 * 25 columns become 4 * 25). The constant
     channels, and the anchor mask (constant at each tap within a parity class), become
     weights on a channel of ones that the zero padding cuts at the borders as it cuts
-    them. Each layer is one float64 matrix product a band of rows at a time; every
-    partial sum is an integer far below 2**53 (spec v2 section 9), so the order of the
-    BLAS's sums does not matter."""
+    them. Each layer is a matrix product a band of rows at a time, in float32 halves or
+    float64 (`ExactProduct`), every partial sum exact (spec v2 section 9), so the order
+    of the BLAS's sums does not matter."""
     layers = [model.layers[f"{net}.{name}"] for name in LAYERS]
     if shared is None:
         shared = LevelInput(model, f.low, f.coarse, f.constants)
@@ -260,11 +260,12 @@ def _evaluate(
             else:
                 v = kept[i0 * nj : i1 * nj]  # the level's kept products: read, not changed
             if extras is not None:
-                v = v + extra_product(_columns(extras, None, py, px, i0, i1, nj))
+                v = extra_product(_columns(extras, None, py, px, i0, i1, nj)) + v
+            fresh = kept is None or extras is not None
             for k, layer in enumerate(layers):
                 if k:
-                    v = hidden[k](v)
-                v = _requantise(v, layer, scales[k])
+                    v, fresh = hidden[k](v), True
+                v = _requantise(v, layer, scales[k], fresh)
             out[py + 2 * i0 : py + 2 * i1 : 2, px::2][:, :nj] = v.reshape(i1 - i0, nj, -1)
     return out
 
@@ -415,11 +416,11 @@ class ExactProduct:
         if self.split is None:
             return x.astype(np.float64, copy=False) @ self.w
         both = x.astype(np.float32, copy=False) @ self.split
-        out = both[:, : self.n].astype(np.float64)  # float64 before the sum: up to 2**30
-        out *= 64.0
-        out += both[:, self.n :]
-        if self.scale is not None:
-            out *= self.scale
+        # in float64 before the sum (up to 2**30), scaled term by term: each term and the
+        # sum are multiples of 2**-S and below 2**(53 - S), so exact (`_scale`)
+        scale = 1.0 if self.scale is None else self.scale
+        out = np.multiply(both[:, : self.n], 64.0 * scale, dtype=np.float64)
+        out += np.multiply(both[:, self.n :], scale, dtype=np.float64)
         return out
 
 
@@ -447,15 +448,18 @@ def _scale(layer: IntLayer) -> np.ndarray | None:
     return layer.multiplier * np.ldexp(1.0, -layer.shift) if top < FLOAT_EXACT else None
 
 
-def _requantise(acc: np.ndarray, layer: IntLayer, scale: np.ndarray | None) -> np.ndarray:
+def _requantise(
+    acc: np.ndarray, layer: IntLayer, scale: np.ndarray | None, in_place: bool = False
+) -> np.ndarray:
     """Spec 6.1's requantisation, `floor((acc + b) * M / 2**S + 1/2)` clamped, of exact
     sums that are already scaled by `_scale(layer)` (None: unscaled integers, done in
-    int64). Returns float64, the next product's input; `acc` is left as it was."""
+    int64). Returns float64, the next product's input; `acc` is overwritten only when
+    `in_place`."""
     if scale is not None:
-        v = acc + (layer.bias * scale + 0.5)
+        shift = layer.bias * scale + 0.5
+        v = np.add(acc, shift, out=acc) if in_place else acc + shift
         np.floor(v, out=v)
-        np.maximum(v, layer.out_min, out=v)
-        return np.minimum(v, layer.out_max, out=v)
+        return np.clip(v, layer.out_min, layer.out_max, out=v)
     a = acc.astype(np.int64)
     a += layer.bias
     a *= layer.multiplier

@@ -20,7 +20,11 @@ from PIL import Image
 from c2f_format.codec.api import decode, encode, info
 from c2f_format.codec.streaming import StreamDecoder
 from c2f_format.format.bitstream import PYRAMID_MAJOR, StreamParser
-from c2f_format.format.errors import CorruptStreamError, TruncatedStreamError
+from c2f_format.format.errors import (
+    CorruptStreamError,
+    InvalidArgumentError,
+    TruncatedStreamError,
+)
 from c2f_format.networks.context_model import TrainableContextModel
 from c2f_format.train.context_trainer import export_weights
 
@@ -115,6 +119,25 @@ def test_reduced_scales_and_the_preview(wavelet_weights: Path, photo: Image.Imag
         whole.feed(data)
         again = whole.preview() if r == 8 else whole.image(reduce=r)
         assert np.array_equal(np.asarray(small), np.asarray(again))
+
+
+def test_a_reduced_scale_decoder_skips_the_finer_levels(
+    wavelet_weights: Path, photo: Image.Image
+) -> None:
+    """`StreamDecoder(reduce=4)` reads every segment but decodes levels 6..3 only: the
+    same 1/4 image, and a clear error if asked for a finer one; Pillow's draft uses it."""
+    data = encode(photo, quality=70)
+    dec = StreamDecoder(reduce=4)
+    dec.feed(data)
+    assert dec.complete
+    assert np.array_equal(np.asarray(dec.image(reduce=4)), np.asarray(decode(data, reduce=4)))
+    with pytest.raises(InvalidArgumentError, match="StreamDecoder\\(reduce=2\\)"):
+        dec.image(reduce=2)
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (100, 68))
+        assert im.size == (100, 68)
+        im.load()
+        assert np.array_equal(np.asarray(im), np.asarray(decode(data, reduce=2)))
 
 
 def test_a_reduced_image_is_centred_like_a_box_reduction(wavelet_weights: Path) -> None:
