@@ -46,6 +46,7 @@ NETWORKS = {
     "carry": (CONTEXT + 9, CARRY),
 }
 LAYERS = ("a", "b", "c")
+MASKED = frozenset({"luma_rest", "chroma_rest"})  # the networks whose last input is the anchor mask
 # one integer layer as the weights file stores it: weight, bias, multiplier, shift, range
 IntegerLayerArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]
 
@@ -63,11 +64,6 @@ def low_feature(low: np.ndarray, level: int) -> np.ndarray:
 def anchors(h: int, w: int) -> np.ndarray:
     """True at the checkerboard's anchors, coded first: (row + column) even."""
     return (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
-
-
-def upsample2(x: np.ndarray) -> np.ndarray:
-    """[h, w, c] -> [2h, 2w, c], each element repeated 2 x 2."""
-    return np.repeat(np.repeat(x, 2, axis=0), 2, axis=1)
 
 
 @dataclass(frozen=True)
@@ -121,9 +117,9 @@ def code_level(
     shared.prepare(["luma_anchor", "chroma_anchor", *carry], ANCHORS)
     shared.prepare(["luma_rest", "chroma_rest", *carry], REST)
 
-    def features(extras: list[np.ndarray], mask: bool = False) -> Features:
+    def features(net: str, extras: list[np.ndarray]) -> Features:
         more = np.concatenate(extras, axis=2) if extras else None
-        return Features(low_f, coarse, constants, more, mask)
+        return Features(low_f, coarse, constants, more, net in MASKED)
 
     anchor = anchors(h, w)
     base = model.base[level - 1]
@@ -140,15 +136,15 @@ def code_level(
             _scatter(target, part, parities, at, channels)
 
     rest = ~anchor
-    do_pass("luma_anchor", features([]), LUMA, anchor)
+    do_pass("luma_anchor", features("luma_anchor", []), LUMA, anchor)
     y = amp[..., LUMA]
-    do_pass("luma_rest", features([y * anchor[..., None]], mask=True), LUMA, rest)
+    do_pass("luma_rest", features("luma_rest", [y * anchor[..., None]]), LUMA, rest)
     y = amp[..., LUMA]
-    do_pass("chroma_anchor", features([y]), CHROMA, anchor)
+    do_pass("chroma_anchor", features("chroma_anchor", [y]), CHROMA, anchor)
     c_seen = amp[..., CHROMA] * anchor[..., None]
-    do_pass("chroma_rest", features([y, c_seen], mask=True), CHROMA, rest)
+    do_pass("chroma_rest", features("chroma_rest", [y, c_seen]), CHROMA, rest)
     if carry:
-        carried = _evaluate(model, "carry", features([amp]), ANCHORS + REST, shared)
+        carried = _evaluate(model, "carry", features("carry", [amp]), ANCHORS + REST, shared)
     else:
         carried = np.zeros((h, w, CARRY), dtype=np.int64)
     return LevelResult(q, index, amp, carried)
@@ -210,8 +206,6 @@ HIDDEN_MAX = 1024  # every network input's magnitude bound (spec v2 section 9)
 SPLIT_ROWS = 64  # products with fewer rows stay in float64 (ExactProduct)
 KEEP_VALUES = 1 << 24  # first-layer products kept per parity group (128 MiB; 256 a level)
 # which networks read the anchor mask (their last input channel)
-_MASKED = {"luma_anchor": False, "luma_rest": True, "chroma_anchor": False, "chroma_rest": True}
-_MASKED["carry"] = False
 
 
 def _evaluate(
@@ -312,7 +306,7 @@ class LevelInput:
             ni, nj = (h - py + 1) // 2, (w - px + 1) // 2
             if not (ni and nj):
                 continue
-            blocks = [self.first_layer(net, _MASKED[net], py, px)[0] for net in nets]
+            blocks = [self.first_layer(net, net in MASKED, py, px)[0] for net in nets]
             product = ExactProduct(np.concatenate(blocks, axis=1), self.input_max, scale)
             products = product(self.columns(py, px, 0, ni, nj))
             for k, net in enumerate(nets):

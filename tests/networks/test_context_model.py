@@ -145,7 +145,6 @@ def test_the_checkerboard_evaluation_is_int_conv(
         LevelInput,
         _evaluate,
         anchors,
-        upsample2,
     )
     from c2f_format.networks.numpy_layers import int_conv
 
@@ -168,7 +167,10 @@ def test_the_checkerboard_evaluation_is_int_conv(
                 mask=mask,
             )
             parts = [f.low]
-            parts.append(upsample2(f.coarse) if f.coarse is not None else np.zeros((h, w, 25)))
+            coarse = (
+                np.zeros((h, w, 25)) if f.coarse is None else f.coarse.repeat(2, 0).repeat(2, 1)
+            )
+            parts.append(coarse)
             parts.append(np.broadcast_to(constants, (h, w, len(constants))))
             if f.extras is not None:
                 parts.append(f.extras)
