@@ -22,6 +22,7 @@ from ..networks.numpy_context_model import (
     ll_index,
     ll_offset,
 )
+from .threads import blas_threads
 
 DEADZONE = 38  # the reference encoder's dead zone, 1/256 step
 # code lengths on a grid of 2**-16 bit: libm's log2 may differ in its last bits from one
@@ -42,6 +43,18 @@ def encode_pyramid(
     chosen, once its table is known, among rounding to nearest, one step toward zero and
     zero, for the least squared error plus `rdo * D**2` times its bits (rate-distortion
     optimised quantisation against the decoder's own tables); otherwise the dead zone."""
+    with blas_threads():
+        return _encode_pyramid(pixels, u, model, tables, deadzone, rdo)
+
+
+def _encode_pyramid(
+    pixels: np.ndarray,
+    u: int,
+    model: ContextModel,
+    tables: EntropyTables,
+    deadzone: int,
+    rdo: float | tuple[float, ...],
+) -> tuple[list[bytes], np.ndarray]:
     _, height, width = pixels.shape
     step = step_size(u)
     ll, details = pyramid(pad_to_pyramid(pixels))
@@ -104,7 +117,8 @@ class PyramidDecoder:
             raise ValueError(f"level {level} out of order")
         low = self.lows[level]
         unit = UnitDecoder(data, self.tables)
-        self._parent = code_level(self.model, level, low, self._parent, self.u, _reader(unit))
+        with blas_threads():
+            self._parent = code_level(self.model, level, low, self._parent, self.u, _reader(unit))
         unit.finish()
         self.lows[level - 1] = synthesis(low, dequantise_level(self.model, self._parent, self.step))
         self.level = level - 1

@@ -202,6 +202,7 @@ BAND_VALUES = 1 << 21  # im2col values per band: memory stays bounded for any im
 # row of parity 0 (parent rows i - 1, i) or 1 (i, i + 1): nearest-neighbour repetition
 PARENT_ROWS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=np.float64)
 FLOAT_EXACT = 1 << 52  # below this, float64 holds every integer and its halves exactly
+FLOAT32_EXACT = 1 << 24  # below this, float32 holds every integer
 HIDDEN_MAX = 1024  # every network input's magnitude bound (spec v2 section 9)
 SPLIT_ROWS = 64  # products with fewer rows stay in float64 (ExactProduct)
 KEEP_VALUES = 1 << 24  # first-layer products kept per parity group (128 MiB; 256 a level)
@@ -227,14 +228,15 @@ def _evaluate(
     the parent is read at its own resolution (9 * 25 columns become 4 * 25). The constant
     channels, and the anchor mask (constant at each tap within a parity class), become
     weights on a channel of ones that the zero padding cuts at the borders as it cuts
-    them. Each layer is a matrix product a band of rows at a time, in float32 halves or
-    float64 (`ExactProduct`), every partial sum exact (spec v2 section 9), so the order
-    of the BLAS's sums does not matter."""
+    them. Each layer is a matrix product a band of rows at a time, in float32 (bounded
+    by the inputs' own ranges) or float64 (`ExactProduct`), every partial sum exact
+    (spec v2 section 9), so the order of the BLAS's sums does not matter."""
     layers = [model.layers[f"{net}.{name}"] for name in LAYERS]
     if shared is None:
         shared = LevelInput(model, f.low, f.coarse, f.constants)
     h, w = shared.size
     extras = None if f.extras is None else _padded_planes(f.extras)
+    extras_range = value_range(f.extras, 9) if f.extras is not None else HIDDEN_MAX
     scales = [_scale(layer) for layer in layers]
     hidden = {k: _hidden_product(layer) for k, layer in enumerate(layers) if k}
     out = np.zeros((h, w, layers[-1].matrix.shape[1]), dtype=np.int64)
@@ -243,8 +245,8 @@ def _evaluate(
         if not (ni and nj):
             continue
         own, on_extras = shared.first_layer(net, f.mask, py, px)
-        own_product = ExactProduct(own, shared.input_max, scales[0])
-        extra_product = ExactProduct(on_extras, HIDDEN_MAX, scales[0])
+        own_product = ExactProduct(own, shared.input_range, scales[0])
+        extra_product = ExactProduct(on_extras, extras_range, scales[0])
         kept = shared.kept.get((net, py, px))
         band = max(1, BAND_VALUES // (nj * (own.shape[0] + on_extras.shape[0])))
         for i0 in range(0, ni, band):
@@ -283,14 +285,16 @@ class LevelInput:
         ones = np.ones((h, w, 1), dtype=np.float32)
         self.planes = _padded_planes(np.concatenate([low, ones], axis=2))
         self.coarse = None
-        # the columns' magnitudes (low, ones at each 3 x 3 tap, then the parent's)
-        input_max = np.tile([HIDDEN_MAX] * 3 + [1], 9)
+        # the columns' least and greatest values (low and ones at each 3 x 3 tap, then
+        # the parent's at each 2 x 2): what the products' float32 bounds read
+        lowest, highest = value_range(np.concatenate([low, ones], axis=2), 9)
         if coarse is not None:
             if (2 * coarse.shape[0], 2 * coarse.shape[1]) != (h, w):
                 raise ValueError(f"a {h}x{w} level's parent must be {h // 2}x{w // 2}")
             self.coarse = np.pad(coarse.astype(np.float32), ((1, 1), (1, 1), (0, 0)))
-            input_max = np.concatenate([input_max, np.full(4 * coarse.shape[2], HIDDEN_MAX)])
-        self.input_max = input_max.astype(np.float64)
+            c_low, c_high = value_range(coarse, 4)
+            lowest, highest = np.concatenate([lowest, c_low]), np.concatenate([highest, c_high])
+        self.input_range = lowest, highest
         self.kept: dict[tuple[str, int, int], np.ndarray] = {}
 
     def prepare(self, nets: list[str], parities: list[tuple[int, int]]) -> None:
@@ -307,7 +311,7 @@ class LevelInput:
             if not (ni and nj):
                 continue
             blocks = [self.first_layer(net, net in MASKED, py, px)[0] for net in nets]
-            product = ExactProduct(np.concatenate(blocks, axis=1), self.input_max, scale)
+            product = ExactProduct(np.concatenate(blocks, axis=1), self.input_range, scale)
             products = product(self.columns(py, px, 0, ni, nj))
             for k, net in enumerate(nets):
                 self.kept[net, py, px] = products[:, k * HIDDEN : (k + 1) * HIDDEN]
@@ -381,41 +385,82 @@ def _columns(
 
 
 class ExactProduct:
-    """`x @ w` for integer `x` (each column's magnitude at most `x_max`) and integer `w`,
-    exact, as float64 (times `scale` where given).
+    """`x @ w` for integer `x` and integer `w`, exact, as float64 (times `scale` where
+    given). `x_range` bounds the inputs: each row's magnitude (one number or one a row),
+    or each row's least and greatest value (two arrays), taken from the data themselves
+    where the caller knows them.
 
-    A wide product runs in float32 when it can: `w = 64 * hi + lo` (|lo| <= 32), and
-    `64 * (x @ hi) + x @ lo` is exact when every partial sum of both stays below 2**24
-    (so float32 holds it in whatever order the BLAS sums; checked here from the bounds).
-    float32 runs at about 2.7 times float64's rate on these CPUs and its columns are
-    half the bytes; a narrow product (under SPLIT_ROWS rows) is cheaper in float64,
+    float32 runs at about 2.7 times float64's rate on these CPUs and its columns are half
+    the bytes, and it is exact when every partial sum of the product stays below 2**24,
+    in whatever order the BLAS sums (`sum_bound`). A wide product runs as one float32
+    product where the bounds allow it (real images: about 2**23.5 for the shipped
+    models), else as two, `w = 64 * hi + lo` (|lo| <= 32), `64 * (x @ hi) + x @ lo`,
+    where they allow that; a narrow one (under SPLIT_ROWS rows) is cheaper in float64,
     where `scale` (`_scale`: exact there) rides in the weights. Otherwise float64, exact
-    below 2**53 (spec v2 section 9)."""
+    below 2**53 (spec v2 section 9). Every way gives the same integers."""
 
     def __init__(
-        self, w: np.ndarray, x_max: np.ndarray | float, scale: np.ndarray | None = None
+        self,
+        w: np.ndarray,
+        x_range: np.ndarray | float | tuple[np.ndarray, np.ndarray],
+        scale: np.ndarray | None = None,
     ) -> None:
         self.n, self.scale = w.shape[1], scale
+        self.single: np.ndarray | None = None
         self.split: np.ndarray | None = None
         self.w = w if scale is None else w * scale
         if w.shape[0] < SPLIT_ROWS:
             return
+        if isinstance(x_range, tuple):
+            lowest, highest = x_range
+        else:
+            highest = np.broadcast_to(np.abs(np.asarray(x_range, dtype=np.float64)), w.shape[:1])
+            lowest = -highest
+        if sum_bound(w, lowest, highest) < FLOAT32_EXACT:
+            self.single = w.astype(np.float32)
+            return
         hi = np.round(w / 64)
         lo = w - 64 * hi
-        limit = np.broadcast_to(np.asarray(x_max, dtype=np.float64), (w.shape[0],))
-        if max(float((limit @ np.abs(part)).max()) for part in (hi, lo)) < 1 << 24:
+        if max(sum_bound(part, lowest, highest) for part in (hi, lo)) < FLOAT32_EXACT:
             self.split = np.concatenate([hi, lo], axis=1).astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        scale = 1.0 if self.scale is None else self.scale
+        if self.single is not None:
+            # each sum below 2**24 and the scale's multiplier below 2**16: exact (`_scale`)
+            sums = x.astype(np.float32, copy=False) @ self.single
+            return np.multiply(sums, scale, dtype=np.float64)
         if self.split is None:
             return x.astype(np.float64, copy=False) @ self.w
         both = x.astype(np.float32, copy=False) @ self.split
         # in float64 before the sum (up to 2**30), scaled term by term: each term and the
         # sum are multiples of 2**-S and below 2**(53 - S), so exact (`_scale`)
-        scale = 1.0 if self.scale is None else self.scale
         out = np.multiply(both[:, : self.n], 64.0 * scale, dtype=np.float64)
         out += np.multiply(both[:, self.n :], scale, dtype=np.float64)
         return out
+
+
+def sum_bound(w: np.ndarray, lowest: np.ndarray, highest: np.ndarray) -> float:
+    """The largest magnitude any partial sum of `x @ w` can reach, in any order, for
+    `lowest <= x <= highest` row by row: the sum of the positive terms or that of the
+    negative ones, each at its largest."""
+    up, down = np.maximum(highest, 0.0), np.maximum(-np.asarray(lowest, dtype=np.float64), 0.0)
+    plus, minus = np.maximum(w, 0.0), np.maximum(-w, 0.0)
+    positive = up @ plus + down @ minus
+    negative = up @ minus + down @ plus
+    return float(np.maximum(positive, negative).max(initial=0.0))
+
+
+def value_range(x: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's least and greatest value in `x` (`[..., c]`), repeated for `taps`
+    im2col taps (columns ordered tap by tap, channels within a tap)."""
+    flat = x.reshape(-1, x.shape[-1])
+    if not flat.shape[0]:
+        zero = np.zeros(taps * x.shape[-1])
+        return zero, zero
+    return np.tile(flat.min(axis=0), taps).astype(np.float64), np.tile(
+        flat.max(axis=0), taps
+    ).astype(np.float64)
 
 
 _HIDDEN: dict[int, tuple[IntLayer, ExactProduct]] = {}

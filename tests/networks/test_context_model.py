@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies
 
 from c2f_format.codec.pyramid_coding import decode_pyramid, encode_pyramid
 from c2f_format.format.entropy import EntropyTables
@@ -208,18 +209,53 @@ def test_float_requantisation_only_where_exact(trained: TrainableContextModel) -
 
 
 def test_exact_products_in_float32_only_within_its_bounds() -> None:
-    """Wide products split into float32 halves give the exact integer sums; where the
-    bounds say float32 could round (large inputs), they stay in float64, still exact."""
-    from c2f_format.networks.numpy_context_model import ExactProduct
+    """Wide products run as one float32 product, or as two float32 halves, only where the
+    bounds say every partial sum stays below 2**24; otherwise float64. Every way gives
+    the exact integer sums."""
+    from c2f_format.networks.numpy_context_model import ExactProduct, sum_bound
 
     rng = np.random.default_rng(5)
     w = rng.integers(-2047, 2048, size=(200, 32)).astype(np.float64)
+
+    def check(product: ExactProduct, x: np.ndarray) -> None:
+        want = (x @ w.astype(np.int64)).astype(np.float64)
+        assert np.array_equal(product(x.astype(np.float32)), want)
+        assert np.array_equal(product(x.astype(np.float64)), want)
+
+    small = rng.integers(-64, 65, size=(500, 200))
+    single = ExactProduct(w, 64.0)
+    assert single.single is not None and single.split is None
+    check(single, small)
     x = rng.integers(-1024, 1025, size=(500, 200))
-    want = x @ w.astype(np.int64)
-    product = ExactProduct(w, 1024.0)
-    assert product.split is not None
-    assert np.array_equal(product(x.astype(np.float32)), want.astype(np.float64))
+    halves = ExactProduct(w, 1024.0)  # 2**26 for the whole, under 2**24 for each half
+    assert halves.single is None and halves.split is not None
+    check(halves, x)
     wide = ExactProduct(w, float(1 << 20))  # inputs up to 2**20: float32 could round
-    assert wide.split is None
+    assert wide.single is None and wide.split is None
     x = rng.integers(-(1 << 20), 1 << 20, size=(500, 200))
     assert np.array_equal(wide(x.astype(np.float64)), (x @ w.astype(np.int64)).astype(np.float64))
+    # each row's own range, signs apart: non-negative inputs bound the partial sums by
+    # the positive or the negative weights alone, never by both
+    plus = np.where(w > 0, w, 0.0)
+    highest = np.full(200, 1024.0)
+    assert sum_bound(plus, np.zeros(200), highest) == (highest @ plus).max()
+    assert sum_bound(w, np.zeros(200), highest) < (highest @ np.abs(w)).max()
+    positive = rng.integers(0, 1025, size=(500, 200))
+    ranged = ExactProduct(w, (positive.min(axis=0), positive.max(axis=0)))
+    check(ranged, positive)
+
+
+@settings(max_examples=30, deadline=None)
+@given(strategies.integers(0, 2**32 - 1), strategies.integers(1, 12))
+def test_a_sum_bound_bounds_every_partial_sum(seed: int, bits: int) -> None:
+    """`sum_bound` is at least every partial sum's magnitude, in any order of the terms."""
+    from c2f_format.networks.numpy_context_model import sum_bound
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-2047, 2048, size=(40, 3)).astype(np.float64)
+    lowest = -rng.integers(0, 1 << bits, size=40).astype(np.float64)
+    highest = rng.integers(0, 1 << bits, size=40).astype(np.float64)
+    x = rng.uniform(lowest, highest).round()
+    terms = x[:, None] * w
+    for order in (rng.permutation(40) for _ in range(5)):
+        assert np.abs(np.cumsum(terms[order], axis=0)).max() <= sum_bound(w, lowest, highest)

@@ -45,20 +45,27 @@ def test_version_2_vectors_are_what_the_encoder_writes(tmp_path: Path) -> None:
 
 
 def test_version_2_decodes_alike_at_every_thread_count() -> None:
-    """The context model's products are float64 sums of integers below 2**53, exact in
-    any order: one BLAS thread or four give the same pixels."""
+    """The context model's products are sums of integers below 2**24 in float32 or below
+    2**53 in float64, exact in any order: one BLAS thread or four (asked for with
+    $C2F_THREADS, which the coder hands to the BLAS) give the same pixels."""
     stream = VECTORS_V2 / "kodim23-crop-q50.c2f"
     code = (
         "import sys, hashlib, numpy as np, c2f_format; "
+        "from threadpoolctl import threadpool_info; "
+        "from c2f_format.codec.threads import blas_threads; "
         "im = c2f_format.decode(open(sys.argv[1], 'rb').read()); "
+        "ctx = blas_threads(); ctx.__enter__(); "
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'})); "
         "print(hashlib.sha256(np.asarray(im).tobytes()).hexdigest())"
     )
     digests = set()
     for n in ("1", "4"):
-        env = {"OPENBLAS_NUM_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        env = {"C2F_THREADS": n}
         done = run_python(code, str(stream), env=env)
         assert done.returncode == 0, done.stderr.decode()
-        digests.add(done.stdout.strip())
+        threads, digest = done.stdout.decode().split("\n")[:2]
+        assert threads == f"[{n}]"
+        digests.add(digest)
     assert len(digests) == 1
 
 
