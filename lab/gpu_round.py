@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -131,7 +130,6 @@ def accept(folder: Path, training: Path) -> int:
 def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> dict[str, Any]:
     """tests/tools/test_cuda.py, the cross-device stream check and GPU timings."""
     import c2f_format
-    from c2f_format.codec.decoding import latent_digest
 
     result: dict[str, Any] = {}
     # pytest runs outside the checkout (its rootdir found from the test's path), so that
@@ -151,12 +149,10 @@ def _device_checks(root: Path, out: Path, device: torch.device, small: bool) -> 
         kodim = kodim.crop((300, 200, 396, 280))
 
     def latents(data: bytes, dev: torch.device) -> str:
-        """What must agree across devices: version 1's integers, version 2's pixels."""
+        """What must agree across devices (`StreamDecoder.exact_digest`)."""
         dec = c2f_format.StreamDecoder(device=dev)
         dec.feed(data)
-        if dec.header is not None and dec.header.version[0] >= 2:
-            return hashlib.sha256(np.asarray(dec.image()).tobytes()).hexdigest()
-        return latent_digest(dec.latents())
+        return dec.exact_digest()
 
     cpu = torch.device("cpu")
     cross = {}

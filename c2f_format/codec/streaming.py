@@ -4,6 +4,7 @@ bytes from `ImageFile.Parser` or pulling them from a file) and imageio drive."""
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from ..format.errors import (
     TruncatedStreamError,
 )
 from . import engines
-from .decoding import LatentDecoder, check_reduce
+from .decoding import LatentDecoder, check_reduce, latent_digest
 from .images import METADATA_KEYS, ImageSink, image_info, to_image
 from .pyramid_stream import PyramidStreamDecoder
 
@@ -251,6 +252,16 @@ class StreamDecoder:
     def latents(self) -> dict[str, np.ndarray]:
         """The decoded integers so far (see `decoding.LatentDecoder.latents`)."""
         return {} if self._latent is None else self._latent.latents()
+
+    def exact_digest(self) -> str:
+        """SHA-256 of what every conforming decoder of the whole stream gives bit for
+        bit: version 2's pixels (spec v2 section 10); version 1's decoded integers, its
+        pixels being allowed to differ within the spec's tolerance. What the conformance
+        vectors and the cross-device checks compare."""
+        header = self.header
+        if header is not None and header.version[0] >= PYRAMID_MAJOR:
+            return hashlib.sha256(np.asarray(self.image()).tobytes()).hexdigest()
+        return latent_digest(self.latents())
 
     def preview(self) -> Image.Image:
         """The reduced-scale image (1/8 of each side, rounded up) from the hyper layers,

@@ -69,6 +69,21 @@ def test_version_2_decodes_alike_at_every_thread_count() -> None:
     assert len(digests) == 1
 
 
+def test_the_exact_digest_is_what_each_version_holds_exact() -> None:
+    """`StreamDecoder.exact_digest`: version 2's pixels, as the reference PNG has them;
+    version 1's decoded integers, as vectors.json records them."""
+    entry = ENTRIES_V2[0]
+    dec = c2f_format.StreamDecoder()
+    dec.feed((VECTORS_V2 / str(entry["stream"])).read_bytes())
+    with Image.open(VECTORS_V2 / str(entry["reference"])) as ref:
+        pixels = np.asarray(ref.convert("RGB")).tobytes()
+    assert dec.exact_digest() == hashlib.sha256(pixels).hexdigest()
+    entry = ENTRIES[0]
+    old = c2f_format.StreamDecoder()
+    old.feed((VECTORS / str(entry["stream"])).read_bytes())
+    assert old.exact_digest() == entry["latents_sha256"]
+
+
 def test_vectors_exist() -> None:
     assert len(ENTRIES) >= 4
 
