@@ -1,4 +1,5 @@
-"""How many CPU threads torch may use for one encode or decode, decided when it starts.
+"""How many CPU threads torch and NumPy's BLAS may use for one encode or decode,
+decided when it starts.
 
 torch splits every operation across its thread pool and waits for the slowest thread.
 When another program keeps a core busy, the thread sharing that core runs only in the
@@ -15,11 +16,10 @@ load, and torch's setting), `auto` is the default. Where the kernel does not say
 Linux), or where its count is the host's and not this process's cores (pinned to some
 cores, or under a CPU quota), the count is torch's setting.
 
-The wavelet model's NumPy coder (`blas_threads`) uses one BLAS thread unless
-$C2F_THREADS says otherwise: its products are many and mid-sized, and a second BLAS
-thread never paid for itself. kodim23's decode took 0.396 s with two and 0.40 with one
-on an AMD EPYC's two cores, 0.81 s with two and 0.38 with one on two Intel vCPUs that
-share a core, where the idle BLAS thread spins beside the coder's memory-bound work.
+The wavelet model's NumPy coder (`blas_threads`) gives the BLAS the same count, at
+most the BLAS's own setting: kodim23's decode took 0.367 s with two BLAS threads and
+0.418 with one on an idle 2-core machine, but 0.81 s with two and 0.38 with one while a
+training process kept one core busy.
 """
 
 from __future__ import annotations
@@ -161,11 +161,14 @@ def _blas_controller() -> Any:
 
 @contextmanager
 def blas_threads() -> Iterator[None]:
-    """Run the body with $C2F_THREADS BLAS threads, or one (the module's docstring says
-    why), then restore the process's setting."""
+    """Run the body with as many BLAS threads as `choose` gives (at most the BLAS's
+    own setting), then restore that setting."""
     controller = _blas_controller()
     if controller is None:
         yield
         return
-    with controller.limit(limits=requested() or 1, user_api="blas"):
+    setting = max(
+        (lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"), default=1
+    )
+    with controller.limit(limits=choose(setting), user_api="blas"):
         yield

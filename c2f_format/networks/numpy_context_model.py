@@ -20,6 +20,7 @@ Encoder and decoder run the same `code_level`; only the `read` callback differs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -178,8 +179,27 @@ def _scatter(
         return
     (_, even), (_, odd) = parities
     v = values.reshape(h // 2, 2, w // 2, len(channels))
-    x[0::2, even::2, channels] = v[:, 0]
-    x[1::2, odd::2, channels] = v[:, 1]
+    for into, part in _by_colour(tuple(channels)):  # strided slices, not a fancy index
+        x[0::2, even::2, into] = v[:, 0, :, part]
+        x[1::2, odd::2, into] = v[:, 1, :, part]
+
+
+@functools.cache
+def _by_colour(channels: tuple[int, ...]) -> list[tuple[slice | list[int], slice | list[int]]]:
+    """`channels` (3 * band + colour) as (channels, their places in the list) a colour
+    at a time, as slices where they are evenly spaced (LUMA, CHROMA: always)."""
+    out: list[tuple[slice | list[int], slice | list[int]]] = []
+    for colour in dict.fromkeys(c % 3 for c in channels):
+        places = [k for k, c in enumerate(channels) if c % 3 == colour]
+        chans = [channels[k] for k in places]
+        step = places[1] - places[0] if len(places) > 1 else 1
+        if chans == list(range(chans[0], chans[-1] + 1, 3)) and places == list(
+            range(places[0], places[-1] + 1, step)
+        ):
+            out.append((slice(chans[0], chans[-1] + 1, 3), slice(places[0], places[-1] + 1, step)))
+        else:
+            out.append((chans, places))
+    return out
 
 
 @dataclass(frozen=True)
@@ -237,8 +257,8 @@ def _evaluate(
     h, w = shared.size
     extras = None if f.extras is None else _padded_planes(f.extras)
     extras_range = value_range(f.extras, 9) if f.extras is not None else HIDDEN_MAX
-    scales = [_scale(layer) for layer in layers]
-    hidden = {k: _hidden_product(layer) for k, layer in enumerate(layers) if k}
+    scales = [_per_layer(layer)[0] for layer in layers]
+    hidden = {k: _per_layer(layer)[1] for k, layer in enumerate(layers) if k}
     out = np.zeros((h, w, layers[-1].matrix.shape[1]), dtype=np.int64)
     for py, px in parities:
         ni, nj = (h - py + 1) // 2, (w - px + 1) // 2
@@ -296,12 +316,13 @@ class LevelInput:
             lowest, highest = np.concatenate([lowest, c_low]), np.concatenate([highest, c_high])
         self.input_range = lowest, highest
         self.kept: dict[tuple[str, int, int], np.ndarray] = {}
+        self._first: dict[tuple[str, bool, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def prepare(self, nets: list[str], parities: list[tuple[int, int]]) -> None:
         """Keep the shared first-layer products of `nets` (those that take no anchor mask
         and those that do alike) at `parities`, if the level is small enough."""
         h, w = self.size
-        scales = [_scale(self.model.layers[f"{net}.a"]) for net in nets]
+        scales = [_per_layer(self.model.layers[f"{net}.a"])[0] for net in nets]
         known = [m for m in scales if m is not None]
         if h * w * HIDDEN * len(nets) > 2 * KEEP_VALUES or len(known) < len(nets):
             return  # a large level, or one requantised in int64: each pass makes its own
@@ -322,7 +343,13 @@ class LevelInput:
     def first_layer(self, net: str, mask: bool, py: int, px: int) -> tuple[np.ndarray, np.ndarray]:
         """The first layer's weights as the columns meet them at parity (py, px): on
         these shared channels (the 3 x 3 taps of low and ones, then the parent's 2 x 2),
-        and on the pass's extra channels (their 3 x 3 taps)."""
+        and on the pass's extra channels (their 3 x 3 taps). Made once a level."""
+        key = (net, mask, py, px)
+        if key not in self._first:
+            self._first[key] = self._first_layer(net, mask, py, px)
+        return self._first[key]
+
+    def _first_layer(self, net: str, mask: bool, py: int, px: int) -> tuple[np.ndarray, np.ndarray]:
         layer = self.model.layers[f"{net}.a"]
         weights = layer.matrix.reshape(3, 3, -1, layer.matrix.shape[1])
         c_coarse, c_const = 3, 12 + CARRY
@@ -463,17 +490,18 @@ def value_range(x: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
     ).astype(np.float64)
 
 
-_HIDDEN: dict[int, tuple[IntLayer, ExactProduct]] = {}
+_PER_LAYER: dict[int, tuple[IntLayer, np.ndarray | None, ExactProduct]] = {}
 
 
-def _hidden_product(layer: IntLayer) -> ExactProduct:
-    """The layer's product on hidden inputs, made once a layer."""
+def _per_layer(layer: IntLayer) -> tuple[np.ndarray | None, ExactProduct]:
+    """The layer's `_scale` and its product on hidden inputs, made once a layer."""
     key = id(layer)
-    if key not in _HIDDEN or _HIDDEN[key][0] is not layer:
-        if len(_HIDDEN) > 256:  # models come and go (training exports): keep it small
-            _HIDDEN.clear()
-        _HIDDEN[key] = (layer, ExactProduct(layer.matrix, HIDDEN_MAX, _scale(layer)))
-    return _HIDDEN[key][1]
+    if key not in _PER_LAYER or _PER_LAYER[key][0] is not layer:
+        if len(_PER_LAYER) > 256:  # models come and go (training exports): keep it small
+            _PER_LAYER.clear()
+        scale = _scale(layer)
+        _PER_LAYER[key] = (layer, scale, ExactProduct(layer.matrix, HIDDEN_MAX, scale))
+    return _PER_LAYER[key][1:]
 
 
 def _scale(layer: IntLayer) -> np.ndarray | None:

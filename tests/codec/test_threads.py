@@ -92,6 +92,33 @@ def test_cpu_threads_restores_after_an_error(monkeypatch: pytest.MonkeyPatch) ->
     assert torch.get_num_threads() == before
 
 
+def _blas() -> list[int]:
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("busy", [0, 1, 2])
+def test_the_blas_gets_the_idle_cores_up_to_its_setting(
+    monkeypatch: pytest.MonkeyPatch, busy: int
+) -> None:
+    """The NumPy coder's BLAS threads follow the same policy as torch's, at most the
+    BLAS's own setting, which is restored after."""
+    before = _blas()
+    if not before:
+        pytest.skip("no BLAS that threadpoolctl knows in this NumPy")
+    monkeypatch.setattr(threads, "busy_cores", lambda: busy)
+    monkeypatch.setattr(threads, "available_cores", lambda: 3)
+    monkeypatch.setattr(threads, "_machine_is_ours", lambda: True)
+    with threads.blas_threads():
+        assert _blas() == [max(1, min(max(before), 3 - busy))] * len(before)
+    assert _blas() == before
+    monkeypatch.setenv(threads.ENV, "3")
+    with threads.blas_threads():
+        assert _blas() == [3] * len(before)
+    assert _blas() == before
+
+
 def test_other_devices_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
     monkeypatch.setenv(threads.ENV, "1")
