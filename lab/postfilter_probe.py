@@ -1,6 +1,8 @@
 """Round 17's probe: how much would a small learned filter on the decoded image gain?
 
     python lab/postfilter_probe.py --crops 3000 --minutes 30 --width 16
+    python lab/postfilter_probe.py --minutes 40 --width 16 --lr 3e-4 \
+        --init lab/postfilter/postfilter-w16.pt --name w16-cont
 
 The shipped model's reconstruction is a CDF 9/7 wavelet synthesis: at low rates its
 errors are ringing and blur that a small convolutional filter, run by the decoder on the
@@ -41,10 +43,13 @@ def coded(pm: PyramidModel, img: np.ndarray, quality: int) -> tuple[np.ndarray, 
 
 
 class Filter(torch.nn.Module):
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, layers: int = 3) -> None:
         super().__init__()
         self.a = torch.nn.Conv2d(4, width, 3, padding=1)
         self.b = torch.nn.Conv2d(width, width, 3, padding=1)
+        self.more = torch.nn.ModuleList(
+            torch.nn.Conv2d(width, width, 3, padding=1) for _ in range(layers - 3)
+        )
         self.c = torch.nn.Conv2d(width, 3, 3, padding=1)
         torch.nn.init.zeros_(self.c.weight)  # starts as the identity: nothing lost
         assert self.c.bias is not None
@@ -54,6 +59,8 @@ class Filter(torch.nn.Module):
         s = logstep.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])
         h = torch.relu(self.a(torch.cat([x, s], 1)))
         h = torch.relu(self.b(h))
+        for layer in self.more:
+            h = torch.relu(layer(h))
         return x + self.c(h)
 
 
@@ -65,45 +72,39 @@ def logstep_of(u: int) -> float:
     return float(np.log2(step_size(u))) / 8 - 1
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--crops", type=int, default=3000)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--minutes", type=float, default=30)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--cache", default="runs/postfilter-data.npz")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    pm = newest_pyramid()
-    if not isinstance(pm, PyramidModel):
-        raise SystemExit("no wavelet model installed")
-    rng = np.random.default_rng(0)
-    cache = Path(args.cache)
+def training_crops(
+    pm: PyramidModel, cache: Path, count: int, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(originals, decoded, step codes) of `count` random crops of the training pack,
+    each coded at a random quality; kept in `cache` for the next arm."""
     if cache.exists():
         z = np.load(cache)
-        orig, dec, us = z["orig"], z["dec"], z["us"]
-    else:
-        files = sorted((ROOT / "runs" / "pack").glob("*"))
-        orig_l: list[np.ndarray] = []
-        dec_l: list[np.ndarray] = []
-        u_l: list[int] = []
-        t0 = time.time()
-        for k in range(args.crops):
-            im = np.asarray(Image.open(files[rng.integers(len(files))]).convert("RGB"))
-            c = args.crop
-            if min(im.shape[:2]) < c:
-                continue
-            y, x = rng.integers(im.shape[0] - c + 1), rng.integers(im.shape[1] - c + 1)
-            crop = np.ascontiguousarray(im[y : y + c, x : x + c])
-            out, u, _ = coded(pm, crop, int(rng.integers(1, 101)))
-            orig_l.append(crop)
-            dec_l.append(out)
-            u_l.append(u)
-            if k % 500 == 0:
-                print(f"coded {k} crops, {time.time() - t0:.0f} s", flush=True)
-        orig, dec, us = np.stack(orig_l), np.stack(dec_l), np.array(u_l)
-        np.savez(cache, orig=orig, dec=dec, us=us)
+        return z["orig"], z["dec"], z["us"]
+    files = sorted((ROOT / "runs" / "pack").glob("*"))
+    orig_l: list[np.ndarray] = []
+    dec_l: list[np.ndarray] = []
+    u_l: list[int] = []
+    t0 = time.time()
+    for k in range(count):
+        im = np.asarray(Image.open(files[rng.integers(len(files))]).convert("RGB"))
+        if min(im.shape[:2]) < size:
+            continue
+        y, x = rng.integers(im.shape[0] - size + 1), rng.integers(im.shape[1] - size + 1)
+        crop = np.ascontiguousarray(im[y : y + size, x : x + size])
+        out, u, _ = coded(pm, crop, int(rng.integers(1, 101)))
+        orig_l.append(crop)
+        dec_l.append(out)
+        u_l.append(u)
+        if k % 500 == 0:
+            print(f"coded {k} crops, {time.time() - t0:.0f} s", flush=True)
+    orig, dec, us = np.stack(orig_l), np.stack(dec_l), np.array(u_l)
+    np.savez(cache, orig=orig, dec=dec, us=us)
+    return orig, dec, us
+
+
+def validation_points(pm: PyramidModel) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """(original, decoded, step code, bits) of the middle 256^2 of every 5th CID22
+    validation image at each of QUALITIES."""
     val = []
     for path in sorted(VAL.glob("*.png"))[::5]:
         im = np.asarray(Image.open(path).convert("RGB"))
@@ -114,9 +115,34 @@ def main() -> None:
         for q in QUALITIES:
             out, u, bits = coded(pm, crop, q)
             val.append((crop, out, u, bits))
+    return val
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--crops", type=int, default=3000)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--cache", default="runs/postfilter-data.npz")
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--init", default="", help="a filter's state_dict to start from")
+    ap.add_argument("--name", default="", help="the saved filter's name (default: its width)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    pm = newest_pyramid()
+    if not isinstance(pm, PyramidModel):
+        raise SystemExit("no wavelet model installed")
+    rng = np.random.default_rng(0)
+    orig, dec, us = training_crops(pm, Path(args.cache), args.crops, args.crop, rng)
+    val = validation_points(pm)
     print(f"{len(orig)} training crops, {len(val)} validation points", flush=True)
-    net = Filter(args.width)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net = Filter(args.width, args.layers)
+    if args.init:
+        net.load_state_dict(torch.load(args.init))
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     t_orig, t_dec = to_t(orig), to_t(dec)
     t_s = torch.tensor([logstep_of(int(u)) for u in us])
 
@@ -158,7 +184,7 @@ def main() -> None:
             evaluate()
             next_eval += 5
     evaluate()
-    torch.save(net.state_dict(), f"runs/postfilter-w{args.width}.pt")
+    torch.save(net.state_dict(), f"runs/postfilter-{args.name or f'w{args.width}'}.pt")
 
 
 if __name__ == "__main__":
