@@ -25,9 +25,9 @@ from PIL import Image
 
 from c2f_format.codec import pyramid_coding as pc
 from c2f_format.codec.metrics import bd_rate
-from c2f_format.format.entropy import EntropyTables, encode, encode_passes
-from c2f_format.format.quantiser import dequantise, quantise, step_size
-from c2f_format.format.wavelet import LEVELS, pad_to_pyramid, pyramid, synthesis, to_pixels
+from c2f_format.format.entropy import EntropyTables, encode_passes
+from c2f_format.format.quantiser import dequantise, step_size
+from c2f_format.format.wavelet import LEVELS, synthesis, to_pixels
 from c2f_format.networks.numpy_context_model import (
     LUMA,
     ContextModel,
@@ -35,8 +35,6 @@ from c2f_format.networks.numpy_context_model import (
     anchors,
     code_level,
     dequantise_level,
-    ll_index,
-    ll_offset,
 )
 from c2f_format.networks.pyramid_weights import PyramidModel, newest_pyramid
 
@@ -86,14 +84,11 @@ def encode_searched(
     _, height, width = pixels.shape
     step = step_size(u)
     lam = K * float(step) ** 2
-    ll, details = pyramid(pad_to_pyramid(pixels))
-    q_ll = quantise(ll, step, 0)
-    units = [encode(q_ll - ll_offset(model, step), ll_index(model, u, ll.shape[1:]), tables)]
-    low = q_ll * step
+    unit, low, details = pc.start_pyramid(pixels, u, model, tables)
+    units = [unit]
     parent: LevelResult | None = None
     for level in range(LEVELS, 0, -1):
-        c = details[level - 1]
-        c9 = c.reshape(9, *c.shape[2:]).transpose(1, 2, 0).astype(np.float64)
+        c9 = details[level - 1].astype(np.float64)
         passes: Passes = []
         chooser = pc._RateDistortion(c9, step, K, model.offsets, tables)
         res = code_level(model, level, low, parent, u, chooser.writer(passes))

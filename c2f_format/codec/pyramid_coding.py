@@ -57,14 +57,11 @@ def _encode_pyramid(
 ) -> tuple[list[bytes], np.ndarray]:
     _, height, width = pixels.shape
     step = step_size(u)
-    ll, details = pyramid(pad_to_pyramid(pixels))
-    q_ll = quantise(ll, step, 0)
-    units = [encode(q_ll - ll_offset(model, step), ll_index(model, u, ll.shape[1:]), tables)]
-    low = q_ll * step
+    unit, low, details = start_pyramid(pixels, u, model, tables)
+    units = [unit]
     parent: LevelResult | None = None
     for level in range(LEVELS, 0, -1):
-        c = details[level - 1]  # [3, 3, h, w]
-        c9 = c.reshape(9, *c.shape[2:]).transpose(1, 2, 0)
+        c9 = details[level - 1]
         passes: list[tuple[np.ndarray, np.ndarray]] = []
         k = rdo[level - 1] if isinstance(rdo, tuple) else rdo
         if k > 0:
@@ -76,6 +73,20 @@ def _encode_pyramid(
         units.append(encode_passes(passes, tables))
         low = synthesis(low, dequantise_level(model, parent, step))
     return units, to_pixels(low)[:, :height, :width]
+
+
+def start_pyramid(
+    pixels: np.ndarray, u: int, model: ContextModel, tables: EntropyTables
+) -> tuple[bytes, np.ndarray, list[np.ndarray]]:
+    """What every encoder of the pyramid starts from: (the 1/64 low-pass's coded unit,
+    the low-pass as the decoder rebuilds it, each level's coefficients `[h, w, 9]`,
+    finest first)."""
+    step = step_size(u)
+    ll, details = pyramid(pad_to_pyramid(pixels))
+    q_ll = quantise(ll, step, 0)
+    unit = encode(q_ll - ll_offset(model, step), ll_index(model, u, ll.shape[1:]), tables)
+    levels = [c.reshape(9, *c.shape[2:]).transpose(1, 2, 0) for c in details]  # [3, 3, h, w]
+    return unit, q_ll * step, levels
 
 
 def decode_pyramid(
